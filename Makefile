@@ -1,0 +1,35 @@
+# The README's commands. `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A pinned torch first: here it resolves to a local CPU build; unpinned, pip would pull a
+# multi-GB CUDA build. Override on a GPU machine, e.g. `make TORCH=torch test`.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/privsynth demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m "slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check privsynth tests
+	$(VENV)/bin/ruff format --check privsynth tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

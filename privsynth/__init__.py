@@ -1,0 +1,50 @@
+"""privsynth: differentially private synthetic tables, a persistent privacy-budget ledger and
+signed audit reports.
+
+Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the budget types
+(:class:`Budget`, :class:`Ledger` and the privacy events) and the error hierarchy.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from privsynth.budget import Budget, Ledger
+from privsynth.budget.accounting import ZCDP, ApproxDP, PureDP, SubsampledGaussian
+from privsynth.domain import Encoder, discover_domains, plan_discovery
+from privsynth.errors import (
+    BudgetExceeded,
+    ConfigError,
+    DataError,
+    LedgerCorrupt,
+    LedgerError,
+    PrivsynthError,
+    SchemaError,
+    SignatureError,
+)
+from privsynth.schema import Column, Schema
+
+try:
+    __version__ = version("privsynth")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ApproxDP",
+    "Budget",
+    "BudgetExceeded",
+    "Column",
+    "ConfigError",
+    "DataError",
+    "Encoder",
+    "Ledger",
+    "LedgerCorrupt",
+    "LedgerError",
+    "PrivsynthError",
+    "PureDP",
+    "SchemaError",
+    "SignatureError",
+    "SubsampledGaussian",
+    "ZCDP",
+    "__version__",
+    "discover_domains",
+    "plan_discovery",
+]

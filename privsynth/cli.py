@@ -1,0 +1,195 @@
+"""The ``privsynth`` command.
+
+Every error a user can cause is a :class:`~privsynth.errors.PrivsynthError`: it is printed as
+one line, ``error: <message>``, and the process exits with the error's code (see
+``docs/cli.md``). ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from privsynth import __version__
+from privsynth.cli_ledger import ledger_group
+from privsynth.errors import ConfigError, PrivsynthError
+from privsynth.io import read_table
+from privsynth.schema import Schema
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+log = logging.getLogger("privsynth")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="privsynth")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Differentially private synthetic data with a budget ledger and signed audits."""
+    ctx.obj = {"debug": debug}
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+# --------------------------------------------------------------------- schema
+@cli.group("schema")
+def schema_group() -> None:
+    """Draft and check schemas."""
+
+
+@schema_group.command("draft")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the schema here (default: print it).")
+@click.option("--bins", default=32, show_default=True, help="Bins for numeric columns.")
+def schema_draft(data: Path, output: Path | None, bins: int) -> None:
+    """Draft a schema from DATA. Every domain read from the data is marked "source": "data";
+    review it before any release."""
+    schema = Schema.draft(read_table(data), bins=bins)
+    for col in schema.columns:
+        if col.kind == "identifier":
+            click.echo(f"note: {col.name}: {col.note}", err=True)
+    n_data = len(schema.data_dependent_columns())
+    click.echo(
+        f"note: {n_data} domain(s) were read from the data (source: data); declare the public "
+        "ones and delete the rest so they are learned with DP",
+        err=True,
+    )
+    if output is None:
+        click.echo(schema.to_json(), nl=False)
+    else:
+        schema.save(output)
+        click.echo(f"wrote {output}", err=True)
+
+
+@schema_group.command("check")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("schema_path", metavar="SCHEMA", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--on-unknown", type=click.Choice(["error", "missing"]), default="error",
+              show_default=True, help="What to do with values outside declared categories.")
+@click.option("--unsafe-data-domain", is_flag=True,
+              help="Accept domains read from the data (recorded as a DP caveat).")
+def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_domain: bool) -> None:
+    """Check DATA against SCHEMA and say whether it is ready for a release."""
+    schema = Schema.load(schema_path)
+    _, report = schema.validate(read_table(data), on_unknown=on_unknown)
+    for line in report.lines():
+        click.echo(f"note: {line}")
+    for caveat in schema.release_caveats(allow_data_dependent_domain=unsafe_data_domain):
+        click.echo(caveat)
+    undeclared = schema.undeclared_columns()
+    if undeclared:
+        click.echo(f"domains to be learned with DP (charged): {', '.join(undeclared)}")
+    click.echo(f"ok: the data fits {schema_path} ({len(schema.synthesised)} columns to synthesise)")
+
+
+# -------------------------------------------------------------------- release
+@cli.command("release")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--schema", "schema_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The reviewed schema.")
+@click.option("--generator", type=click.Choice(["mst", "aim"], case_sensitive=False),
+              default="mst", show_default=True)
+@click.option("--epsilon", type=float, required=True, help="This release's epsilon.")
+@click.option("--delta", type=float, default=1e-9, show_default=True,
+              help="This release's delta (choose it without looking at the data).")
+@click.option("--ledger", "ledger_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The budget ledger file.")
+@click.option("--dataset-id", help="The dataset's id in the ledger (default: DATA's file stem).")
+@click.option("--cap-epsilon", type=float,
+              help="Total epsilon cap, needed the first time a dataset enters the ledger.")
+@click.option("--cap-delta", type=float, default=1e-6, show_default=True,
+              help="Total delta of the cap (with --cap-epsilon).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The release folder to create.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True)
+@click.option("--rows", type=int, help="Rows to synthesise (default: the DP row estimate).")
+@click.option("--seed", type=int, help="Seed for sampling (post-processing only).")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--unsafe-data-domain", is_flag=True,
+              help="Accept domains read from the data (recorded as a DP caveat).")
+def release_cmd(data: Path, schema_path: Path, generator: str, epsilon: float, delta: float,
+                ledger_path: Path, dataset_id: str | None, cap_epsilon: float | None,
+                cap_delta: float, out: Path, fmt: str, rows: int | None, seed: int | None,
+                force: bool, unsafe_data_domain: bool) -> None:
+    """Fit a DP generator on DATA, charge the ledger, and write a synthetic table to --out."""
+    from privsynth.budget import Budget, Ledger
+    from privsynth.release import release
+
+    schema = Schema.load(schema_path)
+    df = read_table(data)
+    cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
+    dataset = dataset_id or data.name.split(".")[0]
+    with Ledger.open(ledger_path, dataset_id=dataset, cap=cap) as ledger:
+        result = release(df, schema, out=out, ledger=ledger, generator=generator,
+                         epsilon=epsilon, delta=delta, rows=rows, fmt=fmt, seed=seed,
+                         force=force, allow_data_dependent_domain=unsafe_data_domain)
+        remaining = ledger.remaining()
+    click.echo(f"released {result.rows} synthetic rows to {result.out} "
+               f"({generator.upper()}, epsilon={epsilon:g}, delta={delta:g}); "
+               f"ledger {dataset!r}: remaining epsilon {remaining.epsilon:.4g}")
+
+
+# ----------------------------------------------------------------------- demo
+@cli.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
+              show_default=True, help="Folder for the demo's files (its ledger is recreated).")
+def demo(out: Path) -> None:
+    """Walk through privsynth on the bundled UCI Adult sample."""
+    from privsynth.demo import MARKER, run_demo
+
+    if out.exists():
+        if not (out / MARKER).exists():
+            raise ConfigError(
+                f"--out {out} exists and is not a privsynth demo folder; choose another path"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).touch()
+    run_demo(out)
+
+
+cli.add_command(ledger_group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, mapping errors to one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        rc = cli.main(args=args, prog_name="privsynth", standalone_mode=False)
+    except PrivsynthError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: say so in one line unless debugging
+        if debug:
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+            "traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

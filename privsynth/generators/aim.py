@@ -1,0 +1,187 @@
+"""AIM: an adaptive, iterative, workload-aware mechanism (McKenna, Mullins, Sheldon & Miklau
+2022, arXiv 2201.12677).
+
+As in the paper, with zCDP budget rho:
+
+1. measure every 1-way marginal with Gaussian noise of scale sigma, where
+   sigma = sqrt(T / (2 * 0.9 * rho)) and T = 16 d is a budget for rounds (not a round count);
+2. repeat until the budget is spent: choose a candidate clique (any subset of a workload
+   clique whose model would stay within the size limit, which grows with the budget used)
+   by the exponential mechanism with rho_sel = eps^2/8, eps = sqrt(8 * 0.1 * rho / T), scored
+   by weight * (L1 error of the current model on it - the error noise alone would cause);
+   measure it with sigma; re-estimate the model (warm start); if the model barely moved on
+   that clique, halve sigma and double eps (the next rounds buy more accuracy);
+3. the last round spends exactly what is left; sample from the model.
+
+Scores: adding or removing one row changes ||M_r(data) - model_r||_1 by at most 1, so a score
+weighted by w_r has sensitivity w_r and the selection uses sensitivity max_r w_r.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import ClassVar
+
+import numpy as np
+
+from privsynth import mechanisms
+from privsynth.budget.accounting import PrivacyEvent
+from privsynth.errors import ConfigError
+from privsynth.generators.base import MarginalGenerator
+from privsynth.inference import junction_tree as jt
+from privsynth.inference.estimate import Measurement, estimate
+from privsynth.inference.model import GraphicalModel
+from privsynth.marginals import marginal
+
+ALPHA = 0.9  # share of each round's budget spent on measuring (the rest on selecting)
+ROUNDS_PER_COLUMN = 16
+BYTES_PER_CELL = 8
+
+
+class AIM(MarginalGenerator):
+    """Differentially private synthetic data by the AIM mechanism.
+
+    Parameters
+    ----------
+    epsilon, delta, discovery_share, allow_data_dependent_domain, device
+        As for :class:`~privsynth.generators.mst.MST`.
+    degree
+        The workload: all marginals on ``degree`` columns (2 or 3), equally weighted.
+    max_model_size
+        Megabytes the graphical model may reach (it grows with the budget used).
+    iters
+        Belief-propagation calls for the final estimate.
+    round_iters
+        Belief-propagation calls for each warm-started estimate between rounds.
+    """
+
+    name: ClassVar[str] = "AIM"
+
+    def __init__(
+        self,
+        epsilon: float = 1.0,
+        delta: float = 1e-9,
+        *,
+        degree: int = 2,
+        max_model_size: float = 80.0,
+        round_iters: int = 50,
+        **kwargs,
+    ) -> None:
+        super().__init__(epsilon, delta, **kwargs)
+        self.degree = degree
+        self.max_model_size = max_model_size
+        self.round_iters = round_iters
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.degree not in (2, 3):
+            raise ConfigError(f"degree ({self.degree!r}) must be 2 or 3")
+        if not self.max_model_size > 0:
+            raise ConfigError(f"max_model_size ({self.max_model_size!r}) must be > 0 (MB)")
+        if int(self.round_iters) != self.round_iters or self.round_iters < 1:
+            raise ConfigError(f"round_iters ({self.round_iters!r}) must be a positive integer")
+
+    def _params(self) -> dict:
+        return {**super()._params(), "degree": self.degree,
+                "max_model_size": self.max_model_size, "round_iters": self.round_iters}
+
+    def _fit_codes(self, codes: np.ndarray, shape: dict[str, int], rho: float) -> list[PrivacyEvent]:
+        names = list(shape)
+        d = len(names)
+        col = {a: j for j, a in enumerate(names)}
+
+        def true_marginal(clique: tuple[str, ...]) -> np.ndarray:
+            return marginal(codes, [col[a] for a in clique], [shape[a] for a in clique])
+
+        candidates = _candidates(names, min(self.degree, d))
+        rounds = ROUNDS_PER_COLUMN * d
+        sigma = np.sqrt(rounds / (2 * ALPHA * rho))
+        eps = np.sqrt(8 * (1 - ALPHA) * rho / rounds)
+        charges: list[PrivacyEvent] = []
+        measurements: list[Measurement] = []
+
+        def measure(clique: tuple[str, ...], sigma: float) -> None:
+            y, c = mechanisms.gaussian_counts(true_marginal(clique), 1 / (2 * sigma**2))
+            measurements.append(Measurement(clique, y.astype(np.float64), float(sigma)))
+            charges.append(c)
+
+        used = 0.0
+        for a in names:
+            measure((a,), sigma)
+            used += 1 / (2 * sigma**2)
+        model = estimate(measurements, shape, iters=self.round_iters, device=self.device)
+        truth_cache: dict[tuple[str, ...], np.ndarray] = {}
+        limit_bytes = self.max_model_size * 2**20
+        last = False
+        while not last and used < rho:
+            round_cost = 1 / (2 * sigma**2) + eps**2 / 8
+            if rho - used < 2 * round_cost:  # spend what is left in one final round
+                remaining = rho - used
+                sigma = np.sqrt(1 / (2 * ALPHA * remaining))
+                eps = np.sqrt(8 * (1 - ALPHA) * remaining)
+                last = True
+            used += 1 / (2 * sigma**2) + eps**2 / 8
+            size_cap = limit_bytes * used / rho
+            small = [c for c in candidates
+                     if _model_bytes(model.cliques, c, shape) <= size_cap]
+            if not small:
+                small = [c for c in candidates if len(c) == 1]
+            est = model.marginals(small)
+            weights = np.array([candidates[c] for c in small])
+            errors = []
+            for c, e in zip(small, est, strict=True):
+                if c not in truth_cache:
+                    truth_cache[c] = true_marginal(c)
+                n_cells = jt.cells(c, shape)
+                errors.append(np.abs(truth_cache[c] - e).sum() - np.sqrt(2 / np.pi) * sigma * n_cells)
+            scores = weights * np.asarray(errors)
+            pick, c_sel = mechanisms.select_max(scores, sensitivity=float(weights.max()),
+                                                rho=eps**2 / 8)
+            charges.append(c_sel)
+            clique = small[pick]
+            before = model.marginal(clique)
+            measure(clique, sigma)
+            model = estimate(measurements, shape, iters=self.round_iters, warm_start=model,
+                             device=self.device)
+            after = model.marginal(clique)
+            if np.abs(after - before).sum() <= np.sqrt(2 / np.pi) * sigma * jt.cells(clique, shape):
+                sigma, eps = sigma / 2, eps * 2
+        self.measurements_ = measurements
+        self.model_ = estimate(measurements, shape, iters=self.iters, warm_start=model,
+                               device=self.device)
+        return charges
+
+    def _sample_codes(self, n, rng, conditions):
+        return self.model_.sample(n, rng, conditions)
+
+    def _estimated_rows(self) -> int:
+        return max(0, int(round(self.model_.total)))
+
+    def _state(self) -> dict:
+        return {"model": self.model_.to_dict(),
+                "measurements": [m.to_dict() for m in self.measurements_]}
+
+    def _load_state(self, state: dict) -> None:
+        self.model_ = GraphicalModel.from_dict(state["model"], device=self.device)
+        self.measurements_ = [Measurement.from_dict(m) for m in state["measurements"]]
+
+
+def _candidates(names: list[str], degree: int) -> dict[tuple[str, ...], float]:
+    """Every subset of a workload clique, weighted by its overlap with the workload:
+    w_r = sum over workload cliques q of |r & q| (the paper's weighting)."""
+    workload = list(itertools.combinations(names, degree))
+    out: dict[tuple[str, ...], float] = {}
+    for q in workload:
+        for k in range(1, degree + 1):
+            for r in itertools.combinations(q, k):
+                out[r] = 0.0
+    for r in out:
+        out[r] = float(sum(len(set(r) & set(q)) for q in workload))
+    return out
+
+
+def _model_bytes(cliques: list[tuple[str, ...]], extra: tuple[str, ...], shape: dict) -> float:
+    """Memory of the junction tree the model would have with ``extra`` added."""
+    if any(set(extra) <= set(c) for c in cliques):
+        return jt.build(cliques, shape).size(shape) * BYTES_PER_CELL
+    return jt.build([*cliques, extra], shape).size(shape) * BYTES_PER_CELL

@@ -1,0 +1,343 @@
+"""The generator protocol, and the fit flow every marginal-based generator shares.
+
+The flow (see DESIGN.md, "Reserve before reading"):
+
+1. refuse data-dependent domains unless opted in (schema only);
+2. plan the whole charge from parameters and schema, and check it against the ledger;
+3. validate the data against the schema (the custodian sees errors; nothing is released);
+4. reserve the charge in the ledger -- from here on it counts as spent;
+5. learn undeclared domains with DP, encode, run the mechanism (subclass), check that what
+   the mechanisms charged is within the reservation, commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from privsynth.budget.accounting import (
+    ZCDP,
+    PrivacyEvent,
+    epsilon_spent,
+    event_from_dict,
+    event_to_dict,
+)
+from privsynth.domain import Encoder, discover_domains, plan_discovery
+from privsynth.errors import ConfigError, PrivsynthError
+from privsynth.schema import CATEGORICAL_KINDS, Schema
+
+log = logging.getLogger("privsynth.generators")
+
+FORMAT_VERSION = 1
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What every privsynth generator offers (scikit-learn style)."""
+
+    epsilon: float
+    delta: float
+
+    def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self: ...
+
+    def sample(self, n: int | None = None, *, seed: int | None = None) -> pd.DataFrame: ...
+
+    def privacy_spec(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class Budgeting:
+    """How a generator's (epsilon, delta) is split: domain discovery, then zCDP for the rest."""
+
+    discovery_epsilon: float
+    discovery_delta: float
+    rho: float
+
+
+def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: float) -> Budgeting:
+    """Give ``discovery_share`` of epsilon (and of delta) to learning undeclared domains, and
+    the largest zCDP rho such that discovery + ZCDP(rho) composes to at most (epsilon, delta).
+
+    The composition is the ledger's accountant, so what is planned is what will be charged.
+    """
+    if not schema.undeclared_columns():
+        disc_eps, disc_delta = 0.0, 0.0
+    else:
+        disc_eps, disc_delta = epsilon * discovery_share, delta * discovery_share
+    discovery = plan_discovery(schema, epsilon=disc_eps, delta=disc_delta) if disc_eps else []
+    lo, hi = 0.0, float(epsilon)
+    if epsilon_spent([*discovery, ZCDP(1e-12)], delta) > epsilon:
+        raise ConfigError(
+            f"epsilon ({epsilon}) is too small to learn the undeclared domains "
+            f"({', '.join(schema.undeclared_columns())}) and fit a model; declare them or raise "
+            "epsilon"
+        )
+    while epsilon_spent([*discovery, ZCDP(hi)], delta) <= epsilon:
+        lo, hi = hi, hi * 2
+    for _ in range(100):  # bisection on rho against the accountant
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        if epsilon_spent([*discovery, ZCDP(mid)], delta) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+    return Budgeting(disc_eps, disc_delta, lo)
+
+
+class MarginalGenerator(ABC):
+    """Shared fit/sample/save flow of the marginal-based generators (MST, AIM).
+
+    Subclasses implement :meth:`_fit_codes` (the mechanism, on encoded data, spending at most
+    ``rho`` through :mod:`privsynth.mechanisms`) and :meth:`_sample_codes`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        epsilon: float = 1.0,
+        delta: float = 1e-9,
+        *,
+        discovery_share: float = 0.1,
+        allow_data_dependent_domain: bool = False,
+        device: str = "auto",
+        iters: int = 1000,
+    ) -> None:
+        self.epsilon = epsilon
+        self.delta = delta
+        self.discovery_share = discovery_share
+        self.allow_data_dependent_domain = allow_data_dependent_domain
+        self.device = device
+        self.iters = iters
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon < float("inf")):
+            raise ConfigError(f"epsilon ({self.epsilon!r}) must be a finite number > 0")
+        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
+            raise ConfigError(
+                f"delta ({self.delta!r}) must be in (0, 1); choose it without looking at the "
+                "row count (e.g. 1e-9), never as 1/n of the private data"
+            )
+        if not 0 < self.discovery_share < 1:
+            raise ConfigError(f"discovery_share ({self.discovery_share!r}) must be in (0, 1)")
+        if int(self.iters) != self.iters or self.iters < 1:
+            raise ConfigError(f"iters ({self.iters!r}) must be a positive integer")
+
+    def plan(self, schema: Schema) -> list[PrivacyEvent]:
+        """Every charge :meth:`fit` will make on ``schema``, computed without data."""
+        self._check_params()
+        b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
+        discovery = (
+            plan_discovery(schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta)
+            if b.discovery_epsilon
+            else []
+        )
+        return [*discovery, ZCDP(b.rho)]
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self:
+        """Fit on ``data`` under ``schema``, charging ``ledger`` (if given) before any DP step.
+
+        Raises
+        ------
+        SchemaError
+            Data-dependent domains without the opt-in, or a schema that does not fit the data.
+        BudgetExceeded
+            The ledger cannot afford :meth:`plan` (raised before the data is read).
+        DataError
+            Values that break the schema.
+        """
+        caveats = schema.release_caveats(
+            allow_data_dependent_domain=self.allow_data_dependent_domain
+        )
+        planned = self.plan(schema)
+        if ledger is not None:
+            ledger.check(planned)  # refuses before the data is touched
+        clean, _ = schema.validate(data)
+        reservation = (
+            ledger.reserve(planned, purpose=f"{self.name} fit", metadata=self._params())
+            if ledger is not None
+            else None
+        )
+        b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
+        spent: list[PrivacyEvent] = []
+        learned = schema
+        if schema.undeclared_columns():
+            learned, spent = discover_domains(
+                clean, schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta
+            )
+            clean, _ = learned.validate(data)  # values too rare to learn become "(other)"
+        encoder = Encoder(learned)
+        spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho)
+        self._check_within(spent, planned)
+        self.schema_ = learned
+        self.encoder_ = encoder
+        self.caveats_ = caveats
+        self.charges_ = spent
+        self.planned_ = planned
+        if reservation is not None:
+            reservation.commit(metadata={"charges": len(spent)})
+            self.ledger_entry_ = {"reservation": reservation.id, "head": ledger.head()}
+        return self
+
+    @staticmethod
+    def _check_within(spent: list[PrivacyEvent], planned: list[PrivacyEvent]) -> None:
+        """Mechanisms may charge a hair less than planned (OpenDP rounds scales up), never more."""
+        rho_spent = sum(e.rho for e in spent if isinstance(e, ZCDP))
+        rho_planned = sum(e.rho for e in planned if isinstance(e, ZCDP))
+        others_spent = [e for e in spent if not isinstance(e, ZCDP)]
+        others_planned = [e for e in planned if not isinstance(e, ZCDP)]
+        ok = rho_spent <= rho_planned * (1 + 1e-9) and len(others_spent) == len(others_planned)
+        ok = ok and all(
+            getattr(s, "epsilon", 0) <= getattr(p, "epsilon", 0) * (1 + 1e-9)
+            and getattr(s, "delta", 0) <= getattr(p, "delta", 0) * (1 + 1e-9)
+            for s, p in zip(others_spent, others_planned, strict=True)
+        )
+        if not ok:
+            raise PrivsynthError(
+                f"internal accounting error: mechanisms charged {spent}, more than the planned "
+                f"{planned}; nothing was released. Please report this."
+            )
+
+    @abstractmethod
+    def _fit_codes(self, codes: np.ndarray, shape: dict[str, int], rho: float) -> list[PrivacyEvent]:
+        """Run the mechanism on encoded rows; return the charges of every noisy step."""
+
+    @abstractmethod
+    def _sample_codes(
+        self, n: int, rng: np.random.Generator, conditions: dict[str, list[int]]
+    ) -> np.ndarray:
+        """``n`` rows of codes in the encoder's column order."""
+
+    @abstractmethod
+    def _estimated_rows(self) -> int:
+        """The DP estimate of the number of rows (post-processing of noisy counts)."""
+
+    # ------------------------------------------------------------------ sample
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "encoder_"):
+            raise ConfigError(f"this {self.name} is not fitted yet; call fit(data, schema) first")
+
+    def sample(
+        self,
+        n: int | None = None,
+        *,
+        seed: int | np.random.Generator | None = None,
+        conditions: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Draw ``n`` synthetic rows (default: the DP estimate of the row count).
+
+        ``conditions`` maps a categorical column to a value (or list of values): rows are drawn
+        from the model conditioned on it, e.g. ``{"income": ">50K"}`` to oversample a rare
+        class. Sampling is post-processing: it costs no privacy budget.
+        """
+        self._check_fitted()
+        if n is None:
+            n = self._estimated_rows()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ConfigError(f"n ({n!r}) must be a non-negative integer")
+        rng = np.random.default_rng(seed)
+        codes = self._sample_codes(int(n), rng, self._condition_codes(conditions or {}))
+        return self.encoder_.decode(codes, seed=rng)
+
+    def _condition_codes(self, conditions: dict[str, Any]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for name, wanted in conditions.items():
+            col = self.schema_[name]
+            if col.kind not in CATEGORICAL_KINDS:
+                raise ConfigError(
+                    f"conditions: column {name!r} is {col.kind}; condition on categorical columns"
+                )
+            values = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
+            codes = []
+            for v in values:
+                if str(v) not in col.categories:
+                    raise ConfigError(
+                        f"conditions: {v!r} is not a category of {name!r} ({list(col.categories)})"
+                    )
+                codes.append(col.categories.index(str(v)))
+            out[name] = codes
+        return out
+
+    # ------------------------------------------------------------------ report
+    def _params(self) -> dict:
+        return {"generator": self.name, "epsilon": self.epsilon, "delta": self.delta,
+                "discovery_share": self.discovery_share, "iters": self.iters}
+
+    def privacy_spec(self) -> dict:
+        """The DP statement of this fit: parameters, every planned and spent charge, caveats."""
+        self._check_fitted()
+        return {
+            "generator": self.name,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "neighbouring_relation": "add/remove one row",
+            "unit_of_privacy": self.schema_.unit_of_privacy,
+            "definition": "approximate DP via zCDP (mechanisms) composed by the ledger accountant",
+            "noise": "OpenDP 0.16 samplers (discrete Gaussian, Laplace, report-noisy-max)",
+            "planned_charges": [event_to_dict(e) for e in self.planned_],
+            "charges": [event_to_dict(e) for e in self.charges_],
+            "epsilon_spent": epsilon_spent(self.charges_, self.delta),
+            "caveats": list(self.caveats_),
+        }
+
+    # ------------------------------------------------------------- persistence
+    def _state(self) -> dict:
+        """Subclass state for :meth:`save` (JSON-ready)."""
+        raise NotImplementedError
+
+    def _load_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model as reviewable JSON (no pickle): schema, noisy measurements,
+        model structure and potentials, privacy spec, versions."""
+        from privsynth import __version__
+        from privsynth.io import atomic_write_text
+
+        self._check_fitted()
+        doc = {
+            "format": "privsynth-model",
+            "format_version": FORMAT_VERSION,
+            "privsynth_version": __version__,
+            "params": self._params(),
+            "schema": self.schema_.to_dict(),
+            "caveats": self.caveats_,
+            "planned_charges": [event_to_dict(e) for e in self.planned_],
+            "charges": [event_to_dict(e) for e in self.charges_],
+            "state": self._state(),
+        }
+        atomic_write_text(path, json.dumps(doc, separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto") -> Self:
+        """Read a model written by :meth:`save`; refuses other formats and generators."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read model file {path}: {exc}") from exc
+        if doc.get("format") != "privsynth-model" or doc.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(
+                f"{path} is not a privsynth model of format version {FORMAT_VERSION} "
+                f"(found {doc.get('format')!r} {doc.get('format_version')!r})"
+            )
+        params = dict(doc["params"])
+        if params.pop("generator") != cls.name:
+            raise ConfigError(f"{path} holds a {doc['params']['generator']} model, not {cls.name}")
+        self = cls(**params, device=device)
+        self.schema_ = Schema.from_dict(doc["schema"])
+        self.encoder_ = Encoder(self.schema_)
+        self.caveats_ = list(doc["caveats"])
+        self.planned_ = [event_from_dict(e) for e in doc["planned_charges"]]
+        self.charges_ = [event_from_dict(e) for e in doc["charges"]]
+        self._load_state(doc["state"])
+        return self

@@ -1,0 +1,261 @@
+"""A graphical model over a finite domain: log-potentials on cliques, exact marginals by belief
+propagation on a junction tree, and sampling.
+
+Pure post-processing: the model is built from noisy measurements and never sees data.
+Tensors are laid out with axes in domain order (see :func:`junction_tree.canonical`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from privsynth.inference import junction_tree as jt
+from privsynth.inference.junction_tree import Clique, JunctionTree
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when present, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class GraphicalModel:
+    """Log-linear model ``log p(x) = sum_c theta_c(x_c) - log Z`` over measured cliques.
+
+    Parameters
+    ----------
+    domain
+        Attribute -> number of codes, in axis order.
+    cliques
+        The cliques that carry potentials (each in domain order).
+    total
+        Estimated number of rows (a DP estimate: post-processing of noisy counts).
+    """
+
+    def __init__(
+        self,
+        domain: Mapping[str, int],
+        cliques: Sequence[Sequence[str]],
+        total: float,
+        *,
+        device: str | torch.device = "auto",
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        self.domain = dict(domain)
+        self.cliques: list[Clique] = list(
+            dict.fromkeys(jt.canonical(c, self.domain) for c in cliques)
+        )
+        self.total = float(total)
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.tree: JunctionTree = jt.build(self.cliques, self.domain)
+        self._home = [self.tree.home(c) for c in self.cliques]
+        self.theta: list[torch.Tensor] = [
+            torch.zeros(self._shape(c), device=self.device, dtype=dtype) for c in self.cliques
+        ]
+
+    # ------------------------------------------------------------------ tensors
+    # Every potential, message and belief carries one leading batch axis: size 1, or one
+    # slice per value of a clamped attribute (see marginals()).
+    def _shape(self, clique: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self.domain[a] for a in clique)
+
+    def _expand(self, t: torch.Tensor, sub: Clique, sup: Clique) -> torch.Tensor:
+        """View batched ``t`` over ``sub`` broadcastable over ``sup`` (both in domain order)."""
+        return t.reshape([t.shape[0]] + [self.domain[a] if a in sub else 1 for a in sup])
+
+    @staticmethod
+    def _reduce_dims(sup: Clique, keep: Sequence[str]) -> list[int]:
+        return [i + 1 for i, a in enumerate(sup) if a not in keep]
+
+    @staticmethod
+    def _lse(t: torch.Tensor, dims: list[int]) -> torch.Tensor:
+        return torch.logsumexp(t, dim=dims) if dims else t
+
+    @staticmethod
+    def _normalise(t: torch.Tensor) -> torch.Tensor:
+        z = torch.logsumexp(t.reshape(t.shape[0], -1), dim=1)
+        return t - z.reshape([-1] + [1] * (t.dim() - 1))
+
+    # ------------------------------------------------------------------ inference
+    def _potentials(self, evidence: Mapping[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Junction-tree log-potentials; ``evidence`` maps an attribute to log-masks of shape
+        (batch, codes)."""
+        psi = [
+            torch.zeros((1, *self._shape(c)), device=self.device, dtype=self.dtype)
+            for c in self.tree.cliques
+        ]
+        for c, home, th in zip(self.cliques, self._home, self.theta, strict=True):
+            psi[home] = psi[home] + self._expand(th.unsqueeze(0), c, self.tree.cliques[home])
+        for attr, log_mask in (evidence or {}).items():
+            home = self.tree.home((attr,))
+            psi[home] = psi[home] + self._expand(log_mask, (attr,), self.tree.cliques[home])
+        return psi
+
+    def beliefs(self, evidence: Mapping[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Normalised log-marginals of every junction-tree clique (two-pass sum-product)."""
+        t = self.tree
+        psi = self._potentials(evidence)
+        up: dict[int, torch.Tensor] = {}  # message child -> parent, over the separator
+        for i in reversed(t.order[1:]):
+            b = psi[i]
+            for ch in t.children(i):
+                b = b + self._expand(up[ch], t.separator[ch], t.cliques[i])
+            up[i] = self._lse(b, self._reduce_dims(t.cliques[i], t.separator[i]))
+        down: dict[int, torch.Tensor] = {}  # message parent -> child
+        beliefs: list[torch.Tensor] = [psi[0]] * len(t.cliques)
+        for i in t.order:
+            b = psi[i]
+            if t.parent[i] >= 0:
+                b = b + self._expand(down[i], t.separator[i], t.cliques[i])
+            kids = t.children(i)
+            incoming = [self._expand(up[ch], t.separator[ch], t.cliques[i]) for ch in kids]
+            full = b + sum(incoming) if incoming else b
+            beliefs[i] = self._normalise(full)
+            for k, ch in enumerate(kids):
+                msg = full - incoming[k]  # everything except what the child sent
+                down[ch] = self._lse(msg, self._reduce_dims(t.cliques[i], t.separator[ch]))
+        return beliefs
+
+    def project(self, beliefs: Sequence[torch.Tensor], clique: Sequence[str]) -> torch.Tensor:
+        """Probabilities over ``clique`` (domain order) from calibrated (unbatched) beliefs."""
+        c = jt.canonical(clique, self.domain)
+        home = self.tree.home(c)
+        return self._lse(beliefs[home], self._reduce_dims(self.tree.cliques[home], c))[0].exp()
+
+    def marginal(self, clique: Sequence[str]) -> np.ndarray:
+        """Estimated counts over ``clique`` (domain order), flat, scaled to ``total``."""
+        return self.marginals([clique])[0]
+
+    def marginals(self, cliques: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Estimated counts (flat, scaled to ``total``) for many cliques at once.
+
+        Cliques inside a junction-tree clique are read off one calibration; a pair (a, b)
+        that is not comes from one batched calibration per ``a`` with ``a`` clamped to each
+        of its values (p(a, b) = p(a) p(b | a)); anything else by variable elimination.
+        """
+        with torch.no_grad():
+            beliefs = self.beliefs()
+            cond: dict[str, list[torch.Tensor]] = {}
+            out = []
+            for clique in cliques:
+                c = jt.canonical(clique, self.domain)
+                try:
+                    p = self.project(beliefs, c)
+                except KeyError:
+                    if len(c) == 2:
+                        a, b = c
+                        if a not in cond:
+                            cond[a] = self._clamped_beliefs(a)
+                        home = self.tree.home((b,))
+                        pb = self._lse(cond[a][home], self._reduce_dims(self.tree.cliques[home],
+                                                                         (b,))).exp()
+                        p = self.project(beliefs, (a,))[:, None] * pb
+                    else:
+                        p = self._eliminate(c)
+                out.append((p.reshape(-1) * self.total).cpu().numpy())
+        return out
+
+    def _clamped_beliefs(self, attr: str) -> list[torch.Tensor]:
+        """Beliefs with ``attr`` clamped to each of its values (batch axis = the value)."""
+        k = self.domain[attr]
+        mask = torch.full((k, k), -torch.inf, device=self.device, dtype=self.dtype)
+        mask.fill_diagonal_(0.0)
+        return self.beliefs({attr: mask})
+
+    def _eliminate(self, query: Clique) -> torch.Tensor:
+        """Probabilities over ``query`` by variable elimination (log space), greedy order."""
+        factors = list(zip(self.tree.cliques, self._potentials(), strict=True))
+        hidden = [a for a in self.domain if a not in query]
+        while hidden:
+            def cost(v: str) -> int:
+                return jt.cells(set().union(*(c for c, _ in factors if v in c)), self.domain)
+
+            v = min(hidden, key=cost)
+            hidden.remove(v)
+            touching = [(c, f) for c, f in factors if v in c]
+            factors = [(c, f) for c, f in factors if v not in c]
+            union = jt.canonical(set().union(*(c for c, _ in touching)), self.domain)
+            prod = sum(self._expand(f, c, union) for c, f in touching)
+            prod = prod.expand((1, *self._shape(union)))
+            keep = tuple(a for a in union if a != v)
+            factors.append((keep, torch.logsumexp(prod, dim=union.index(v) + 1)))
+        joint = sum(self._expand(f, c, query) for c, f in factors).expand((1, *self._shape(query)))
+        return self._normalise(joint)[0].exp()
+
+    # ------------------------------------------------------------------- sampling
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        conditions: Mapping[str, Sequence[int]] | None = None,
+    ) -> np.ndarray:
+        """``n`` rows of codes drawn from the model (columns in domain order).
+
+        ``conditions`` maps an attribute to the codes it may take: the evidence is clamped in
+        the model (other codes get probability zero) before sampling.
+        """
+        evidence = {}
+        for attr, allowed in (conditions or {}).items():
+            mask = torch.full((1, self.domain[attr]), -torch.inf, device=self.device,
+                              dtype=self.dtype)
+            mask[0, list(allowed)] = 0.0
+            evidence[attr] = mask
+        with torch.no_grad():
+            beliefs = [b[0].exp().cpu().numpy() for b in self.beliefs(evidence)]
+        names = list(self.domain)
+        out = np.zeros((n, len(names)), dtype=np.int64)
+        t = self.tree
+        for i in t.order:
+            clique, sep = t.cliques[i], t.separator[i]
+            new = [a for a in clique if a not in sep]
+            # Axes: separator first, then the new attributes; rows = separator cells.
+            perm = [clique.index(a) for a in (*sep, *new)]
+            table = beliefs[i].transpose(perm).reshape(jt.cells(sep, self.domain), -1)
+            if sep:
+                s = np.ravel_multi_index(
+                    tuple(out[:, names.index(a)] for a in sep), self._shape(sep)
+                )
+            else:
+                s = np.zeros(n, dtype=np.int64)
+            r = _sample_rows(table, s, rng)
+            for a, col in zip(new, np.unravel_index(r, self._shape(new)), strict=True):
+                out[:, names.index(a)] = col
+        return out
+
+    # ---------------------------------------------------------------- persistence
+    def to_dict(self) -> dict:
+        return {
+            "domain": self.domain,
+            "total": self.total,
+            "cliques": [list(c) for c in self.cliques],
+            "log_potentials": [th.reshape(-1).cpu().tolist() for th in self.theta],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, device: str | torch.device = "auto") -> GraphicalModel:
+        model = cls(data["domain"], data["cliques"], data["total"], device=device)
+        model.theta = [
+            torch.tensor(v, device=model.device, dtype=model.dtype).reshape(model._shape(c))
+            for c, v in zip(model.cliques, data["log_potentials"], strict=True)
+        ]
+        return model
+
+
+def _sample_rows(table: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each ``rows[k]``, draw a column of ``table`` with probability proportional to
+    ``table[rows[k]]`` (rows with no mass: uniform). One sorted search, no n x k matrix."""
+    table = np.clip(table, 0.0, None)
+    mass = table.sum(axis=1, keepdims=True)
+    probs = np.where(mass > 0, table / np.where(mass > 0, mass, 1.0), 1.0 / table.shape[1])
+    # Row s's CDF lives in [s, s+1): a global sorted array answers every row's draw at once.
+    cdf = np.cumsum(probs, axis=1)
+    cdf[:, -1] = 1.0
+    flat = (cdf + np.arange(table.shape[0])[:, None]).reshape(-1)
+    u = rng.random(len(rows))
+    idx = np.searchsorted(flat, rows + u, side="right")
+    return np.minimum(idx - rows * table.shape[1], table.shape[1] - 1)

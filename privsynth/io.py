@@ -1,0 +1,115 @@
+"""Reading tables with clear errors, and writing files atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from privsynth.errors import DataError
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by suffix) into a DataFrame.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, unknown suffix, bad encoding, truncated Parquet, empty
+        table, or duplicate/empty column names; the message names the file and what to do.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    if path.is_dir():
+        raise DataError(f"data path {path} is a directory; give a CSV or Parquet file")
+    try:
+        if name.endswith(CSV_SUFFIXES):
+            df = pd.read_csv(path, encoding="utf-8", encoding_errors="strict")
+        elif name.endswith(PARQUET_SUFFIXES):
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(
+                f"data file {path}: unknown format; use one of "
+                f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+            )
+    except DataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"data file {path} is not UTF-8 (byte {exc.start}); re-encode it as UTF-8"
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"data file {path} is empty; it needs a header row and data") from exc
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read data file {path}: {first}") from exc
+    check_frame(df, source=str(path))
+    return df
+
+
+def check_frame(df: pd.DataFrame, *, source: str = "the data") -> None:
+    """Refuse tables that no schema can describe: no rows, duplicate or empty column names."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    names = [str(c) for c in df.columns]
+    if not names:
+        raise DataError(f"{source} has no columns")
+    blank = [i for i, n in enumerate(names) if not n.strip() or n.startswith("Unnamed: ")]
+    if blank:
+        raise DataError(
+            f"{source}: column(s) at position {blank} have no name; name every column in the "
+            "header"
+        )
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    # pandas renames duplicate CSV headers to "x.1"; catch those too.
+    mangled = sorted(n for n in names if "." in n and n.rsplit(".", 1)[0] in names
+                     and n.rsplit(".", 1)[1].isdigit())
+    if dupes or mangled:
+        raise DataError(f"{source}: duplicate column name(s) {dupes or mangled}; rename them")
+    if len(df) == 0:
+        raise DataError(f"{source} has a header but no rows")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a temporary file in the same directory, are fsynced, then renamed over
+    ``path``. ``mode`` sets permissions before the rename (e.g. 0o600 for keys).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str, *, mode: int | None = None) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,231 @@
+"""The only place privacy noise is drawn.
+
+Every function here wraps one OpenDP 0.16 measurement, calibrates it to the requested
+privacy parameter *with OpenDP's own privacy map* (so the charge is what OpenDP proves, not
+what we believe), runs it, and returns ``(value, charge)`` where ``charge`` is a typed event
+from :mod:`privsynth.budget.accounting` for the ledger.
+
+Neighbouring relation: add/remove one row (one row = one person). Under it a vector of
+counts (a histogram or a marginal) changes by exactly 1 in exactly one cell, so its L1 and L2
+sensitivities are 1; a key->count map changes in one key by 1 (l0 = l1 = linf = 1).
+
+Noise is drawn by OpenDP from the operating system's CSPRNG; it cannot be seeded, on purpose.
+Integer inputs get discrete (floating-point safe) Laplace/Gaussian noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import opendp.prelude as dp
+
+from privsynth.budget.accounting import ZCDP, ApproxDP, PureDP, _check_param
+from privsynth.errors import ConfigError
+
+dp.enable_features("contrib")
+
+# Add/remove one row moves one count by one.
+COUNT_SENSITIVITY = 1
+
+
+def _positive(name: str, value: float) -> float:
+    v = _check_param(name, value)
+    if v == 0:
+        raise ConfigError(f"{name} ({value!r}) must be > 0")
+    return v
+
+
+def _calibrate(
+    make: Callable[[float], dp.Measurement], d_in, d_out: float, guess: float
+) -> dp.Measurement:
+    """A measurement whose OpenDP privacy map at ``d_in`` is <= ``d_out``.
+
+    ``guess`` is the textbook scale for the target; it is kept when OpenDP's map (which rounds
+    conservatively) accepts it, else OpenDP's binary search finds the smallest scale that does.
+    """
+    meas = make(guess)
+    if meas.map(d_in) <= d_out:
+        return meas
+    return make(dp.binary_search_param(make, d_in=d_in, d_out=d_out))
+
+
+def _int_counts(counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    arr = np.asarray(counts)
+    if arr.ndim != 1:
+        raise ConfigError(f"counts must be a 1-d vector, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(f"counts must be integers (dtype {arr.dtype}); noise them as counts")
+    return arr.astype(np.int64, copy=False)
+
+
+def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.ndarray, ZCDP]:
+    """Discrete Gaussian noise on a count vector, rho-zCDP.
+
+    Math: for L2 sensitivity Δ = 1 the discrete Gaussian with σ = Δ / sqrt(2ρ) is ρ-zCDP
+    (Canonne, Kamath, Steinke 2020, Thm 14). OpenDP's map confirms the charge.
+
+    Returns the noisy counts (int64; may be negative: post-process, don't clip here) and the
+    charge.
+    """
+    rho = _positive("rho", rho)
+    x = _int_counts(counts)
+    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64")
+    meas = _calibrate(
+        lambda s: dp.m.make_gaussian(*space, scale=s),
+        COUNT_SENSITIVITY,
+        rho,
+        guess=COUNT_SENSITIVITY / math.sqrt(2 * rho),
+    )
+    noisy = np.asarray(meas(x), dtype=np.int64) if x.size else x.copy()
+    return noisy, ZCDP(meas.map(COUNT_SENSITIVITY))
+
+
+def laplace_counts(
+    counts: Sequence[int] | np.ndarray, epsilon: float
+) -> tuple[np.ndarray, PureDP]:
+    """Discrete Laplace (geometric) noise on a count vector, epsilon-DP.
+
+    Math: for L1 sensitivity Δ = 1, scale b = Δ / ε gives ε-DP (Ghosh, Roughgarden,
+    Sundararajan 2012).
+    """
+    epsilon = _positive("epsilon", epsilon)
+    x = _int_counts(counts)
+    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
+    meas = _calibrate(
+        lambda s: dp.m.make_laplace(*space, scale=s),
+        COUNT_SENSITIVITY,
+        epsilon,
+        guess=COUNT_SENSITIVITY / epsilon,
+    )
+    noisy = np.asarray(meas(x), dtype=np.int64) if x.size else x.copy()
+    return noisy, PureDP(meas.map(COUNT_SENSITIVITY))
+
+
+def select_max(
+    scores: Sequence[float] | np.ndarray,
+    *,
+    sensitivity: float,
+    epsilon: float | None = None,
+    rho: float | None = None,
+) -> tuple[int, PureDP | ZCDP]:
+    """Private selection: the index of a high score (report-noisy-max).
+
+    Give exactly one of ``epsilon`` (pure DP) or ``rho`` (zCDP). ``sensitivity`` is the most
+    any one score can change when one row is added or removed.
+
+    Math: with L∞ sensitivity Δ, OpenDP adds exponential noise of scale s = 2Δ/ε for pure DP
+    (equivalent to permute-and-flip, McKenna & Sheldon 2020), and Gumbel noise of scale
+    s = Δ/sqrt(2ρ) for zCDP (the exponential mechanism, which is bounded-range and so
+    (2Δ/s)²/8-zCDP, Cesar & Rogers 2021). OpenDP's map confirms the charge.
+    """
+    if (epsilon is None) == (rho is None):
+        raise ConfigError("give exactly one of epsilon or rho to select_max")
+    delta_in = _positive("sensitivity", sensitivity)
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise ConfigError("scores must be a non-empty 1-d vector")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError("scores must be finite numbers")
+    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.linf_distance(T=float)
+    if epsilon is not None:
+        target = _positive("epsilon", epsilon)
+        measure, event, guess = dp.max_divergence(), PureDP, 2 * delta_in / target
+    else:
+        target = _positive("rho", rho)
+        measure, event = dp.zero_concentrated_divergence(), ZCDP
+        guess = delta_in / math.sqrt(2 * target)
+    meas = _calibrate(
+        lambda s: dp.m.make_noisy_max(*space, output_measure=measure, scale=s),
+        delta_in,
+        target,
+        guess=guess,
+    )
+    return int(meas(x)), event(meas.map(delta_in))
+
+
+def dp_quantile(
+    values: Sequence[float] | np.ndarray,
+    *,
+    candidates: Sequence[float] | np.ndarray,
+    alpha: float,
+    epsilon: float,
+) -> tuple[float, PureDP]:
+    """The ``alpha``-quantile of ``values``, chosen among public ``candidates``, epsilon-DP.
+
+    Math: the exponential mechanism over candidates scored by |#{x < c} − α·n|-style rank
+    error (Smith 2011), as implemented by OpenDP's ``make_private_quantile``; adding or
+    removing one row changes each score by at most 1. The answer is always a candidate,
+    never a data value.
+    """
+    epsilon = _positive("epsilon", epsilon)
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha ({alpha!r}) must be in [0, 1]")
+    cands = np.unique(np.asarray(candidates, dtype=np.float64))
+    if cands.size < 2 or not np.all(np.isfinite(cands)):
+        raise ConfigError("candidates must hold at least two distinct finite numbers")
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.symmetric_distance()
+    meas = _calibrate(
+        lambda s: dp.m.make_private_quantile(
+            *space, dp.max_divergence(), candidates=cands.tolist(), alpha=alpha, scale=s
+        ),
+        COUNT_SENSITIVITY,
+        epsilon,
+        guess=COUNT_SENSITIVITY / epsilon,
+    )
+    return float(meas(x)), PureDP(meas.map(COUNT_SENSITIVITY))
+
+
+def stable_histogram(
+    counts: Mapping[str, int], *, epsilon: float, delta: float
+) -> tuple[dict[str, int], ApproxDP]:
+    """Noisy counts of the keys whose noisy count clears a threshold; (epsilon, delta)-DP.
+
+    This is how an unknown category list is learned: a key held by few rows is dropped with
+    probability >= 1 - delta, so a value held by one person is never revealed except with
+    probability delta.
+
+    Math: discrete Laplace of scale 1/ε on each present key, keep keys whose noisy count is
+    >= T, with T the smallest integer such that a key of count 1 passes with probability
+    <= δ (Rogers 2023; OpenDP's ``make_laplace_threshold`` map computes the (ε, δ)).
+    """
+    epsilon = _positive("epsilon", epsilon)
+    delta = _positive("delta", delta)
+    if delta >= 1:
+        raise ConfigError(f"delta ({delta!r}) must be < 1")
+    data = {str(k): int(v) for k, v in counts.items() if int(v) > 0}
+    space = (
+        dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64")),
+        dp.l01inf_distance(dp.absolute_distance(T="i64")),
+    )
+    d_in = (1, COUNT_SENSITIVITY, COUNT_SENSITIVITY)
+    scale = 1.0 / epsilon
+    threshold = _threshold_for(
+        lambda t: dp.m.make_laplace_threshold(*space, scale=scale, threshold=t), d_in, delta
+    )
+    meas = dp.m.make_laplace_threshold(*space, scale=scale, threshold=threshold)
+    eps_used, delta_used = meas.map(d_in)
+    if eps_used > epsilon * (1 + 1e-9):
+        raise ConfigError(f"cannot calibrate a stable histogram to epsilon {epsilon}")
+    noisy = dict(meas(data)) if data else {}
+    return {k: int(v) for k, v in noisy.items()}, ApproxDP(eps_used, delta_used)
+
+
+def _threshold_for(make: Callable[[int], dp.Measurement], d_in, delta: float) -> int:
+    """Smallest integer threshold whose privacy map gives a delta <= ``delta``."""
+    lo, hi = 1, 2
+    while make(hi).map(d_in)[1] > delta:
+        lo, hi = hi, hi * 2
+        if hi > 2**40:
+            raise ConfigError(f"no threshold reaches delta {delta}; raise delta or epsilon")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if make(mid).map(d_in)[1] <= delta:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+

@@ -1,0 +1,592 @@
+"""The schema: the file a data custodian writes and reviews before any release.
+
+A schema names every column, its kind and its *domain* (categories, numeric bounds, bins).
+A declared domain is public information. A column without one has its domain learned with DP
+(see :mod:`privsynth.domain`), and a domain that :meth:`Schema.draft` read from the data is
+marked ``"source": "data"``: it must be reviewed (or learned with DP) before a release, because
+reading categories or bounds from private data without paying for it breaks the DP guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from privsynth.errors import DataError, SchemaError
+
+SCHEMA_VERSION = 1
+KINDS = ("categorical", "ordinal", "integer", "continuous", "datetime", "identifier")
+NUMERIC_KINDS = ("integer", "continuous", "datetime")
+CATEGORICAL_KINDS = ("categorical", "ordinal")
+#: Where a column's domain comes from: declared by the custodian, learned under DP (charged),
+#: or read from the data by ``Schema.draft`` (not private: needs review or an explicit opt-in).
+SOURCES = ("public", "dp", "data")
+DEFAULT_BINS = 32
+#: Last category of every DP-learned category list: it stands for all values too rare to be
+#: released, and validation maps such values to it.
+OTHER = "(other)"
+UNITS_OF_PRIVACY = ("row",)
+
+_ID_NAME = re.compile(
+    r"(^|[_\-\s])(id|uuid|guid|ssn|nin|mrn|name|first_?name|last_?name|surname|e-?mail|phone|"
+    r"telephone|mobile|address|street|zip|postcode|account|iban|passport)($|[_\-\s])|id$",
+    re.IGNORECASE,
+)
+# A column is flagged as a likely identifier when this share of its non-missing values is unique.
+_NEAR_UNIQUE = 0.9
+_MIN_ROWS_FOR_UNIQUENESS = 20
+
+
+def canonical_category(value: Any) -> str:
+    """The string a category value is matched by: ``1``, ``1.0`` and ``"1"`` are the same."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the schema.
+
+    Parameters
+    ----------
+    name
+        Column name in the data.
+    kind
+        One of ``categorical``, ``ordinal``, ``integer``, ``continuous``, ``datetime``,
+        ``identifier`` (never synthesised).
+    categories
+        Categorical/ordinal domain (ordinal: in order). ``None`` means "learn it with DP".
+    lower, upper
+        Numeric bounds (datetime: ISO-8601 strings). ``None`` means "learn them with DP".
+    bins
+        Number of equal-width bins a numeric column is encoded with (public). Integer columns
+        whose range is at most ``bins`` wide get one code per value.
+    nullable
+        Missing values are a value of their own (its own code), not an error.
+    source
+        ``public`` (declared), ``dp`` (learned under DP) or ``data`` (read from the data).
+    note
+        Free text for the reviewer (e.g. why ``draft`` flagged a column).
+    """
+
+    name: str
+    kind: str
+    categories: tuple[str, ...] | None = None
+    lower: float | str | None = None
+    upper: float | str | None = None
+    bins: int | None = None
+    nullable: bool = False
+    source: str = "public"
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"column {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SchemaError(f"column names must be non-empty strings, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise SchemaError(f"{where}: unknown kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.source not in SOURCES:
+            raise SchemaError(f"{where}: source {self.source!r} must be one of {SOURCES}")
+        if self.categories is not None:
+            if self.kind not in CATEGORICAL_KINDS:
+                raise SchemaError(f"{where}: 'categories' only applies to categorical/ordinal")
+            cats = tuple(canonical_category(c) for c in self.categories)
+            if not cats:
+                raise SchemaError(f"{where}: 'categories' is empty; list the values or omit it")
+            dupes = sorted({c for c in cats if cats.count(c) > 1})
+            if dupes:
+                raise SchemaError(f"{where}: categories repeat {dupes}; list each value once")
+            object.__setattr__(self, "categories", cats)
+        if (self.lower is None) != (self.upper is None):
+            raise SchemaError(f"{where}: give both 'lower' and 'upper', or neither (learn with DP)")
+        if self.lower is not None:
+            if self.kind not in NUMERIC_KINDS:
+                raise SchemaError(f"{where}: 'lower'/'upper' only apply to numeric/datetime kinds")
+            lo, hi = self.bound_values()
+            if not lo < hi:
+                raise SchemaError(f"{where}: lower ({self.lower}) must be < upper ({self.upper})")
+        if self.bins is not None:
+            if self.kind not in NUMERIC_KINDS:
+                raise SchemaError(f"{where}: 'bins' only applies to numeric/datetime kinds")
+            if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 1:
+                raise SchemaError(f"{where}: bins ({self.bins!r}) must be an integer >= 1")
+
+    @property
+    def has_domain(self) -> bool:
+        """Whether the domain is known (declared, DP-learned or read from data)."""
+        if self.kind in CATEGORICAL_KINDS:
+            return self.categories is not None
+        if self.kind in NUMERIC_KINDS:
+            return self.lower is not None
+        return True
+
+    def bound_values(self) -> tuple[float, float]:
+        """Bounds as floats (datetimes as nanoseconds since the epoch)."""
+        if self.lower is None or self.upper is None:
+            raise SchemaError(f"column {self.name!r} has no bounds yet")
+        if self.kind == "datetime":
+            try:
+                return (
+                    float(pd.Timestamp(self.lower).value),
+                    float(pd.Timestamp(self.upper).value),
+                )
+            except (ValueError, TypeError) as exc:
+                raise SchemaError(
+                    f"column {self.name!r}: bounds must be ISO-8601 dates, got "
+                    f"{self.lower!r}..{self.upper!r}"
+                ) from exc
+        try:
+            lo, hi = float(self.lower), float(self.upper)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(
+                f"column {self.name!r}: bounds must be numbers, got {self.lower!r}..{self.upper!r}"
+            ) from exc
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise SchemaError(f"column {self.name!r}: bounds must be finite, got {lo}..{hi}")
+        return lo, hi
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.categories is not None:
+            out["categories"] = list(self.categories)
+        if self.lower is not None:
+            out["lower"], out["upper"] = self.lower, self.upper
+        if self.bins is not None:
+            out["bins"] = self.bins
+        if self.nullable:
+            out["nullable"] = True
+        if self.source != "public":
+            out["source"] = self.source
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> Column:
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"column {name!r}: expected an object, got {type(data).__name__}")
+        allowed = {"kind", "categories", "lower", "upper", "bins", "nullable", "source", "note"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise SchemaError(
+                f"column {name!r}: unknown field(s) {unknown}; allowed: {sorted(allowed)}"
+            )
+        if "kind" not in data:
+            raise SchemaError(f"column {name!r}: 'kind' is required ({', '.join(KINDS)})")
+        cats = data.get("categories")
+        if cats is not None and not isinstance(cats, list):
+            raise SchemaError(f"column {name!r}: 'categories' must be a list")
+        return cls(
+            name=name,
+            kind=data["kind"],
+            categories=tuple(cats) if cats is not None else None,
+            lower=data.get("lower"),
+            upper=data.get("upper"),
+            bins=data.get("bins"),
+            nullable=bool(data.get("nullable", False)),
+            source=data.get("source", "public"),
+            note=data.get("note"),
+        )
+
+
+@dataclass
+class ValidationReport:
+    """What :meth:`Schema.validate` changed. For the custodian only: exact counts are private."""
+
+    clipped: dict[str, int] = field(default_factory=dict)
+    unknown_to_missing: dict[str, int] = field(default_factory=dict)
+    dropped_identifiers: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{c}: {n} value(s) clipped to the bounds" for c, n in self.clipped.items() if n]
+        out += [
+            f"{c}: {n} unknown value(s) mapped to missing"
+            for c, n in self.unknown_to_missing.items()
+            if n
+        ]
+        out += [f"{c}: identifier, dropped (never synthesised)" for c in self.dropped_identifiers]
+        return out
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The columns of a table, their kinds and domains. See ``docs/schema.md``.
+
+    Examples
+    --------
+    >>> s = Schema.from_dict({"version": 1, "columns": {
+    ...     "age": {"kind": "integer", "lower": 17, "upper": 90},
+    ...     "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]}}})
+    >>> s.names
+    ['age', 'income']
+    >>> s.data_dependent_columns()
+    []
+    """
+
+    columns: tuple[Column, ...]
+    unit_of_privacy: str = "row"
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SchemaError(f"schema names column(s) {dupes} more than once")
+        if not self.columns:
+            raise SchemaError("schema has no columns")
+        if self.unit_of_privacy not in UNITS_OF_PRIVACY:
+            raise SchemaError(
+                f"unit_of_privacy {self.unit_of_privacy!r} is not supported; use 'row' "
+                "(one row = one person: deduplicate people first)"
+            )
+        if self.version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"schema version {self.version!r} is not supported (this privsynth reads "
+                f"version {SCHEMA_VERSION})"
+            )
+
+    # ----------------------------------------------------------------- access
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def synthesised(self) -> tuple[Column, ...]:
+        """Columns that are modelled and released (all but identifiers)."""
+        return tuple(c for c in self.columns if c.kind != "identifier")
+
+    def __getitem__(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise SchemaError(f"schema has no column {name!r}; columns: {self.names}")
+
+    def with_columns(self, columns: Iterable[Column]) -> Schema:
+        """A copy with the given columns replaced (matched by name)."""
+        new = {c.name: c for c in columns}
+        return replace(self, columns=tuple(new.get(c.name, c) for c in self.columns))
+
+    def undeclared_columns(self) -> list[str]:
+        """Columns whose domain must be learned with DP before encoding."""
+        return [c.name for c in self.synthesised if not c.has_domain]
+
+    def data_dependent_columns(self) -> list[str]:
+        """Columns whose domain was read from the data (``source: data``)."""
+        return [c.name for c in self.synthesised if c.source == "data"]
+
+    def release_caveats(self, *, allow_data_dependent_domain: bool = False) -> list[str]:
+        """Refuse data-dependent domains unless the caller opts in; return the DP caveats.
+
+        Raises
+        ------
+        SchemaError
+            If a domain was read from the data and ``allow_data_dependent_domain`` is false.
+        """
+        cols = self.data_dependent_columns()
+        if cols and not allow_data_dependent_domain:
+            raise SchemaError(
+                f"the domain of column(s) {', '.join(cols)} was read from the data "
+                "(source: data), which is not differentially private. Declare it as public "
+                "knowledge (edit the schema and remove 'source'), delete it to have it learned "
+                "with DP, or pass allow_data_dependent_domain=True (CLI --unsafe-data-domain) "
+                "to accept a recorded DP caveat"
+            )
+        return [
+            f"DP caveat: the domain of column {c!r} was read from the private data without "
+            "noise; the release is not differentially private with respect to that domain"
+            for c in cols
+        ]
+
+    # ------------------------------------------------------------ round trip
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "unit_of_privacy": self.unit_of_privacy,
+            "columns": {c.name: c.to_dict() for c in self.columns},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        if not isinstance(data, Mapping):
+            raise SchemaError("a schema must be a JSON object with 'version' and 'columns'")
+        unknown = sorted(set(data) - {"version", "unit_of_privacy", "columns"})
+        if unknown:
+            raise SchemaError(f"schema has unknown field(s) {unknown}")
+        cols = data.get("columns")
+        if not isinstance(cols, Mapping) or not cols:
+            raise SchemaError("schema needs a non-empty 'columns' object: {name: {kind: ...}}")
+        return cls(
+            columns=tuple(Column.from_dict(str(n), spec) for n, spec in cols.items()),
+            unit_of_privacy=data.get("unit_of_privacy", "row"),
+            version=data.get("version", SCHEMA_VERSION),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise SchemaError(f"schema file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"cannot read schema file {path}: {exc}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(
+                f"schema file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg})"
+            ) from exc
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        from privsynth.io import atomic_write_text
+
+        atomic_write_text(path, self.to_json())
+
+    # ----------------------------------------------------------------- draft
+    @classmethod
+    def draft(cls, df: pd.DataFrame, *, bins: int = DEFAULT_BINS) -> Schema:
+        """A starting point read from the data: every domain is marked ``source: data``.
+
+        Likely identifiers (near-unique columns, names like id/name/ssn/email/phone) get kind
+        ``identifier`` and a note. Review the result: declare domains that are public
+        knowledge, delete those that are not (they will be learned with DP).
+        """
+        from privsynth.io import check_frame
+
+        check_frame(df)
+        return cls(columns=tuple(_draft_column(str(n), df[n], bins) for n in df.columns))
+
+    # -------------------------------------------------------------- validate
+    def validate(
+        self, df: pd.DataFrame, *, on_unknown: Literal["error", "missing"] = "error"
+    ) -> tuple[pd.DataFrame, ValidationReport]:
+        """Check ``df`` against the schema and return a cleaned copy.
+
+        Policy: numeric values outside declared bounds are clipped to them; categorical values
+        outside declared categories raise :class:`DataError` (``on_unknown="error"``) or become
+        missing (``on_unknown="missing"``, the column must be nullable); in a DP-learned
+        category list they become ``(other)``. Missing values in a
+        non-nullable column, or non-numeric values in a numeric column, raise DataError.
+        Identifier columns are dropped. Columns whose domain is still undeclared are checked
+        for type only.
+        """
+        from privsynth.io import check_frame
+
+        if on_unknown not in ("error", "missing"):
+            raise SchemaError(f"on_unknown ({on_unknown!r}) must be 'error' or 'missing'")
+        check_frame(df)
+        missing = [n for n in self.names if n not in df.columns]
+        if missing:
+            raise SchemaError(
+                f"schema column(s) {missing} are not in the data (data has {list(df.columns)})"
+            )
+        extra = [str(n) for n in df.columns if n not in self.names]
+        if extra:
+            raise SchemaError(
+                f"data column(s) {extra} are not in the schema; add them (kind 'identifier' "
+                "to drop them from the release) or remove them from the data"
+            )
+        report = ValidationReport()
+        out: dict[str, pd.Series] = {}
+        for col in self.columns:
+            if col.kind == "identifier":
+                report.dropped_identifiers.append(col.name)
+                continue
+            out[col.name] = _validate_column(col, df[col.name], on_unknown, report)
+        return pd.DataFrame(out, index=df.index), report
+
+
+# --------------------------------------------------------------------- helpers
+def _is_textual(s: pd.Series) -> bool:
+    return bool(
+        pd.api.types.is_string_dtype(s.dtype)
+        or pd.api.types.is_object_dtype(s.dtype)
+        or isinstance(s.dtype, pd.CategoricalDtype)
+    )
+
+
+def _draft_column(name: str, s: pd.Series, bins: int) -> Column:
+    nonnull = s.dropna()
+    nullable = bool(s.isna().any())
+    as_dates = _parse_dates(nonnull) if _is_textual(s) else None
+    why = _identifier_reason(name, nonnull, as_dates is not None)
+    if why:
+        return Column(name, "identifier", note=f"likely identifier ({why}); review")
+    if pd.api.types.is_bool_dtype(s.dtype):
+        cats = tuple(sorted({canonical_category(v) for v in nonnull}))
+        return Column(name, "categorical", cats, nullable=nullable, source="data")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return _draft_bounded(name, "datetime", nonnull, nullable, bins)
+    if as_dates is not None:
+        return _draft_bounded(name, "datetime", as_dates, nullable, bins)
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return _draft_bounded(name, "integer", nonnull, nullable, bins)
+    if pd.api.types.is_float_dtype(s.dtype):
+        is_int = bool(len(nonnull)) and bool(np.all(np.mod(nonnull.to_numpy(float), 1) == 0))
+        return _draft_bounded(name, "integer" if is_int else "continuous", nonnull, nullable, bins)
+    if _is_textual(s):
+        cats = tuple(sorted({canonical_category(v) for v in nonnull}))
+        if not cats:
+            return Column(name, "categorical", nullable=True, note="no values seen")
+        return Column(name, "categorical", cats, nullable=nullable, source="data")
+    raise DataError(f"column {name!r} has unsupported type {s.dtype}; convert it first")
+
+
+def _identifier_reason(name: str, nonnull: pd.Series, is_dates: bool) -> str | None:
+    """Why a column looks like an identifier, or None.
+
+    By name (id, name, ssn, email, phone, ...), or by values: near-unique text that is not
+    dates, or near-unique integers packed in a range (1..n-like counters). Near-unique
+    measurements (floats, salaries, timestamps) are not identifiers.
+    """
+    if _ID_NAME.search(name):
+        return "name looks like an identifier"
+    n = len(nonnull)
+    if n < _MIN_ROWS_FOR_UNIQUENESS or is_dates:
+        return None
+    distinct = nonnull.nunique()
+    if distinct / n < _NEAR_UNIQUE:
+        return None
+    if _is_textual(nonnull):
+        return f"{distinct / n:.0%} of values are distinct"
+    if pd.api.types.is_integer_dtype(nonnull.dtype) and (
+        int(nonnull.max()) - int(nonnull.min()) + 1 <= 2 * distinct
+    ):
+        return f"{distinct / n:.0%} of values are distinct and form a counter-like range"
+    return None
+
+
+def _draft_bounded(name: str, kind: str, nonnull: pd.Series, nullable: bool, bins: int) -> Column:
+    if not len(nonnull):
+        return Column(name, kind, nullable=True, note="no values seen")
+    lo, hi = nonnull.min(), nonnull.max()
+    if kind == "datetime":
+        lo, hi = pd.Timestamp(lo).isoformat(), pd.Timestamp(hi).isoformat()
+        if lo == hi:
+            hi = (pd.Timestamp(hi) + pd.Timedelta(days=1)).isoformat()
+    else:
+        lo, hi = (int(lo), int(hi)) if kind == "integer" else (float(lo), float(hi))
+        if lo == hi:
+            hi = hi + 1
+    width_ok = kind == "integer" and hi - lo + 1 <= bins
+    return Column(
+        name, kind, lower=lo, upper=hi, bins=None if width_ok else bins,
+        nullable=nullable, source="data",
+    )
+
+
+def _parse_dates(s: pd.Series) -> pd.Series | None:
+    """Parse a text column as dates when every value looks like one; else None."""
+    if not len(s):
+        return None
+    sample = s.astype(str).head(1000)
+    if not sample.str.contains(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}/\d{1,2}/\d{2,4}", regex=True).all():
+        return None
+    try:
+        return pd.to_datetime(s, format="mixed")
+    except (ValueError, TypeError):
+        return None
+
+
+def _first_rows(mask: pd.Series, k: int = 3) -> str:
+    rows = [str(i) for i in mask[mask].index[:k]]
+    return ", ".join(rows) + (" ..." if int(mask.sum()) > k else "")
+
+
+def _validate_column(
+    col: Column, s: pd.Series, on_unknown: str, report: ValidationReport
+) -> pd.Series:
+    where = f"column {col.name!r}"
+    isna = s.isna()
+    if col.kind in CATEGORICAL_KINDS:
+        values = s.map(canonical_category, na_action="ignore").astype(object)
+        if col.categories is not None:
+            unknown = ~isna & ~values.isin(col.categories)
+            if unknown.any() and col.source == "dp" and OTHER in col.categories:
+                values = values.where(~unknown, OTHER)
+            elif unknown.any():
+                seen = sorted(set(values[unknown].tolist()))
+                if on_unknown == "error":
+                    shown = ", ".join(repr(v) for v in seen[:5]) + (" ..." if len(seen) > 5 else "")
+                    raise DataError(
+                        f"{where}: {int(unknown.sum())} row(s) (e.g. row {_first_rows(unknown)}) "
+                        f"hold value(s) not in the declared categories: {shown}. Add them to "
+                        "'categories', or validate with on_unknown='missing' (CLI "
+                        "--on-unknown missing) on a nullable column"
+                    )
+                if not col.nullable:
+                    raise SchemaError(
+                        f"{where}: on_unknown='missing' needs a nullable column; set "
+                        "'nullable': true in the schema"
+                    )
+                report.unknown_to_missing[col.name] = int(unknown.sum())
+                values = values.where(~unknown, None)
+                isna = isna | unknown
+        values = values.where(~isna, None)
+    else:
+        values = _to_numeric(col, s, isna)
+        if col.lower is not None:
+            lo, hi = col.bound_values()
+            outside = ~isna & ((values < lo) | (values > hi))
+            report.clipped[col.name] = int(outside.sum())
+            values = values.clip(lo, hi)
+    if isna.any() and not col.nullable:
+        raise DataError(
+            f"{where}: {int(isna.sum())} missing value(s) (e.g. row {_first_rows(isna)}); set "
+            "'nullable': true in the schema to model missingness, or fill them first"
+        )
+    return values
+
+
+def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
+    """Numeric view of a column (datetimes as ns since epoch, as float)."""
+    where = f"column {col.name!r}"
+    if col.kind == "datetime":
+        parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=False)
+        bad = parsed.isna() & ~isna
+        if bad.any():
+            v = s[bad].iloc[0]
+            raise DataError(
+                f"{where}: {int(bad.sum())} value(s) are not dates (e.g. {v!r} at row "
+                f"{bad[bad].index[0]}); use ISO-8601 (YYYY-MM-DD) or fix the column"
+            )
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = pd.Series(np.nan, index=s.index, dtype=float)
+        ok = ~parsed.isna()
+        values[ok] = parsed[ok].astype("datetime64[ns]").astype("int64").astype(float)
+        return values
+    values = pd.to_numeric(s, errors="coerce").astype(float)
+    bad = values.isna() & ~isna
+    if bad.any():
+        v = s[bad].iloc[0]
+        raise DataError(
+            f"{where}: {int(bad.sum())} value(s) are not numbers (e.g. {v!r} at row "
+            f"{bad[bad].index[0]}); fix them, or declare the column categorical"
+        )
+    inf = np.isinf(values)
+    if inf.any():
+        raise DataError(
+            f"{where}: {int(inf.sum())} infinite value(s) (e.g. row {_first_rows(inf)}); "
+            "replace them with a finite value or missing"
+        )
+    return values

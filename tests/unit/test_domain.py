@@ -1,0 +1,126 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.budget.accounting import ApproxDP, PureDP
+from privsynth.domain import (
+    Encoder,
+    bin_edges,
+    bound_candidates,
+    discover_domains,
+    plan_discovery,
+)
+from privsynth.errors import SchemaError
+from privsynth.schema import OTHER, Column, Schema
+
+
+def _schema(**cols) -> Schema:
+    return Schema(columns=tuple(Column(name=n, **spec) for n, spec in cols.items()))
+
+
+def test_encode_decode_round_trip_keeps_every_code():
+    s = _schema(
+        sex={"kind": "categorical", "categories": ("F", "M")},
+        grade={"kind": "ordinal", "categories": ("low", "mid", "high"), "nullable": True},
+        age={"kind": "integer", "lower": 0, "upper": 9},
+        income={"kind": "integer", "lower": 0, "upper": 1000, "bins": 10},
+        weight={"kind": "continuous", "lower": 30.0, "upper": 150.0, "bins": 24},
+        visit={"kind": "datetime", "lower": "2020-01-01", "upper": "2021-01-01", "bins": 12},
+    )
+    rng = np.random.default_rng(0)
+    n = 500
+    df = pd.DataFrame({
+        "sex": rng.choice(["F", "M"], n),
+        "grade": rng.choice(["low", "mid", "high", None], n),
+        "age": rng.integers(0, 10, n),
+        "income": rng.integers(0, 1001, n),
+        "weight": rng.uniform(30, 150, n),
+        "visit": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 365, n), "D"),
+    })
+    clean, _ = s.validate(df)
+    enc = Encoder(s)
+    assert enc.shape == {"sex": 2, "grade": 4, "age": 10, "income": 10, "weight": 24,
+                         "visit": 12}
+    codes = enc.encode(clean)
+    assert codes.shape == (n, 6) and codes.min() >= 0
+    assert (codes < np.array(list(enc.shape.values()))).all()
+    decoded = enc.decode(codes, seed=1)
+    # Decoding draws a value inside the code's bin, so re-encoding gives the same codes.
+    assert (enc.encode(s.validate(decoded)[0]) == codes).all()
+    # Exact where the domain is exact.
+    assert decoded["sex"].tolist() == clean["sex"].tolist()
+    assert decoded["age"].tolist() == clean["age"].astype(int).tolist()
+    assert decoded["grade"].isna().tolist() == clean["grade"].isna().tolist()
+    assert decoded["age"].dtype == np.int64
+    assert pd.api.types.is_datetime64_any_dtype(decoded["visit"])
+
+
+def test_values_outside_bounds_go_to_edge_bins():
+    s = _schema(x={"kind": "continuous", "lower": 0.0, "upper": 10.0, "bins": 5})
+    enc = Encoder(s)
+    codes = enc.encode(pd.DataFrame({"x": [-5.0, 0.0, 9.99, 10.0, 50.0]}))
+    assert codes[:, 0].tolist() == [0, 0, 4, 4, 4]
+
+
+def test_integer_bins_cover_every_integer_once():
+    col = Column("n", "integer", lower=0, upper=99, bins=7)
+    edges = bin_edges(col)
+    assert edges[0] == 0 and edges[-1] == 100 and len(edges) == 8
+    assert np.all(np.diff(edges) >= 1)
+    assert len(bin_edges(Column("n", "integer", lower=1, upper=16))) == 17  # one per value
+
+
+def test_encoder_needs_every_domain():
+    with pytest.raises(SchemaError, match="'clinic' has no domain yet"):
+        Encoder(_schema(clinic={"kind": "categorical"}))
+
+
+def test_plan_splits_the_budget_over_undeclared_columns():
+    s = _schema(a={"kind": "categorical"}, b={"kind": "integer"},
+                c={"kind": "categorical", "categories": ("x",)})
+    assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [
+        ApproxDP(0.5, 1e-8), PureDP(0.5)
+    ]
+    assert plan_discovery(_schema(c={"kind": "categorical", "categories": ("x",)}),
+                          epsilon=1.0, delta=1e-8) == []
+
+
+def test_discovery_never_reveals_a_value_held_by_one_row():
+    # A stable histogram keeps a count-1 key with probability <= delta = 1e-10 per trial, so
+    # 20 trials reveal it with probability <= 2e-9; frequent keys (count 500 >> threshold
+    # ~ ln(1/delta)/epsilon ~ 23 + noise) are kept with probability > 1 - 1e-100.
+    rng = np.random.default_rng(3)
+    n = 2000
+    clinic = rng.choice(["north", "south", "east", "west"], n).astype(object)
+    clinic[17] = "Dr. Rare's clinic"
+    age = rng.integers(20, 60, n)
+    age[42] = 1_000_000  # one extreme outlier
+    df = pd.DataFrame({"clinic": clinic, "age": age})
+    s = _schema(clinic={"kind": "categorical"}, age={"kind": "integer"})
+    planned = plan_discovery(s, epsilon=2.0, delta=1e-10)
+    cands = set(bound_candidates("integer").tolist())
+    for _ in range(20):
+        learned, spent = discover_domains(df, s, epsilon=2.0, delta=1e-10)
+        cats = learned["clinic"].categories
+        assert "Dr. Rare's clinic" not in cats
+        assert set(cats) == {"east", "north", "south", "west", OTHER}
+        assert learned["clinic"].source == learned["age"].source == "dp"
+        lo, hi = learned["age"].lower, learned["age"].upper
+        # Buckets [20, 25) and [50, 60) hold ~250 and ~500 rows, far above the threshold
+        # ln(264 / 1e-3) / 1 = 12.5; the outlier's bucket holds 1 row and clears it with
+        # probability < 0.5 * exp(-11.5) per trial.
+        assert lo in cands and hi in cands and (lo, hi) == (20, 60)
+        for used, plan in zip(spent, planned, strict=True):
+            assert type(used) is type(plan)
+            assert used.epsilon <= plan.epsilon * (1 + 1e-12)
+    enc = Encoder(learned)
+    codes = enc.encode(learned.validate(df)[0])  # rare values validate to "(other)"
+    assert codes[17, 0] == learned["clinic"].categories.index(OTHER)
+    assert codes[42, 1] == enc.shape["age"] - 1  # the outlier is clipped into the top bin
+
+
+def test_bound_candidates_are_public_and_sorted():
+    c = bound_candidates("continuous")
+    assert np.all(np.diff(c) > 0) and 0.0 in c and -1.0 in c and 1e9 in c
+    d = bound_candidates("datetime")
+    assert d[0] == pd.Timestamp("1900-01-01").value
