@@ -116,6 +116,11 @@ class ColumnCodec:
 def bin_edges(col: Column) -> np.ndarray:
     """Public bin edges of a numeric column, from its bounds and ``bins`` only."""
     lo, hi = col.bound_values()
+    if col.edges is not None:
+        edges = np.asarray(col.edges, dtype=np.float64)
+        if col.kind == "integer":  # bin j holds integers [e_j, e_{j+1}); the last one holds hi
+            edges[-1] += 1
+        return edges
     bins = col.bins
     if col.kind == "integer":
         lo_i, hi_i = int(np.ceil(lo)), int(np.floor(hi))

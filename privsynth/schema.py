@@ -74,6 +74,10 @@ class Column:
     bins
         Number of equal-width bins a numeric column is encoded with (public). Integer columns
         whose range is at most ``bins`` wide get one code per value.
+    edges
+        Explicit public bin edges instead of ``bins`` (increasing; the first and last are the
+        bounds), e.g. ``[0, 1, 1000, 10000, 100000]`` keeps zero apart. Integer columns need
+        integer edges; the last bin includes the upper bound.
     nullable
         Missing values are a value of their own (its own code), not an error.
     source
@@ -88,6 +92,7 @@ class Column:
     lower: float | str | None = None
     upper: float | str | None = None
     bins: int | None = None
+    edges: tuple[float, ...] | None = None
     nullable: bool = False
     source: str = "public"
     note: str | None = None
@@ -110,6 +115,8 @@ class Column:
             if dupes:
                 raise SchemaError(f"{where}: categories repeat {dupes}; list each value once")
             object.__setattr__(self, "categories", cats)
+        if self.edges is not None:
+            self._check_edges(where)
         if (self.lower is None) != (self.upper is None):
             raise SchemaError(f"{where}: give both 'lower' and 'upper', or neither (learn with DP)")
         if self.lower is not None:
@@ -123,6 +130,30 @@ class Column:
                 raise SchemaError(f"{where}: 'bins' only applies to numeric/datetime kinds")
             if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 1:
                 raise SchemaError(f"{where}: bins ({self.bins!r}) must be an integer >= 1")
+
+    def _check_edges(self, where: str) -> None:
+        if self.kind not in ("integer", "continuous"):
+            raise SchemaError(f"{where}: 'edges' applies to integer and continuous columns")
+        if self.bins is not None:
+            raise SchemaError(f"{where}: give 'bins' or 'edges', not both")
+        try:
+            edges = tuple(float(e) for e in self.edges)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"{where}: 'edges' must be a list of numbers") from exc
+        if len(edges) < 2 or not all(map(math.isfinite, edges)) or any(
+            b <= a for a, b in zip(edges, edges[1:], strict=False)
+        ):
+            raise SchemaError(f"{where}: 'edges' must be >= 2 increasing finite numbers")
+        if self.kind == "integer" and not all(e.is_integer() for e in edges):
+            raise SchemaError(f"{where}: an integer column needs integer 'edges'")
+        if self.lower is not None and (float(self.lower), float(self.upper)) != (
+            edges[0], edges[-1]
+        ):
+            raise SchemaError(f"{where}: lower/upper must equal the first and last edge")
+        cast = int if self.kind == "integer" else float
+        object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "lower", cast(edges[0]))
+        object.__setattr__(self, "upper", cast(edges[-1]))
 
     @property
     def has_domain(self) -> bool:
@@ -166,6 +197,10 @@ class Column:
             out["lower"], out["upper"] = self.lower, self.upper
         if self.bins is not None:
             out["bins"] = self.bins
+        if self.edges is not None:
+            cast = int if self.kind == "integer" else float
+            out["edges"] = [cast(e) for e in self.edges]
+            del out["lower"], out["upper"]
         if self.nullable:
             out["nullable"] = True
         if self.source != "public":
@@ -178,7 +213,8 @@ class Column:
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> Column:
         if not isinstance(data, Mapping):
             raise SchemaError(f"column {name!r}: expected an object, got {type(data).__name__}")
-        allowed = {"kind", "categories", "lower", "upper", "bins", "nullable", "source", "note"}
+        allowed = {"kind", "categories", "lower", "upper", "bins", "edges", "nullable", "source",
+                   "note"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise SchemaError(
@@ -196,6 +232,7 @@ class Column:
             lower=data.get("lower"),
             upper=data.get("upper"),
             bins=data.get("bins"),
+            edges=tuple(data["edges"]) if isinstance(data.get("edges"), list) else data.get("edges"),
             nullable=bool(data.get("nullable", False)),
             source=data.get("source", "public"),
             note=data.get("note"),

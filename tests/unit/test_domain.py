@@ -124,3 +124,20 @@ def test_bound_candidates_are_public_and_sorted():
     assert np.all(np.diff(c) > 0) and 0.0 in c and -1.0 in c and 1e9 in c
     d = bound_candidates("datetime")
     assert d[0] == pd.Timestamp("1900-01-01").value
+
+
+def test_explicit_edges_keep_zero_apart():
+    col = Column("gain", "integer", edges=(0, 1, 1000, 100000))
+    assert (col.lower, col.upper) == (0, 100000)
+    enc = Encoder(Schema(columns=(col,)))
+    codes = enc.encode(pd.DataFrame({"gain": [0, 0, 1, 999, 1000, 100000]}))
+    assert codes[:, 0].tolist() == [0, 0, 1, 1, 2, 2]
+    back = enc.decode(codes, seed=0)["gain"]
+    assert back[:2].tolist() == [0, 0] and back.between(0, 100000).all()
+    assert Column.from_dict("gain", col.to_dict()) == col
+    with pytest.raises(SchemaError, match="integer 'edges'"):
+        Column("gain", "integer", edges=(0, 0.5, 2))
+    with pytest.raises(SchemaError, match="increasing"):
+        Column("gain", "continuous", edges=(0, 2, 1))
+    with pytest.raises(SchemaError, match="not both"):
+        Column("gain", "continuous", edges=(0, 1), bins=3)

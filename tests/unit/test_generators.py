@@ -1,0 +1,143 @@
+"""Contract tests every marginal generator passes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict
+from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
+from privsynth.generators.aim import AIM
+from privsynth.generators.mst import MST
+from privsynth.schema import Schema
+from privsynth.utility import mean_tvd
+
+GENERATORS = [MST, lambda **kw: AIM(round_iters=20, **kw)]
+IDS = ["MST", "AIM"]
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = rng.integers(0, 4, n)
+    df = pd.DataFrame({
+        "x": x.astype(str),
+        "y": x.astype(str),  # a perfect 2-way link that independent sampling would break
+        "age": rng.integers(20, 70, n),
+        "clinic": rng.choice(["north", "south", "east"], n).astype(object),
+        "income": rng.choice(["<=50K", ">50K"], n, p=[0.8, 0.2]),
+    })
+    df.loc[7, "clinic"] = "Dr. Unique"  # held by one row
+    schema = Schema.from_dict({"version": 1, "columns": {
+        "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+        "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+        "age": {"kind": "integer", "lower": 18, "upper": 80, "bins": 16},
+        "clinic": {"kind": "categorical"},
+        "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]},
+    }})
+    return df, schema
+
+
+class Tripwire:
+    """Stands in for data that must not be touched."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the data was read ({name}) before the budget was checked")
+
+
+@pytest.fixture(scope="module", params=range(len(GENERATORS)), ids=IDS)
+def fitted(request, table, tmp_path_factory):
+    df, schema = table
+    path = tmp_path_factory.mktemp("ledger") / "l.sqlite"
+    ledger = Ledger.open(path, dataset_id="t", cap=Budget(10.0, 1e-6))
+    gen = GENERATORS[request.param](epsilon=5.0, delta=1e-9, device="cpu")
+    gen.fit(df, schema, ledger)
+    return gen, ledger, schema
+
+
+def test_output_has_the_schema_shape_and_stays_in_the_domain(fitted):
+    gen, _, schema = fitted
+    out = gen.sample(500, seed=0)
+    assert list(out.columns) == schema.names and len(out) == 500
+    gen.schema_.validate(out)  # raises on any unknown category, NaN or bad type
+    assert out.notna().all().all()
+    assert out["age"].between(18, 80).all()
+    # The DP row estimate is the default size.
+    assert abs(len(gen.sample(seed=1)) - 3000) < 300
+
+
+def test_ledger_is_charged_exactly_the_plan(fitted):
+    gen, ledger, schema = fitted
+    reserves = [e for e in ledger.entries() if e["kind"] == "reserve"]
+    assert len(reserves) == 1
+    events = [event_from_dict(e) for e in reserves[0]["events"]]
+    assert events == gen.plan(schema) == gen.planned_
+    # What the mechanisms spent fits inside the reservation, and the plan meets (eps, delta).
+    assert epsilon_spent(gen.charges_, 1e-9) <= 5.0 * (1 + 1e-9)
+    assert epsilon_spent(events, 1e-9) <= 5.0
+    assert gen.privacy_spec()["epsilon_spent"] <= 5.0 * (1 + 1e-9)
+
+
+def test_a_value_held_by_one_row_never_appears(fitted):
+    gen, _, _ = fitted
+    out = gen.sample(5000, seed=3)
+    assert "Dr. Unique" not in set(out["clinic"])
+    assert "Dr. Unique" not in gen.schema_["clinic"].categories
+
+
+def test_two_way_links_survive_sampling(fitted, table):
+    # At epsilon 5 the (x, y) pair is measured with noise sd ~ 2 against counts ~ 750, so the
+    # synthetic (x, y) marginal is within sampling error: 1/2 sum |p - q| over 16 cells with
+    # sd ~ sqrt(p/5000) per cell is < 0.05. Sampling columns independently would give 0.75.
+    gen, _, _ = fitted
+    df, _ = table
+    out = gen.sample(5000, seed=4)
+    s2 = Schema.from_dict({"version": 1, "columns": {
+        "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+        "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]}}})
+    assert mean_tvd(df[["x", "y"]], out[["x", "y"]], s2, way=2) < 0.05
+
+
+def test_seeds_reproduce_and_conditions_clamp(fitted):
+    gen, _, _ = fitted
+    pd.testing.assert_frame_equal(gen.sample(300, seed=9), gen.sample(300, seed=9))
+    rich = gen.sample(400, seed=2, conditions={"income": ">50K"})
+    assert (rich["income"] == ">50K").all()
+    with pytest.raises(ConfigError, match="not a category"):
+        gen.sample(10, conditions={"income": "rich"})
+
+
+def test_save_and_load_reproduce_samples(fitted, tmp_path):
+    gen, _, _ = fitted
+    gen.save(tmp_path / "model.json")
+    again = type(gen).load(tmp_path / "model.json", device="cpu")
+    pd.testing.assert_frame_equal(gen.sample(200, seed=5), again.sample(200, seed=5))
+    assert again.privacy_spec() == gen.privacy_spec()
+
+
+@pytest.mark.parametrize("make", GENERATORS, ids=IDS)
+def test_refuses_before_touching_data_when_the_budget_is_short(make, table, tmp_path):
+    _, schema = table
+    ledger = Ledger.open(tmp_path / "l.sqlite", dataset_id="t", cap=Budget(0.5, 1e-6))
+    with pytest.raises(BudgetExceeded):
+        make(epsilon=1.0, delta=1e-9).fit(Tripwire(), schema, ledger)
+    assert [e["kind"] for e in ledger.entries()] == ["cap"]
+
+
+@pytest.mark.parametrize("make", GENERATORS, ids=IDS)
+def test_refuses_data_dependent_domains_without_opt_in(make, table):
+    df, _ = table
+    draft = Schema.draft(df)
+    with pytest.raises(SchemaError, match="source: data"):
+        make(epsilon=1.0).fit(Tripwire(), draft)
+    gen = make(epsilon=3.0, allow_data_dependent_domain=True, device="cpu").fit(df, draft)
+    assert any("DP caveat" in c for c in gen.privacy_spec()["caveats"])
+
+
+@pytest.mark.parametrize("bad", [{"epsilon": 0}, {"epsilon": float("nan")}, {"delta": 0},
+                                 {"delta": 1.5}, {"iters": 0}])
+def test_bad_parameters_name_themselves(table, bad):
+    df, schema = table
+    params = {"epsilon": 1.0, "delta": 1e-9, **bad}
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        MST(**params).fit(df, schema)

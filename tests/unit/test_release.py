@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.budget import Budget, Ledger
+from privsynth.cli import main
+from privsynth.errors import EXIT_CODES, BudgetExceeded, ConfigError, DataError
+from privsynth.release import release
+from privsynth.schema import Schema
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(2)
+    n = 1500
+    df = pd.DataFrame({"id": np.arange(n), "sex": rng.choice(["F", "M"], n),
+                       "age": rng.integers(20, 80, n)})
+    schema = Schema.from_dict({"version": 1, "columns": {
+        "id": {"kind": "identifier"},
+        "sex": {"kind": "categorical", "categories": ["F", "M"]},
+        "age": {"kind": "integer", "lower": 18, "upper": 90, "bins": 12}}})
+    return df, schema
+
+
+def kinds(ledger):
+    return [e["kind"] for e in ledger.entries()]
+
+
+def test_release_writes_a_whole_folder(data, tmp_path):
+    df, schema = data
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
+        res = release(df, schema, out=tmp_path / "rel", ledger=ledger, epsilon=1.0, rows=100,
+                      seed=0, fmt="parquet")
+        assert kinds(ledger) == ["cap", "reserve", "commit"]
+    files = sorted(p.name for p in (tmp_path / "rel").iterdir())
+    assert files == ["model.json", "release.json", "synthetic.parquet"]
+    out = pd.read_parquet(tmp_path / "rel" / "synthetic.parquet")
+    assert list(out.columns) == ["sex", "age"] and len(out) == 100  # the identifier is dropped
+    manifest = json.loads((tmp_path / "rel" / "release.json").read_text())
+    assert manifest["files"] == res.files and manifest["ledger"]["reservation"]
+    assert not list(tmp_path.glob(".rel.*"))  # no temporary folder left behind
+
+
+def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(data, tmp_path):
+    df, schema = data
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(0.5, 1e-6)) as ledger:
+        with pytest.raises(BudgetExceeded):
+            release(df, schema, out=tmp_path / "a", ledger=ledger, epsilon=1.0)
+        bad = df.assign(sex=df["sex"].where(df.index != 3, "X"))
+        with pytest.raises(DataError, match="'X'"):
+            release(bad, schema, out=tmp_path / "b", ledger=ledger, epsilon=0.1)
+        assert kinds(ledger) == ["cap"]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_existing_folder_is_kept_unless_forced(data, tmp_path):
+    df, schema = data
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "rel" / "old.txt").write_text("old")
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
+        with pytest.raises(ConfigError, match="exists"):
+            release(df, schema, out=tmp_path / "rel", ledger=ledger, epsilon=1.0)
+        assert kinds(ledger) == ["cap"]
+        release(df, schema, out=tmp_path / "rel", ledger=ledger, epsilon=1.0, force=True)
+    assert not (tmp_path / "rel" / "old.txt").exists()
+
+
+def test_cli_release_end_to_end(data, tmp_path, capsys):
+    df, schema = data
+    df.to_csv(tmp_path / "people.csv", index=False)
+    schema.save(tmp_path / "s.json")
+    args = ["release", str(tmp_path / "people.csv"), "--schema", str(tmp_path / "s.json"),
+            "--epsilon", "1", "--ledger", str(tmp_path / "l.sqlite"), "--out",
+            str(tmp_path / "rel")]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == EXIT_CODES["ConfigError"]
+    assert "no budget cap" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--cap-epsilon", "1.1", "--generator", "aim"])
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    assert "released" in out.out and "remaining epsilon" in out.out
+    with pytest.raises(SystemExit) as exc:
+        # A second (1, 1e-9) release composes (zCDP) to about epsilon 1.25 at the cap's delta
+        # 1e-6, more than the cap of 1.1; the first alone is about 0.88.
+        main([*args[:-1], str(tmp_path / "rel2")])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_CODES["BudgetExceeded"] and err.count("\n") == 1
+    assert not (tmp_path / "rel2").exists()
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="people", readonly=True) as ledger:
+        assert kinds(ledger) == ["cap", "reserve", "commit"]
