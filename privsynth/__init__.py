@@ -1,8 +1,9 @@
 """privsynth: differentially private synthetic tables, a persistent privacy-budget ledger and
 signed audit reports.
 
-Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the budget types
-(:class:`Budget`, :class:`Ledger` and the privacy events) and the error hierarchy.
+Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (:class:`MST`,
+:class:`AIM`), :func:`release`, the budget types (:class:`Budget`, :class:`Ledger` and the
+privacy events) and the error hierarchy.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -22,12 +23,31 @@ from privsynth.errors import (
 )
 from privsynth.schema import Column, Schema
 
+# The generators pull in torch (seconds to import): load them on first use, so that
+# `privsynth ledger show` and `import privsynth` stay quick.
+_LAZY = {
+    "MST": "privsynth.generators.mst",
+    "AIM": "privsynth.generators.aim",
+    "release": "privsynth.release",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'privsynth' has no attribute {name!r}")
+
+
 try:
     __version__ = version("privsynth")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "AIM",
+    "MST",
     "ApproxDP",
     "Budget",
     "BudgetExceeded",
@@ -40,6 +60,7 @@ __all__ = [
     "LedgerError",
     "PrivsynthError",
     "PureDP",
+    "Schema",
     "SchemaError",
     "SignatureError",
     "SubsampledGaussian",
@@ -47,4 +68,5 @@ __all__ = [
     "__version__",
     "discover_domains",
     "plan_discovery",
+    "release",
 ]

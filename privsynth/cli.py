@@ -46,8 +46,12 @@ def schema_group() -> None:
 
 @schema_group.command("draft")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the schema here (default: print it).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema here (default: print it).",
+)
 @click.option("--bins", default=32, show_default=True, help="Bins for numeric columns.")
 def schema_draft(data: Path, output: Path | None, bins: int) -> None:
     """Draft a schema from DATA. Every domain read from the data is marked "source": "data";
@@ -72,10 +76,18 @@ def schema_draft(data: Path, output: Path | None, bins: int) -> None:
 @schema_group.command("check")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("schema_path", metavar="SCHEMA", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--on-unknown", type=click.Choice(["error", "missing"]), default="error",
-              show_default=True, help="What to do with values outside declared categories.")
-@click.option("--unsafe-data-domain", is_flag=True,
-              help="Accept domains read from the data (recorded as a DP caveat).")
+@click.option(
+    "--on-unknown",
+    type=click.Choice(["error", "missing"]),
+    default="error",
+    show_default=True,
+    help="What to do with values outside declared categories.",
+)
+@click.option(
+    "--unsafe-data-domain",
+    is_flag=True,
+    help="Accept domains read from the data (recorded as a DP caveat).",
+)
 def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_domain: bool) -> None:
     """Check DATA against SCHEMA and say whether it is ready for a release."""
     schema = Schema.load(schema_path)
@@ -93,33 +105,81 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
 # -------------------------------------------------------------------- release
 @cli.command("release")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--schema", "schema_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The reviewed schema.")
-@click.option("--generator", type=click.Choice(["mst", "aim"], case_sensitive=False),
-              default="mst", show_default=True)
+@click.option(
+    "--schema",
+    "schema_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The reviewed schema.",
+)
+@click.option(
+    "--generator",
+    type=click.Choice(["mst", "aim"], case_sensitive=False),
+    default="mst",
+    show_default=True,
+)
 @click.option("--epsilon", type=float, required=True, help="This release's epsilon.")
-@click.option("--delta", type=float, default=1e-9, show_default=True,
-              help="This release's delta (choose it without looking at the data).")
-@click.option("--ledger", "ledger_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The budget ledger file.")
+@click.option(
+    "--delta",
+    type=float,
+    default=1e-9,
+    show_default=True,
+    help="This release's delta (choose it without looking at the data).",
+)
+@click.option(
+    "--ledger",
+    "ledger_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The budget ledger file.",
+)
 @click.option("--dataset-id", help="The dataset's id in the ledger (default: DATA's file stem).")
-@click.option("--cap-epsilon", type=float,
-              help="Total epsilon cap, needed the first time a dataset enters the ledger.")
-@click.option("--cap-delta", type=float, default=1e-6, show_default=True,
-              help="Total delta of the cap (with --cap-epsilon).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The release folder to create.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True)
+@click.option(
+    "--cap-epsilon",
+    type=float,
+    help="Total epsilon cap, needed the first time a dataset enters the ledger.",
+)
+@click.option(
+    "--cap-delta",
+    type=float,
+    default=1e-6,
+    show_default=True,
+    help="Total delta of the cap (with --cap-epsilon).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The release folder to create.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
 @click.option("--rows", type=int, help="Rows to synthesise (default: the DP row estimate).")
 @click.option("--seed", type=int, help="Seed for sampling (post-processing only).")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
-@click.option("--unsafe-data-domain", is_flag=True,
-              help="Accept domains read from the data (recorded as a DP caveat).")
-def release_cmd(data: Path, schema_path: Path, generator: str, epsilon: float, delta: float,
-                ledger_path: Path, dataset_id: str | None, cap_epsilon: float | None,
-                cap_delta: float, out: Path, fmt: str, rows: int | None, seed: int | None,
-                force: bool, unsafe_data_domain: bool) -> None:
+@click.option(
+    "--unsafe-data-domain",
+    is_flag=True,
+    help="Accept domains read from the data (recorded as a DP caveat).",
+)
+def release_cmd(
+    data: Path,
+    schema_path: Path,
+    generator: str,
+    epsilon: float,
+    delta: float,
+    ledger_path: Path,
+    dataset_id: str | None,
+    cap_epsilon: float | None,
+    cap_delta: float,
+    out: Path,
+    fmt: str,
+    rows: int | None,
+    seed: int | None,
+    force: bool,
+    unsafe_data_domain: bool,
+) -> None:
     """Fit a DP generator on DATA, charge the ledger, and write a synthetic table to --out."""
     from privsynth.budget import Budget, Ledger
     from privsynth.release import release
@@ -129,19 +189,37 @@ def release_cmd(data: Path, schema_path: Path, generator: str, epsilon: float, d
     cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
     dataset = dataset_id or data.name.split(".")[0]
     with Ledger.open(ledger_path, dataset_id=dataset, cap=cap) as ledger:
-        result = release(df, schema, out=out, ledger=ledger, generator=generator,
-                         epsilon=epsilon, delta=delta, rows=rows, fmt=fmt, seed=seed,
-                         force=force, allow_data_dependent_domain=unsafe_data_domain)
+        result = release(
+            df,
+            schema,
+            out=out,
+            ledger=ledger,
+            generator=generator,
+            epsilon=epsilon,
+            delta=delta,
+            rows=rows,
+            fmt=fmt,
+            seed=seed,
+            force=force,
+            allow_data_dependent_domain=unsafe_data_domain,
+        )
         remaining = ledger.remaining()
-    click.echo(f"released {result.rows} synthetic rows to {result.out} "
-               f"({generator.upper()}, epsilon={epsilon:g}, delta={delta:g}); "
-               f"ledger {dataset!r}: remaining epsilon {remaining.epsilon:.4g}")
+    click.echo(
+        f"released {result.rows} synthetic rows to {result.out} "
+        f"({generator.upper()}, epsilon={epsilon:g}, delta={delta:g}); "
+        f"ledger {dataset!r}: remaining epsilon {remaining.epsilon:.4g}"
+    )
 
 
 # ----------------------------------------------------------------------- demo
 @cli.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
-              show_default=True, help="Folder for the demo's files (its ledger is recreated).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Folder for the demo's files (its ledger is recreated).",
+)
 def demo(out: Path) -> None:
     """Walk through privsynth on the bundled UCI Adult sample."""
     from privsynth.demo import MARKER, run_demo

@@ -32,15 +32,18 @@ def run_demo(out: Path, console: Console | None = None) -> None:
     console = console or Console()
     df, public = load_adult()
     console.rule("[bold]1. The bundled sample")
-    console.print(f"{adult_path().name}: UCI Adult, CC BY 4.0 (Becker & Kohavi 1996), "
-                  f"{df.shape[1]} columns")
+    console.print(
+        f"{adult_path().name}: UCI Adult, CC BY 4.0 (Becker & Kohavi 1996), {df.shape[1]} columns"
+    )
 
     console.rule("[bold]2. A schema drafted from the data is a starting point, not a release")
     draft = Schema.draft(df)
     draft.save(out / "schema.draft.json")
     flagged = [c.name for c in draft.columns if c.kind == "identifier"]
-    console.print(f"wrote {out / 'schema.draft.json'}: {len(draft.data_dependent_columns())} "
-                  f"domains marked source: data; likely identifiers: {flagged or 'none'}")
+    console.print(
+        f"wrote {out / 'schema.draft.json'}: {len(draft.data_dependent_columns())} "
+        f"domains marked source: data; likely identifiers: {flagged or 'none'}"
+    )
     try:
         draft.release_caveats()
     except SchemaError as exc:
@@ -50,15 +53,27 @@ def run_demo(out: Path, console: Console | None = None) -> None:
     col = public["native-country"]
     schema = public.with_columns([replace(col, categories=None, note="learned with DP")])
     schema.save(out / "schema.json")
-    console.print(f"wrote {out / 'schema.json'}: categories from the UCI codebook and public "
-                  "bounds; native-country's list is left out, to be learned under DP")
+    console.print(
+        f"wrote {out / 'schema.json'}: categories from the UCI codebook and public "
+        "bounds; native-country's list is left out, to be learned under DP"
+    )
 
     console.rule(f"[bold]4. Release with MST at epsilon={EPSILON:g}, delta={DELTA:g}")
     with Ledger.open(out / "ledger.sqlite", dataset_id="adult", cap=DEMO_CAP) as ledger:
-        result = release(df, schema, out=out / "release", ledger=ledger, generator="mst",
-                         epsilon=EPSILON, delta=DELTA, seed=0)
-        console.print(f"wrote {result.out}: {', '.join(result.files)} and release.json "
-                      f"({result.rows} rows, the DP estimate of the row count)")
+        result = release(
+            df,
+            schema,
+            out=out / "release",
+            ledger=ledger,
+            generator="mst",
+            epsilon=EPSILON,
+            delta=DELTA,
+            seed=0,
+        )
+        console.print(
+            f"wrote {result.out}: {', '.join(result.files)} and release.json "
+            f"({result.rows} rows, the DP estimate of the row count)"
+        )
         console.print(ledger.describe())
 
     console.rule("[bold]5. How close is it? (custodian-side check against the real rows)")

@@ -24,7 +24,7 @@ from privsynth.schema import (
     OTHER,
     Column,
     Schema,
-    canonical_category,
+    canonical_series,
 )
 
 #: Chance that some bucket holding no row clears the threshold in :func:`_dp_bounds`.
@@ -68,7 +68,7 @@ class ColumnCodec:
         col = self.column
         isna = s.isna().to_numpy()
         if self.labels is not None:
-            values = s.map(canonical_category, na_action="ignore")
+            values = canonical_series(s)
             codes = pd.Index(self.labels).get_indexer(values).astype(np.int64)
             unknown = (codes < 0) & ~isna
             if unknown.any():
@@ -83,7 +83,9 @@ class ColumnCodec:
             codes = np.clip(codes, 0, self.n_values - 1).astype(np.int64)
         if isna.any():
             if not col.nullable:
-                raise DataError(f"column {col.name!r}: missing values but the column is not nullable")
+                raise DataError(
+                    f"column {col.name!r}: missing values but the column is not nullable"
+                )
             codes[isna] = self.n_values
         return codes
 
@@ -135,8 +137,11 @@ def bin_edges(col: Column) -> np.ndarray:
 
 def _numeric(col: Column, s: pd.Series) -> np.ndarray:
     if col.kind == "datetime" and not pd.api.types.is_numeric_dtype(s.dtype):
-        return pd.to_datetime(s, format="mixed").astype("datetime64[ns]").astype("int64").to_numpy(
-            dtype=np.float64
+        return (
+            pd.to_datetime(s, format="mixed")
+            .astype("datetime64[ns]")
+            .astype("int64")
+            .to_numpy(dtype=np.float64)
         )
     return pd.to_numeric(s).to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -175,16 +180,14 @@ class Encoder:
         missing = [n for n in self.names if n not in df.columns]
         if missing:
             raise DataError(f"data lacks column(s) {missing} named in the schema")
-        return np.column_stack([c.encode(df[c.column.name]) for c in self.codecs]).astype(
-            np.int64
-        )
+        return np.column_stack([c.encode(df[c.column.name]) for c in self.codecs]).astype(np.int64)
 
-    def decode(self, codes: np.ndarray, *, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+    def decode(
+        self, codes: np.ndarray, *, seed: int | np.random.Generator | None = None
+    ) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
         codes = np.asarray(codes)
-        return pd.concat(
-            [c.decode(codes[:, j], rng) for j, c in enumerate(self.codecs)], axis=1
-        )
+        return pd.concat([c.decode(codes[:, j], rng) for j, c in enumerate(self.codecs)], axis=1)
 
 
 # ------------------------------------------------------------- DP discovery
@@ -240,21 +243,30 @@ def discover_domains(
         s = df[name].dropna()
         if col.kind in CATEGORICAL_KINDS:
             share = next(planned)
-            counts = s.map(canonical_category).value_counts()
+            counts = canonical_series(s).value_counts()
             kept, charge = mechanisms.stable_histogram(
                 counts.to_dict(), epsilon=share.epsilon, delta=share.delta
             )
             cats = _sorted_categories(kept) + [OTHER]
             learned.append(
-                replace(col, categories=tuple(cats), source="dp",
-                        note=f"categories learned with DP ({charge.epsilon:.3g}, {charge.delta:.2g})")
+                replace(
+                    col,
+                    categories=tuple(cats),
+                    source="dp",
+                    note=f"categories learned with DP ({charge.epsilon:.3g}, {charge.delta:.2g})",
+                )
             )
             spent.append(charge)
         else:
             lo, hi, charge = _dp_bounds(_numeric(col, s), col.kind, next(planned).epsilon)
             learned.append(
-                replace(col, lower=_bound_value(col, lo), upper=_bound_value(col, hi),
-                        source="dp", note="bounds learned with DP; values beyond are clipped")
+                replace(
+                    col,
+                    lower=_bound_value(col, lo),
+                    upper=_bound_value(col, hi),
+                    source="dp",
+                    note="bounds learned with DP; values beyond are clipped",
+                )
             )
             spent.append(charge)
     return schema.with_columns(learned), spent

@@ -65,13 +65,15 @@ def check_frame(df: pd.DataFrame, *, source: str = "the data") -> None:
     blank = [i for i, n in enumerate(names) if not n.strip() or n.startswith("Unnamed: ")]
     if blank:
         raise DataError(
-            f"{source}: column(s) at position {blank} have no name; name every column in the "
-            "header"
+            f"{source}: column(s) at position {blank} have no name; name every column in the header"
         )
     dupes = sorted({n for n in names if names.count(n) > 1})
     # pandas renames duplicate CSV headers to "x.1"; catch those too.
-    mangled = sorted(n for n in names if "." in n and n.rsplit(".", 1)[0] in names
-                     and n.rsplit(".", 1)[1].isdigit())
+    mangled = sorted(
+        n
+        for n in names
+        if "." in n and n.rsplit(".", 1)[0] in names and n.rsplit(".", 1)[1].isdigit()
+    )
     if dupes or mangled:
         raise DataError(f"{source}: duplicate column name(s) {dupes or mangled}; rename them")
     if len(df) == 0:

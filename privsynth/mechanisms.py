@@ -82,9 +82,7 @@ def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.
     return noisy, ZCDP(meas.map(COUNT_SENSITIVITY))
 
 
-def laplace_counts(
-    counts: Sequence[int] | np.ndarray, epsilon: float
-) -> tuple[np.ndarray, PureDP]:
+def laplace_counts(counts: Sequence[int] | np.ndarray, epsilon: float) -> tuple[np.ndarray, PureDP]:
     """Discrete Laplace (geometric) noise on a count vector, epsilon-DP.
 
     Math: for L1 sensitivity Δ = 1, scale b = Δ / ε gives ε-DP (Ghosh, Roughgarden,
@@ -228,4 +226,3 @@ def _threshold_for(make: Callable[[int], dp.Measurement], d_in, delta: float) ->
         else:
             lo = mid + 1
     return hi
-

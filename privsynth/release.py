@@ -88,8 +88,11 @@ def release(
     if not out.parent.exists():
         raise ConfigError(f"the folder {out.parent} for the release does not exist")
     gen = make_generator(
-        generator, epsilon, delta,
-        allow_data_dependent_domain=allow_data_dependent_domain, **(generator_params or {}),
+        generator,
+        epsilon,
+        delta,
+        allow_data_dependent_domain=allow_data_dependent_domain,
+        **(generator_params or {}),
     )
     gen.fit(data, schema, ledger)
     synthetic = gen.sample(rows, seed=seed)
@@ -103,9 +106,13 @@ def release(
             synthetic.to_parquet(data_file, index=False)
         gen.save(tmp / "model.json")
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
-        ledger_info = {"path": str(ledger.path), "dataset_id": ledger.dataset_id,
-                       **gen.ledger_entry_, "cap": ledger.cap.to_dict(),
-                       "remaining": ledger.remaining().to_dict()}
+        ledger_info = {
+            "path": str(ledger.path),
+            "dataset_id": ledger.dataset_id,
+            **gen.ledger_entry_,
+            "cap": ledger.cap.to_dict(),
+            "remaining": ledger.remaining().to_dict(),
+        }
         manifest = {
             "format": "privsynth-release/1",
             "generator": generator.lower(),

@@ -56,6 +56,14 @@ def canonical_category(value: Any) -> str:
     return str(value)
 
 
+def canonical_series(s: pd.Series) -> pd.Series:
+    """:func:`canonical_category` of every value (missing stays missing), as object dtype.
+
+    Each distinct value is converted once, so this is a hash lookup per row."""
+    mapping = {v: canonical_category(v) for v in pd.unique(s.dropna())}
+    return s.map(mapping).astype(object)
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of the schema.
@@ -140,14 +148,17 @@ class Column:
             edges = tuple(float(e) for e in self.edges)
         except (TypeError, ValueError) as exc:
             raise SchemaError(f"{where}: 'edges' must be a list of numbers") from exc
-        if len(edges) < 2 or not all(map(math.isfinite, edges)) or any(
-            b <= a for a, b in zip(edges, edges[1:], strict=False)
+        if (
+            len(edges) < 2
+            or not all(map(math.isfinite, edges))
+            or any(b <= a for a, b in zip(edges, edges[1:], strict=False))
         ):
             raise SchemaError(f"{where}: 'edges' must be >= 2 increasing finite numbers")
         if self.kind == "integer" and not all(e.is_integer() for e in edges):
             raise SchemaError(f"{where}: an integer column needs integer 'edges'")
         if self.lower is not None and (float(self.lower), float(self.upper)) != (
-            edges[0], edges[-1]
+            edges[0],
+            edges[-1],
         ):
             raise SchemaError(f"{where}: lower/upper must equal the first and last edge")
         cast = int if self.kind == "integer" else float
@@ -213,8 +224,17 @@ class Column:
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> Column:
         if not isinstance(data, Mapping):
             raise SchemaError(f"column {name!r}: expected an object, got {type(data).__name__}")
-        allowed = {"kind", "categories", "lower", "upper", "bins", "edges", "nullable", "source",
-                   "note"}
+        allowed = {
+            "kind",
+            "categories",
+            "lower",
+            "upper",
+            "bins",
+            "edges",
+            "nullable",
+            "source",
+            "note",
+        }
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise SchemaError(
@@ -232,7 +252,9 @@ class Column:
             lower=data.get("lower"),
             upper=data.get("upper"),
             bins=data.get("bins"),
-            edges=tuple(data["edges"]) if isinstance(data.get("edges"), list) else data.get("edges"),
+            edges=tuple(data["edges"])
+            if isinstance(data.get("edges"), list)
+            else data.get("edges"),
             nullable=bool(data.get("nullable", False)),
             source=data.get("source", "public"),
             note=data.get("note"),
@@ -469,7 +491,7 @@ def _draft_column(name: str, s: pd.Series, bins: int) -> Column:
     if why:
         return Column(name, "identifier", note=f"likely identifier ({why}); review")
     if pd.api.types.is_bool_dtype(s.dtype):
-        cats = tuple(sorted({canonical_category(v) for v in nonnull}))
+        cats = tuple(sorted(set(canonical_series(nonnull))))
         return Column(name, "categorical", cats, nullable=nullable, source="data")
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return _draft_bounded(name, "datetime", nonnull, nullable, bins)
@@ -481,7 +503,7 @@ def _draft_column(name: str, s: pd.Series, bins: int) -> Column:
         is_int = bool(len(nonnull)) and bool(np.all(np.mod(nonnull.to_numpy(float), 1) == 0))
         return _draft_bounded(name, "integer" if is_int else "continuous", nonnull, nullable, bins)
     if _is_textual(s):
-        cats = tuple(sorted({canonical_category(v) for v in nonnull}))
+        cats = tuple(sorted(set(canonical_series(nonnull))))
         if not cats:
             return Column(name, "categorical", nullable=True, note="no values seen")
         return Column(name, "categorical", cats, nullable=nullable, source="data")
@@ -526,8 +548,13 @@ def _draft_bounded(name: str, kind: str, nonnull: pd.Series, nullable: bool, bin
             hi = hi + 1
     width_ok = kind == "integer" and hi - lo + 1 <= bins
     return Column(
-        name, kind, lower=lo, upper=hi, bins=None if width_ok else bins,
-        nullable=nullable, source="data",
+        name,
+        kind,
+        lower=lo,
+        upper=hi,
+        bins=None if width_ok else bins,
+        nullable=nullable,
+        source="data",
     )
 
 
@@ -555,7 +582,7 @@ def _validate_column(
     where = f"column {col.name!r}"
     isna = s.isna()
     if col.kind in CATEGORICAL_KINDS:
-        values = s.map(canonical_category, na_action="ignore").astype(object)
+        values = canonical_series(s)
         if col.categories is not None:
             unknown = ~isna & ~values.isin(col.categories)
             if unknown.any() and col.source == "dp" and OTHER in col.categories:

@@ -82,10 +82,16 @@ class AIM(MarginalGenerator):
             raise ConfigError(f"round_iters ({self.round_iters!r}) must be a positive integer")
 
     def _params(self) -> dict:
-        return {**super()._params(), "degree": self.degree,
-                "max_model_size": self.max_model_size, "round_iters": self.round_iters}
+        return {
+            **super()._params(),
+            "degree": self.degree,
+            "max_model_size": self.max_model_size,
+            "round_iters": self.round_iters,
+        }
 
-    def _fit_codes(self, codes: np.ndarray, shape: dict[str, int], rho: float) -> list[PrivacyEvent]:
+    def _fit_codes(
+        self, codes: np.ndarray, shape: dict[str, int], rho: float
+    ) -> list[PrivacyEvent]:
         names = list(shape)
         d = len(names)
         col = {a: j for j, a in enumerate(names)}
@@ -122,8 +128,7 @@ class AIM(MarginalGenerator):
                 last = True
             used += 1 / (2 * sigma**2) + eps**2 / 8
             size_cap = limit_bytes * used / rho
-            small = [c for c in candidates
-                     if _model_bytes(model.cliques, c, shape) <= size_cap]
+            small = [c for c in candidates if _model_bytes(model.cliques, c, shape) <= size_cap]
             if not small:
                 small = [c for c in candidates if len(c) == 1]
             est = model.marginals(small)
@@ -133,22 +138,27 @@ class AIM(MarginalGenerator):
                 if c not in truth_cache:
                     truth_cache[c] = true_marginal(c)
                 n_cells = jt.cells(c, shape)
-                errors.append(np.abs(truth_cache[c] - e).sum() - np.sqrt(2 / np.pi) * sigma * n_cells)
+                errors.append(
+                    np.abs(truth_cache[c] - e).sum() - np.sqrt(2 / np.pi) * sigma * n_cells
+                )
             scores = weights * np.asarray(errors)
-            pick, c_sel = mechanisms.select_max(scores, sensitivity=float(weights.max()),
-                                                rho=eps**2 / 8)
+            pick, c_sel = mechanisms.select_max(
+                scores, sensitivity=float(weights.max()), rho=eps**2 / 8
+            )
             charges.append(c_sel)
             clique = small[pick]
             before = model.marginal(clique)
             measure(clique, sigma)
-            model = estimate(measurements, shape, iters=self.round_iters, warm_start=model,
-                             device=self.device)
+            model = estimate(
+                measurements, shape, iters=self.round_iters, warm_start=model, device=self.device
+            )
             after = model.marginal(clique)
             if np.abs(after - before).sum() <= np.sqrt(2 / np.pi) * sigma * jt.cells(clique, shape):
                 sigma, eps = sigma / 2, eps * 2
         self.measurements_ = measurements
-        self.model_ = estimate(measurements, shape, iters=self.iters, warm_start=model,
-                               device=self.device)
+        self.model_ = estimate(
+            measurements, shape, iters=self.iters, warm_start=model, device=self.device
+        )
         return charges
 
     def _sample_codes(self, n, rng, conditions):
@@ -158,8 +168,10 @@ class AIM(MarginalGenerator):
         return max(0, int(round(self.model_.total)))
 
     def _state(self) -> dict:
-        return {"model": self.model_.to_dict(),
-                "measurements": [m.to_dict() for m in self.measurements_]}
+        return {
+            "model": self.model_.to_dict(),
+            "measurements": [m.to_dict() for m in self.measurements_],
+        }
 
     def _load_state(self, state: dict) -> None:
         self.model_ = GraphicalModel.from_dict(state["model"], device=self.device)

@@ -209,7 +209,9 @@ class MarginalGenerator(ABC):
             )
 
     @abstractmethod
-    def _fit_codes(self, codes: np.ndarray, shape: dict[str, int], rho: float) -> list[PrivacyEvent]:
+    def _fit_codes(
+        self, codes: np.ndarray, shape: dict[str, int], rho: float
+    ) -> list[PrivacyEvent]:
         """Run the mechanism on encoded rows; return the charges of every noisy step."""
 
     @abstractmethod
@@ -270,8 +272,13 @@ class MarginalGenerator(ABC):
 
     # ------------------------------------------------------------------ report
     def _params(self) -> dict:
-        return {"generator": self.name, "epsilon": self.epsilon, "delta": self.delta,
-                "discovery_share": self.discovery_share, "iters": self.iters}
+        return {
+            "generator": self.name,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "discovery_share": self.discovery_share,
+            "iters": self.iters,
+        }
 
     def privacy_spec(self) -> dict:
         """The DP statement of this fit: parameters, every planned and spent charge, caveats."""

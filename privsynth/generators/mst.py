@@ -40,8 +40,13 @@ class Compression:
     noisy 1-way counts: post-processing of the step-1 measurement.
     """
 
-    def __init__(self, kept: list[np.ndarray], rare: list[np.ndarray],
-                 rare_weights: list[np.ndarray], sizes: list[int]) -> None:
+    def __init__(
+        self,
+        kept: list[np.ndarray],
+        rare: list[np.ndarray],
+        rare_weights: list[np.ndarray],
+        sizes: list[int],
+    ) -> None:
         self.kept, self.rare, self.rare_weights, self.sizes = kept, rare, rare_weights, sizes
         self.forward = []
         for k, r, size in zip(kept, rare, sizes, strict=True):
@@ -60,7 +65,9 @@ class Compression:
             kept.append(np.setdiff1d(np.arange(len(y)), small))
             rare.append(small)
             w = np.clip(y[small], 0, None).astype(np.float64)
-            weights.append(w / w.sum() if w.sum() > 0 else np.full(len(small), 1 / max(len(small), 1)))
+            weights.append(
+                w / w.sum() if w.sum() > 0 else np.full(len(small), 1 / max(len(small), 1))
+            )
         return cls(kept, rare, weights, [len(y) for y in noisy])
 
     def compressed_sizes(self) -> list[int]:
@@ -85,15 +92,22 @@ class Compression:
         return out
 
     def to_dict(self) -> dict:
-        return {"sizes": self.sizes, "kept": [k.tolist() for k in self.kept],
-                "rare": [r.tolist() for r in self.rare],
-                "rare_weights": [w.tolist() for w in self.rare_weights]}
+        return {
+            "sizes": self.sizes,
+            "kept": [k.tolist() for k in self.kept],
+            "rare": [r.tolist() for r in self.rare],
+            "rare_weights": [w.tolist() for w in self.rare_weights],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Compression:
         arr = lambda xs, t: [np.asarray(x, dtype=t) for x in xs]  # noqa: E731
-        return cls(arr(d["kept"], np.int64), arr(d["rare"], np.int64),
-                   arr(d["rare_weights"], np.float64), list(d["sizes"]))
+        return cls(
+            arr(d["kept"], np.int64),
+            arr(d["rare"], np.int64),
+            arr(d["rare_weights"], np.float64),
+            list(d["sizes"]),
+        )
 
 
 class MST(MarginalGenerator):
@@ -124,7 +138,9 @@ class MST(MarginalGenerator):
 
     name: ClassVar[str] = "MST"
 
-    def _fit_codes(self, codes: np.ndarray, shape: dict[str, int], rho: float) -> list[PrivacyEvent]:
+    def _fit_codes(
+        self, codes: np.ndarray, shape: dict[str, int], rho: float
+    ) -> list[PrivacyEvent]:
         names, sizes = list(shape), list(shape.values())
         d = len(names)
         n_pairs = d - 1
@@ -144,8 +160,9 @@ class MST(MarginalGenerator):
         ccodes = comp.encode(codes)
         csizes = comp.compressed_sizes()
         cdomain = dict(zip(names, csizes, strict=True))
-        ones = [Measurement((names[j],), comp.compress_counts(j, noisy_1[j]), sigma_1)
-                for j in range(d)]
+        ones = [
+            Measurement((names[j],), comp.compress_counts(j, noisy_1[j]), sigma_1) for j in range(d)
+        ]
 
         two: list[Measurement] = []
         if n_pairs:
@@ -164,13 +181,22 @@ class MST(MarginalGenerator):
         # 5. Estimate (post-processing).
         self.measurements_ = ones + two
         self.compression_ = comp
-        self.model_ = estimate(self.measurements_, cdomain, iters=self.iters, device=self.device,
-                               init=_tree_init(ones, two, cdomain))
+        self.model_ = estimate(
+            self.measurements_,
+            cdomain,
+            iters=self.iters,
+            device=self.device,
+            init=_tree_init(ones, two, cdomain),
+        )
         return charges
 
     def _sample_codes(self, n, rng, conditions):
-        cconds = {name: sorted({int(self.compression_.forward[self.encoder_.names.index(name)][c])
-                                for c in codes}) for name, codes in conditions.items()}
+        cconds = {
+            name: sorted(
+                {int(self.compression_.forward[self.encoder_.names.index(name)][c]) for c in codes}
+            )
+            for name, codes in conditions.items()
+        }
         ccodes = self.model_.sample(n, rng, cconds)
         out = self.compression_.decode(ccodes, rng)
         for name, codes in conditions.items():  # a shared code may decode to an unwanted value
@@ -184,8 +210,11 @@ class MST(MarginalGenerator):
         return max(0, int(round(self.model_.total)))
 
     def _state(self) -> dict:
-        return {"compression": self.compression_.to_dict(), "model": self.model_.to_dict(),
-                "measurements": [m.to_dict() for m in self.measurements_]}
+        return {
+            "compression": self.compression_.to_dict(),
+            "model": self.model_.to_dict(),
+            "measurements": [m.to_dict() for m in self.measurements_],
+        }
 
     def _load_state(self, state: dict) -> None:
         self.compression_ = Compression.from_dict(state["compression"])
@@ -204,8 +233,9 @@ def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) ->
         p = np.clip(y, 0, None) + 0.5  # half a count keeps empty cells finite
         return p / p.sum()
 
-    edge_p = {m.clique: normalise(m.values).reshape(domain[m.clique[0]], domain[m.clique[1]])
-              for m in two}
+    edge_p = {
+        m.clique: normalise(m.values).reshape(domain[m.clique[0]], domain[m.clique[1]]) for m in two
+    }
     init = {c: np.log(p).ravel() for c, p in edge_p.items()}
     for m in ones:
         (a,) = m.clique
@@ -217,8 +247,9 @@ def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) ->
     return init
 
 
-def _select_tree(codes: np.ndarray, sizes: list[int], ones: list[Measurement],
-                 rho: float) -> tuple[list[tuple[int, int]], list[PrivacyEvent]]:
+def _select_tree(
+    codes: np.ndarray, sizes: list[int], ones: list[Measurement], rho: float
+) -> tuple[list[tuple[int, int]], list[PrivacyEvent]]:
     """Kruskal's algorithm with each edge chosen by the exponential mechanism.
 
     Score of pair (i, j): || M_ij(data) - M_ij(independent 1-way model) ||_1. The model part
@@ -232,11 +263,15 @@ def _select_tree(codes: np.ndarray, sizes: list[int], ones: list[Measurement],
         probs.append(p / p.sum() if p.sum() > 0 else np.full(len(p), 1 / len(p)))
     total = max(1.0, float(np.mean([np.sum(m.values) for m in ones])))
     pairs = list(itertools.combinations(range(d), 2))
-    scores = np.array([
-        np.abs(marginal(codes, [i, j], [sizes[i], sizes[j]])
-               - total * np.outer(probs[i], probs[j]).ravel()).sum()
-        for i, j in pairs
-    ])
+    scores = np.array(
+        [
+            np.abs(
+                marginal(codes, [i, j], [sizes[i], sizes[j]])
+                - total * np.outer(probs[i], probs[j]).ravel()
+            ).sum()
+            for i, j in pairs
+        ]
+    )
     component = list(range(d))
     tree, charges = [], []
     for _ in range(d - 1):

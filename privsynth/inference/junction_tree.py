@@ -72,6 +72,7 @@ def build(cliques: Sequence[Sequence[str]], domain: Mapping[str, int]) -> Juncti
     elim_cliques: list[frozenset[str]] = []
     remaining = dict(adj)
     while remaining:
+
         def cost(v: str) -> tuple[int, int]:
             nb = remaining[v]
             fill = sum(1 for a, b in combinations(nb, 2) if b not in remaining[a])
@@ -93,7 +94,10 @@ def build(cliques: Sequence[Sequence[str]], domain: Mapping[str, int]) -> Juncti
     # Kruskal on the clique graph, heaviest separators first; weight-0 edges join components.
     n = len(jt_cliques)
     edges = sorted(
-        ((len(set(jt_cliques[i]) & set(jt_cliques[j])), i, j) for i, j in combinations(range(n), 2)),
+        (
+            (len(set(jt_cliques[i]) & set(jt_cliques[j])), i, j)
+            for i, j in combinations(range(n), 2)
+        ),
         key=lambda e: -e[0],
     )
     root_of = list(range(n))

@@ -114,11 +114,19 @@ class GraphicalModel:
                 b = b + self._expand(down[i], t.separator[i], t.cliques[i])
             kids = t.children(i)
             incoming = [self._expand(up[ch], t.separator[ch], t.cliques[i]) for ch in kids]
-            full = b + sum(incoming) if incoming else b
-            beliefs[i] = self._normalise(full)
-            for k, ch in enumerate(kids):
-                msg = full - incoming[k]  # everything except what the child sent
-                down[ch] = self._lse(msg, self._reduce_dims(t.cliques[i], t.separator[ch]))
+            # Child k is sent everything except its own message. Prefix and suffix sums build
+            # that without subtracting, which would give -inf - -inf = nan under evidence.
+            prefix = [b]
+            for m in incoming:
+                prefix.append(prefix[-1] + m)
+            beliefs[i] = self._normalise(prefix[-1])
+            suffix = None
+            for k in reversed(range(len(kids))):
+                msg = prefix[k] if suffix is None else prefix[k] + suffix
+                down[kids[k]] = self._lse(
+                    msg, self._reduce_dims(t.cliques[i], t.separator[kids[k]])
+                )
+                suffix = incoming[k] if suffix is None else suffix + incoming[k]
         return beliefs
 
     def project(self, beliefs: Sequence[torch.Tensor], clique: Sequence[str]) -> torch.Tensor:
@@ -152,8 +160,9 @@ class GraphicalModel:
                         if a not in cond:
                             cond[a] = self._clamped_beliefs(a)
                         home = self.tree.home((b,))
-                        pb = self._lse(cond[a][home], self._reduce_dims(self.tree.cliques[home],
-                                                                         (b,))).exp()
+                        pb = self._lse(
+                            cond[a][home], self._reduce_dims(self.tree.cliques[home], (b,))
+                        ).exp()
                         p = self.project(beliefs, (a,))[:, None] * pb
                     else:
                         p = self._eliminate(c)
@@ -172,10 +181,11 @@ class GraphicalModel:
         factors = list(zip(self.tree.cliques, self._potentials(), strict=True))
         hidden = [a for a in self.domain if a not in query]
         while hidden:
-            def cost(v: str) -> int:
-                return jt.cells(set().union(*(c for c, _ in factors if v in c)), self.domain)
-
-            v = min(hidden, key=cost)
+            scopes = [c for c, _ in factors]
+            v = min(
+                hidden,
+                key=lambda v: jt.cells(set().union(*(c for c in scopes if v in c)), self.domain),
+            )
             hidden.remove(v)
             touching = [(c, f) for c, f in factors if v in c]
             factors = [(c, f) for c, f in factors if v not in c]
@@ -201,8 +211,9 @@ class GraphicalModel:
         """
         evidence = {}
         for attr, allowed in (conditions or {}).items():
-            mask = torch.full((1, self.domain[attr]), -torch.inf, device=self.device,
-                              dtype=self.dtype)
+            mask = torch.full(
+                (1, self.domain[attr]), -torch.inf, device=self.device, dtype=self.dtype
+            )
             mask[0, list(allowed)] = 0.0
             evidence[attr] = mask
         with torch.no_grad():

@@ -22,35 +22,42 @@ def test_version_and_help(capsys):
 
 def test_schema_draft_and_check(tmp_path, capsys, toy_frame):
     toy_frame.to_csv(tmp_path / "d.csv", index=False)
-    code, _, err = run(capsys, "schema", "draft", str(tmp_path / "d.csv"),
-                       "-o", str(tmp_path / "s.json"))
+    code, _, err = run(
+        capsys, "schema", "draft", str(tmp_path / "d.csv"), "-o", str(tmp_path / "s.json")
+    )
     assert code == 0 and "patient_id" in err and "source: data" in err
     schema = json.loads((tmp_path / "s.json").read_text())
     assert schema["columns"]["patient_id"]["kind"] == "identifier"
     # A drafted schema is refused for release until reviewed ...
-    code, _, err = run(capsys, "schema", "check", str(tmp_path / "d.csv"),
-                       str(tmp_path / "s.json"))
+    code, _, err = run(capsys, "schema", "check", str(tmp_path / "d.csv"), str(tmp_path / "s.json"))
     assert code == EXIT_CODES["SchemaError"]
     assert err.startswith("error: the domain of column(s)") and err.count("\n") == 1
     # ... or accepted with the explicit opt-in, which prints the caveat.
-    code, out, _ = run(capsys, "schema", "check", str(tmp_path / "d.csv"),
-                       str(tmp_path / "s.json"), "--unsafe-data-domain")
+    code, out, _ = run(
+        capsys,
+        "schema",
+        "check",
+        str(tmp_path / "d.csv"),
+        str(tmp_path / "s.json"),
+        "--unsafe-data-domain",
+    )
     assert code == 0 and "DP caveat" in out and out.rstrip().splitlines()[-1].startswith("ok:")
 
 
-def test_errors_are_one_line_with_documented_exit_codes(tmp_path, capsys, toy_frame,
-                                                        toy_schema_dict):
+def test_errors_are_one_line_with_documented_exit_codes(
+    tmp_path, capsys, toy_frame, toy_schema_dict
+):
     toy_frame.loc[3, "sex"] = "X"
     toy_frame.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "s.json").write_text(json.dumps(toy_schema_dict))
-    code, _, err = run(capsys, "schema", "check", str(tmp_path / "d.csv"),
-                       str(tmp_path / "s.json"))
+    code, _, err = run(capsys, "schema", "check", str(tmp_path / "d.csv"), str(tmp_path / "s.json"))
     assert code == EXIT_CODES["DataError"]
     assert err.count("\n") == 1 and "column 'sex'" in err and "Traceback" not in err
     code, _, err = run(capsys, "schema", "draft", str(tmp_path / "missing.csv"))
     assert code == EXIT_CODES["DataError"] and "does not exist" in err
-    code, _, err = run(capsys, "schema", "check", str(tmp_path / "d.csv"),
-                       str(tmp_path / "nope.json"))
+    code, _, err = run(
+        capsys, "schema", "check", str(tmp_path / "d.csv"), str(tmp_path / "nope.json")
+    )
     assert code == EXIT_CODES["SchemaError"]
     code, _, err = run(capsys, "schema", "frobnicate")
     assert code == 2 and "No such command" in err

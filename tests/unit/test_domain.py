@@ -29,18 +29,19 @@ def test_encode_decode_round_trip_keeps_every_code():
     )
     rng = np.random.default_rng(0)
     n = 500
-    df = pd.DataFrame({
-        "sex": rng.choice(["F", "M"], n),
-        "grade": rng.choice(["low", "mid", "high", None], n),
-        "age": rng.integers(0, 10, n),
-        "income": rng.integers(0, 1001, n),
-        "weight": rng.uniform(30, 150, n),
-        "visit": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 365, n), "D"),
-    })
+    df = pd.DataFrame(
+        {
+            "sex": rng.choice(["F", "M"], n),
+            "grade": rng.choice(["low", "mid", "high", None], n),
+            "age": rng.integers(0, 10, n),
+            "income": rng.integers(0, 1001, n),
+            "weight": rng.uniform(30, 150, n),
+            "visit": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 365, n), "D"),
+        }
+    )
     clean, _ = s.validate(df)
     enc = Encoder(s)
-    assert enc.shape == {"sex": 2, "grade": 4, "age": 10, "income": 10, "weight": 24,
-                         "visit": 12}
+    assert enc.shape == {"sex": 2, "grade": 4, "age": 10, "income": 10, "weight": 24, "visit": 12}
     codes = enc.encode(clean)
     assert codes.shape == (n, 6) and codes.min() >= 0
     assert (codes < np.array(list(enc.shape.values()))).all()
@@ -76,13 +77,18 @@ def test_encoder_needs_every_domain():
 
 
 def test_plan_splits_the_budget_over_undeclared_columns():
-    s = _schema(a={"kind": "categorical"}, b={"kind": "integer"},
-                c={"kind": "categorical", "categories": ("x",)})
-    assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [
-        ApproxDP(0.5, 1e-8), PureDP(0.5)
-    ]
-    assert plan_discovery(_schema(c={"kind": "categorical", "categories": ("x",)}),
-                          epsilon=1.0, delta=1e-8) == []
+    s = _schema(
+        a={"kind": "categorical"},
+        b={"kind": "integer"},
+        c={"kind": "categorical", "categories": ("x",)},
+    )
+    assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [ApproxDP(0.5, 1e-8), PureDP(0.5)]
+    assert (
+        plan_discovery(
+            _schema(c={"kind": "categorical", "categories": ("x",)}), epsilon=1.0, delta=1e-8
+        )
+        == []
+    )
 
 
 def test_discovery_never_reveals_a_value_held_by_one_row():

@@ -20,21 +20,28 @@ def table():
     rng = np.random.default_rng(11)
     n = 3000
     x = rng.integers(0, 4, n)
-    df = pd.DataFrame({
-        "x": x.astype(str),
-        "y": x.astype(str),  # a perfect 2-way link that independent sampling would break
-        "age": rng.integers(20, 70, n),
-        "clinic": rng.choice(["north", "south", "east"], n).astype(object),
-        "income": rng.choice(["<=50K", ">50K"], n, p=[0.8, 0.2]),
-    })
+    df = pd.DataFrame(
+        {
+            "x": x.astype(str),
+            "y": x.astype(str),  # a perfect 2-way link that independent sampling would break
+            "age": rng.integers(20, 70, n),
+            "clinic": rng.choice(["north", "south", "east"], n).astype(object),
+            "income": rng.choice(["<=50K", ">50K"], n, p=[0.8, 0.2]),
+        }
+    )
     df.loc[7, "clinic"] = "Dr. Unique"  # held by one row
-    schema = Schema.from_dict({"version": 1, "columns": {
-        "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
-        "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
-        "age": {"kind": "integer", "lower": 18, "upper": 80, "bins": 16},
-        "clinic": {"kind": "categorical"},
-        "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]},
-    }})
+    schema = Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "age": {"kind": "integer", "lower": 18, "upper": 80, "bins": 16},
+                "clinic": {"kind": "categorical"},
+                "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]},
+            },
+        }
+    )
     return df, schema
 
 
@@ -92,9 +99,15 @@ def test_two_way_links_survive_sampling(fitted, table):
     gen, _, _ = fitted
     df, _ = table
     out = gen.sample(5000, seed=4)
-    s2 = Schema.from_dict({"version": 1, "columns": {
-        "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
-        "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]}}})
+    s2 = Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+            },
+        }
+    )
     assert mean_tvd(df[["x", "y"]], out[["x", "y"]], s2, way=2) < 0.05
 
 
@@ -134,8 +147,9 @@ def test_refuses_data_dependent_domains_without_opt_in(make, table):
     assert any("DP caveat" in c for c in gen.privacy_spec()["caveats"])
 
 
-@pytest.mark.parametrize("bad", [{"epsilon": 0}, {"epsilon": float("nan")}, {"delta": 0},
-                                 {"delta": 1.5}, {"iters": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"epsilon": 0}, {"epsilon": float("nan")}, {"delta": 0}, {"delta": 1.5}, {"iters": 0}]
+)
 def test_bad_parameters_name_themselves(table, bad):
     df, schema = table
     params = {"epsilon": 1.0, "delta": 1e-9, **bad}

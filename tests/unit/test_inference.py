@@ -38,11 +38,14 @@ def brute_marginal(joint: np.ndarray, clique) -> np.ndarray:
     return joint.sum(axis=drop).reshape(-1)
 
 
-@pytest.mark.parametrize("cliques", [
-    [("a", "b"), ("b", "c"), ("c", "d")],                   # a chain
-    [("a", "b"), ("b", "c"), ("a", "c"), ("d",)],           # a cycle: needs triangulation
-    [("a", "b", "c"), ("c", "d"), ("a", "d")],
-])
+@pytest.mark.parametrize(
+    "cliques",
+    [
+        [("a", "b"), ("b", "c"), ("c", "d")],  # a chain
+        [("a", "b"), ("b", "c"), ("a", "c"), ("d",)],  # a cycle: needs triangulation
+        [("a", "b", "c"), ("c", "d"), ("a", "d")],
+    ],
+)
 def test_junction_tree_has_running_intersection_and_covers_every_clique(cliques):
     tree = jt.build(cliques, DOMAIN)
     assert set().union(*tree.cliques) == set(DOMAIN)
@@ -55,10 +58,13 @@ def test_junction_tree_has_running_intersection_and_covers_every_clique(cliques)
         assert len(roots) == 1
 
 
-@pytest.mark.parametrize("cliques", [
-    [("a", "b"), ("b", "c"), ("c", "d")],
-    [("a", "b"), ("b", "c"), ("a", "c"), ("d",)],
-])
+@pytest.mark.parametrize(
+    "cliques",
+    [
+        [("a", "b"), ("b", "c"), ("c", "d")],
+        [("a", "b"), ("b", "c"), ("a", "c"), ("d",)],
+    ],
+)
 def test_every_marginal_matches_brute_force(cliques):
     model = random_model(cliques)
     joint = brute_joint(model)
@@ -77,8 +83,14 @@ def test_noise_free_measurements_are_recovered():
     codes = np.stack([a, b, c, d], 1)
     names = list(DOMAIN)
     cliques = [("a", "b"), ("b", "c"), ("d",)]
-    ms = [Measurement(q, marginal(codes, [names.index(x) for x in q],
-                                  [DOMAIN[x] for x in q]).astype(float), 1.0) for q in cliques]
+    ms = [
+        Measurement(
+            q,
+            marginal(codes, [names.index(x) for x in q], [DOMAIN[x] for x in q]).astype(float),
+            1.0,
+        )
+        for q in cliques
+    ]
     assert estimate_total(ms) == pytest.approx(n)
     model = estimate(ms, DOMAIN, iters=500, device="cpu")
     for m in ms:
@@ -105,5 +117,33 @@ def test_model_round_trips_through_json_dict():
     model = random_model([("a", "b"), ("b", "c")])
     again = GraphicalModel.from_dict(model.to_dict(), device="cpu")
     np.testing.assert_allclose(again.marginal(("a", "c")), model.marginal(("a", "c")))
-    assert (again.sample(50, np.random.default_rng(5)) ==
-            model.sample(50, np.random.default_rng(5))).all()
+    assert (
+        again.sample(50, np.random.default_rng(5)) == model.sample(50, np.random.default_rng(5))
+    ).all()
+
+
+def test_clamping_an_attribute_on_a_separator_gives_the_exact_conditionals():
+    # Clamp 'b' where its home clique (b, c) is a child joined to its parent (a, b) over the
+    # separator (b,): the child's message is -inf off the clamped value, and message passing
+    # must still give finite, exact conditionals (a subtraction would give -inf - -inf = nan).
+    model = random_model([("b", "c"), ("a", "b"), ("c", "d")], seed=7)
+    model.tree = jt.JunctionTree(
+        cliques=(("b", "c"), ("a", "b"), ("c", "d")),
+        parent=(1, -1, 0),
+        order=(1, 0, 2),
+        separator=(("b",), (), ("c",)),
+    )
+    model._home = [model.tree.home(c) for c in model.cliques]
+    assert model.tree.home(("b",)) == 0
+    joint = brute_joint(model)
+    names = list(DOMAIN)
+    clamped = model._clamped_beliefs("b")
+    for c, bel in zip(model.tree.cliques, clamped, strict=True):
+        for k in range(DOMAIN["b"]):
+            cond = np.take(joint, k, axis=names.index("b"))  # p(a, c, d, b=k) up to a constant
+            keep = [a for a in names if a != "b"]
+            want = cond.sum(axis=tuple(i for i, a in enumerate(keep) if a not in c))
+            got = bel[k].exp().numpy()
+            if "b" in c:  # all the mass sits at b = k
+                got = np.take(got, k, axis=c.index("b"))
+            np.testing.assert_allclose(got.reshape(-1), (want / want.sum()).reshape(-1), atol=1e-10)

@@ -38,8 +38,9 @@ def test_csv_and_parquet_read_the_same_table(tmp_path):
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     df.to_csv(tmp_path / "t.csv", index=False)
     df.to_parquet(tmp_path / "t.parquet")
-    pd.testing.assert_frame_equal(read_table(tmp_path / "t.csv"),
-                                  read_table(tmp_path / "t.parquet"), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        read_table(tmp_path / "t.csv"), read_table(tmp_path / "t.parquet"), check_dtype=False
+    )
 
 
 def test_truncated_parquet_of_a_real_file_is_refused(tmp_path):

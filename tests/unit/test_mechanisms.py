@@ -65,8 +65,7 @@ def test_select_max_follows_its_noise_distribution():
     # s = Delta/sqrt(2 rho) = 1 (the exponential mechanism), P = e/(1+e) = 0.731.
     # With 600 draws each SE <= 0.019; 5 SE = 0.095 (failure prob < 1e-6). The two laws are
     # 0.085 apart, so a swap of the noise is caught only in aggregate; the charges pin them.
-    pure = [mechanisms.select_max([0.0, 1.0], sensitivity=1.0, epsilon=2.0)[0]
-            for _ in range(600)]
+    pure = [mechanisms.select_max([0.0, 1.0], sensitivity=1.0, epsilon=2.0)[0] for _ in range(600)]
     assert abs(np.mean(pure) - (1 - math.exp(-1) / 2)) < 0.095
     zcdp = [mechanisms.select_max([0.0, 1.0], sensitivity=1.0, rho=0.5)[0] for _ in range(600)]
     assert abs(np.mean(zcdp) - math.e / (1 + math.e)) < 0.095

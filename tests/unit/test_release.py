@@ -15,12 +15,19 @@ from privsynth.schema import Schema
 def data():
     rng = np.random.default_rng(2)
     n = 1500
-    df = pd.DataFrame({"id": np.arange(n), "sex": rng.choice(["F", "M"], n),
-                       "age": rng.integers(20, 80, n)})
-    schema = Schema.from_dict({"version": 1, "columns": {
-        "id": {"kind": "identifier"},
-        "sex": {"kind": "categorical", "categories": ["F", "M"]},
-        "age": {"kind": "integer", "lower": 18, "upper": 90, "bins": 12}}})
+    df = pd.DataFrame(
+        {"id": np.arange(n), "sex": rng.choice(["F", "M"], n), "age": rng.integers(20, 80, n)}
+    )
+    schema = Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                "id": {"kind": "identifier"},
+                "sex": {"kind": "categorical", "categories": ["F", "M"]},
+                "age": {"kind": "integer", "lower": 18, "upper": 90, "bins": 12},
+            },
+        }
+    )
     return df, schema
 
 
@@ -31,8 +38,16 @@ def kinds(ledger):
 def test_release_writes_a_whole_folder(data, tmp_path):
     df, schema = data
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
-        res = release(df, schema, out=tmp_path / "rel", ledger=ledger, epsilon=1.0, rows=100,
-                      seed=0, fmt="parquet")
+        res = release(
+            df,
+            schema,
+            out=tmp_path / "rel",
+            ledger=ledger,
+            epsilon=1.0,
+            rows=100,
+            seed=0,
+            fmt="parquet",
+        )
         assert kinds(ledger) == ["cap", "reserve", "commit"]
     files = sorted(p.name for p in (tmp_path / "rel").iterdir())
     assert files == ["model.json", "release.json", "synthetic.parquet"]
@@ -71,9 +86,18 @@ def test_cli_release_end_to_end(data, tmp_path, capsys):
     df, schema = data
     df.to_csv(tmp_path / "people.csv", index=False)
     schema.save(tmp_path / "s.json")
-    args = ["release", str(tmp_path / "people.csv"), "--schema", str(tmp_path / "s.json"),
-            "--epsilon", "1", "--ledger", str(tmp_path / "l.sqlite"), "--out",
-            str(tmp_path / "rel")]
+    args = [
+        "release",
+        str(tmp_path / "people.csv"),
+        "--schema",
+        str(tmp_path / "s.json"),
+        "--epsilon",
+        "1",
+        "--ledger",
+        str(tmp_path / "l.sqlite"),
+        "--out",
+        str(tmp_path / "rel"),
+    ]
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == EXIT_CODES["ConfigError"]

@@ -49,13 +49,20 @@ def test_bad_schema_files(tmp_path):
     with pytest.raises(SchemaError, match="version 2 is not supported"):
         Schema.from_dict({"version": 2, "columns": {"a": {"kind": "categorical"}}})
     with pytest.raises(SchemaError, match="unit_of_privacy"):
-        Schema.from_dict({"version": 1, "unit_of_privacy": "household",
-                          "columns": {"a": {"kind": "categorical"}}})
+        Schema.from_dict(
+            {
+                "version": 1,
+                "unit_of_privacy": "household",
+                "columns": {"a": {"kind": "categorical"}},
+            }
+        )
 
 
 def test_draft_flags_identifiers_and_marks_data_domains(toy_frame):
-    df = toy_frame.assign(email=[f"p{i}@x.org" for i in range(len(toy_frame))],
-                          code=[f"c{i}" for i in range(len(toy_frame))])
+    df = toy_frame.assign(
+        email=[f"p{i}@x.org" for i in range(len(toy_frame))],
+        code=[f"c{i}" for i in range(len(toy_frame))],
+    )
     df.loc[3, "clinic"] = None
     s = Schema.draft(df)
     assert s["patient_id"].kind == "identifier"  # by name
@@ -78,8 +85,12 @@ def test_release_refuses_data_domains_without_opt_in(toy_frame):
     assert "--unsafe-data-domain" in str(err.value)
     caveats = s.release_caveats(allow_data_dependent_domain=True)
     assert len(caveats) == len(s.data_dependent_columns()) and "DP caveat" in caveats[0]
-    assert Schema.from_dict({"version": 1, "columns": {"a": {"kind": "categorical"}}}
-                            ).release_caveats() == []
+    assert (
+        Schema.from_dict(
+            {"version": 1, "columns": {"a": {"kind": "categorical"}}}
+        ).release_caveats()
+        == []
+    )
 
 
 def test_validate_clips_numbers_and_drops_identifiers(toy_frame, toy_schema_dict):
@@ -142,7 +153,8 @@ def test_columns_must_match(toy_frame, toy_schema_dict):
 
 def test_categories_match_across_types():
     assert canonical_category(1) == canonical_category(1.0) == canonical_category("1") == "1"
-    s = Schema.from_dict({"version": 1, "columns": {"sex": {"kind": "categorical",
-                                                            "categories": [0, 1]}}})
+    s = Schema.from_dict(
+        {"version": 1, "columns": {"sex": {"kind": "categorical", "categories": [0, 1]}}}
+    )
     clean, _ = s.validate(pd.DataFrame({"sex": [0.0, 1.0, 1.0]}))
     assert clean["sex"].tolist() == ["0", "1", "1"]
