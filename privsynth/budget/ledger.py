@@ -33,7 +33,6 @@ import logging
 import os
 import random
 import sqlite3
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -57,6 +56,7 @@ from privsynth.budget.accounting import (
     event_to_dict,
 )
 from privsynth.errors import BudgetExceeded, ConfigError, LedgerCorrupt, LedgerError
+from privsynth.io import atomic_write_text
 
 logger = logging.getLogger("privsynth.ledger")
 logger.addHandler(logging.NullHandler())  # silent in library mode unless logging is configured
@@ -289,19 +289,13 @@ def jsonl_text(path: str | os.PathLike, *, timeout: float = 30.0) -> str:
 
 
 def _atomic_write_text(out: Path, text: str) -> None:
+    """:func:`privsynth.io.atomic_write_text` with errors as :class:`LedgerError`."""
     out = out.expanduser()
     if not out.parent.is_dir():
         raise LedgerError(f"cannot write {out}: directory {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        atomic_write_text(out, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise LedgerError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 
 Clique = tuple[str, ...]
@@ -39,16 +40,25 @@ class JunctionTree:
     order: tuple[int, ...]
     separator: tuple[Clique, ...]
 
-    def children(self, i: int) -> list[int]:
-        return [j for j, p in enumerate(self.parent) if p == i]
+    @cached_property
+    def _children(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(
+            tuple(j for j, p in enumerate(self.parent) if p == i) for i in range(len(self.cliques))
+        )
+
+    def children(self, i: int) -> tuple[int, ...]:
+        return self._children[i]
 
     def home(self, clique: Sequence[str]) -> int:
         """Index of the smallest junction-tree clique that contains ``clique``."""
-        s = set(clique)
-        homes = [i for i, c in enumerate(self.cliques) if s <= set(c)]
-        if not homes:
-            raise KeyError(f"no junction-tree clique contains {tuple(clique)}")
-        return min(homes, key=lambda i: len(self.cliques[i]))
+        key = frozenset(clique)
+        cache = self.__dict__.setdefault("_homes", {})
+        if key not in cache:
+            homes = [i for i, c in enumerate(self.cliques) if key <= set(c)]
+            if not homes:
+                raise KeyError(f"no junction-tree clique contains {tuple(clique)}")
+            cache[key] = min(homes, key=lambda i: len(self.cliques[i]))
+        return cache[key]
 
     def size(self, domain: Mapping[str, int]) -> int:
         """Total cells over all cliques: the model's memory footprint in numbers."""

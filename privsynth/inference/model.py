@@ -119,7 +119,10 @@ class GraphicalModel:
             prefix = [b]
             for m in incoming:
                 prefix.append(prefix[-1] + m)
-            beliefs[i] = self._normalise(prefix[-1])
+            # Calibrated beliefs share one normaliser: compute it once, at the root.
+            if i == t.order[0]:
+                log_z = torch.logsumexp(prefix[-1].reshape(prefix[-1].shape[0], -1), dim=1)
+            beliefs[i] = prefix[-1] - log_z.reshape([-1] + [1] * len(t.cliques[i]))
             suffix = None
             for k in reversed(range(len(kids))):
                 msg = prefix[k] if suffix is None else prefix[k] + suffix
