@@ -1,0 +1,39 @@
+"""privsynth's MST / AIM under the shared harness (run with the project's .venv)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _driver import main, options  # noqa: E402
+
+
+def fit(train, domain, args):
+    from privsynth.generators.aim import AIM
+    from privsynth.generators.mst import MST
+    from privsynth.schema import Schema
+
+    schema = Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                c: {"kind": "categorical", "categories": list(range(k))} for c, k in domain.items()
+            },
+        }
+    )
+    cls = {"mst": MST, "aim": AIM}[args.algo]
+    device = options(args).get("device", "cpu")
+    import privsynth
+
+    args.extra["version"] = getattr(privsynth, "__version__", "?")
+    return cls(epsilon=args.epsilon, delta=args.delta, device=device).fit(train, schema)
+
+
+def sample(model, n, args):
+    return model.sample(n, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main("privsynth", fit, sample)
