@@ -70,16 +70,14 @@ def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.
     charge.
     """
     rho = _positive("rho", rho)
-    x = _int_counts(counts)
-    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64")
-    meas = _calibrate(
-        lambda s: dp.m.make_gaussian(*space, scale=s),
-        COUNT_SENSITIVITY,
+    noisy, used = _noisy_counts(
+        counts,
+        dp.m.make_gaussian,
+        dp.l2_distance(T="i64"),
         rho,
-        guess=COUNT_SENSITIVITY / math.sqrt(2 * rho),
+        COUNT_SENSITIVITY / math.sqrt(2 * rho),
     )
-    noisy = np.asarray(meas(x), dtype=np.int64) if x.size else x.copy()
-    return noisy, ZCDP(meas.map(COUNT_SENSITIVITY))
+    return noisy, ZCDP(used)
 
 
 def laplace_counts(counts: Sequence[int] | np.ndarray, epsilon: float) -> tuple[np.ndarray, PureDP]:
@@ -89,16 +87,20 @@ def laplace_counts(counts: Sequence[int] | np.ndarray, epsilon: float) -> tuple[
     Sundararajan 2012).
     """
     epsilon = _positive("epsilon", epsilon)
-    x = _int_counts(counts)
-    space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
-    meas = _calibrate(
-        lambda s: dp.m.make_laplace(*space, scale=s),
-        COUNT_SENSITIVITY,
-        epsilon,
-        guess=COUNT_SENSITIVITY / epsilon,
+    noisy, used = _noisy_counts(
+        counts, dp.m.make_laplace, dp.l1_distance(T="i64"), epsilon, COUNT_SENSITIVITY / epsilon
     )
+    return noisy, PureDP(used)
+
+
+def _noisy_counts(counts, make, metric, target: float, guess: float) -> tuple[np.ndarray, float]:
+    """Run OpenDP's ``make`` (Gaussian or Laplace) on an integer count vector, calibrated to
+    ``target`` at sensitivity 1; return the noisy counts and OpenDP's charge."""
+    x = _int_counts(counts)
+    space = dp.vector_domain(dp.atom_domain(T="i64")), metric
+    meas = _calibrate(lambda s: make(*space, scale=s), COUNT_SENSITIVITY, target, guess=guess)
     noisy = np.asarray(meas(x), dtype=np.int64) if x.size else x.copy()
-    return noisy, PureDP(meas.map(COUNT_SENSITIVITY))
+    return noisy, meas.map(COUNT_SENSITIVITY)
 
 
 def select_max(

@@ -621,18 +621,22 @@ def _validate_column(
     return values
 
 
+def _refuse_bad(where: str, s: pd.Series, bad: pd.Series, what: str, fix: str) -> None:
+    if bad.any():
+        raise DataError(
+            f"{where}: {int(bad.sum())} value(s) are not {what} (e.g. {s[bad].iloc[0]!r} at row "
+            f"{bad[bad].index[0]}); {fix}"
+        )
+
+
 def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
     """Numeric view of a column (datetimes as ns since epoch, as float)."""
     where = f"column {col.name!r}"
     if col.kind == "datetime":
         parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=False)
-        bad = parsed.isna() & ~isna
-        if bad.any():
-            v = s[bad].iloc[0]
-            raise DataError(
-                f"{where}: {int(bad.sum())} value(s) are not dates (e.g. {v!r} at row "
-                f"{bad[bad].index[0]}); use ISO-8601 (YYYY-MM-DD) or fix the column"
-            )
+        _refuse_bad(
+            where, s, parsed.isna() & ~isna, "dates", "use ISO-8601 (YYYY-MM-DD) or fix the column"
+        )
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         values = pd.Series(np.nan, index=s.index, dtype=float)
@@ -640,13 +644,9 @@ def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
         values[ok] = parsed[ok].astype("datetime64[ns]").astype("int64").astype(float)
         return values
     values = pd.to_numeric(s, errors="coerce").astype(float)
-    bad = values.isna() & ~isna
-    if bad.any():
-        v = s[bad].iloc[0]
-        raise DataError(
-            f"{where}: {int(bad.sum())} value(s) are not numbers (e.g. {v!r} at row "
-            f"{bad[bad].index[0]}); fix them, or declare the column categorical"
-        )
+    _refuse_bad(
+        where, s, values.isna() & ~isna, "numbers", "fix them, or declare the column categorical"
+    )
     inf = np.isinf(values)
     if inf.any():
         raise DataError(

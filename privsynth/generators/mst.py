@@ -78,6 +78,12 @@ class Compression:
         out = y[self.kept[j]].astype(np.float64)
         return np.append(out, y[self.rare[j]].sum()) if len(self.rare[j]) else out
 
+    def sigmas(self, j: int, sigma: float) -> np.ndarray:
+        """Noise sd of each cell of :meth:`compress_counts`: a sum of k noisy cells has sd
+        sigma * sqrt(k)."""
+        out = np.full(len(self.kept[j]), sigma)
+        return np.append(out, sigma * np.sqrt(len(self.rare[j]))) if len(self.rare[j]) else out
+
     def encode(self, codes: np.ndarray) -> np.ndarray:
         return np.column_stack([f[codes[:, j]] for j, f in enumerate(self.forward)])
 
@@ -161,7 +167,8 @@ class MST(MarginalGenerator):
         csizes = comp.compressed_sizes()
         cdomain = dict(zip(names, csizes, strict=True))
         ones = [
-            Measurement((names[j],), comp.compress_counts(j, noisy_1[j]), sigma_1) for j in range(d)
+            Measurement((names[j],), comp.compress_counts(j, noisy_1[j]), comp.sigmas(j, sigma_1))
+            for j in range(d)
         ]
 
         two: list[Measurement] = []

@@ -2,7 +2,7 @@
 McKenna, Sheldon & Miklau 2019).
 
 Given measurements y_i = M_{C_i}(data) + N(0, sigma_i^2) on cliques C_i, find the distribution
-whose marginals mu minimise L(mu) = sum_i ||total * mu_{C_i} - y_i||^2 / (2 sigma_i^2) over the
+whose marginals mu minimise L(mu) = sum_i ||(total * mu_{C_i} - y_i) / sigma_i||^2 / 2 over the
 marginal polytope. As in Private-PGM the search runs over the log-potentials theta of a
 graphical model whose cliques are the C_i, with mu(theta) computed exactly by belief
 propagation on a junction tree. Private-PGM takes entropic mirror-descent steps
@@ -38,12 +38,16 @@ class Measurement:
 
     clique: tuple[str, ...]
     values: np.ndarray
-    sigma: float
+    sigma: float | np.ndarray  # one noise sd for every cell, or one per cell
+
+    def variances(self) -> np.ndarray:
+        """Noise variance of each cell."""
+        return np.broadcast_to(np.asarray(self.sigma, dtype=np.float64) ** 2, np.shape(self.values))
 
     def to_dict(self) -> dict:
         return {
             "clique": list(self.clique),
-            "sigma": self.sigma,
+            "sigma": np.asarray(self.sigma).tolist(),
             "values": np.asarray(self.values).tolist(),
         }
 
@@ -52,15 +56,15 @@ class Measurement:
         return cls(
             tuple(data["clique"]),
             np.asarray(data["values"], dtype=np.float64),
-            float(data["sigma"]),
+            data["sigma"] if np.isscalar(data["sigma"]) else np.asarray(data["sigma"], float),
         )
 
 
 def estimate_total(measurements: Sequence[Measurement]) -> float:
-    """Inverse-variance weighted mean of the measurements' sums (each sum has variance
-    cells * sigma^2); at least 1."""
+    """Inverse-variance weighted mean of the measurements' sums (a sum's variance is the sum
+    of its cells' variances); at least 1."""
     sums = np.array([np.sum(m.values) for m in measurements], dtype=np.float64)
-    var = np.array([len(m.values) * m.sigma**2 for m in measurements], dtype=np.float64)
+    var = np.array([m.variances().sum() for m in measurements], dtype=np.float64)
     return float(max(1.0, np.sum(sums / var) / np.sum(1 / var)))
 
 
@@ -115,7 +119,12 @@ def estimate(
     # w_i = total^2 / sigma_i^2; dividing by sum_i cells_i (twice L's expected value at the
     # truth) makes the stopping tolerance scale-free.
     n_cells = sum(len(m.values) for m in measurements)
-    weights = [total**2 / m.sigma**2 / n_cells for m in measurements]
+    weights = [
+        torch.as_tensor(total**2 / m.variances() / n_cells, device=dev, dtype=dt).reshape(
+            model._shape(m.clique)
+        )
+        for m in measurements
+    ]
     theta = [t.detach().clone().requires_grad_(True) for t in model.theta]
     chunk = min(CHUNK, iters)
     opt = torch.optim.LBFGS(
@@ -137,7 +146,7 @@ def estimate(
         model.theta = theta
         beliefs = model.beliefs()
         loss = sum(
-            0.5 * w * torch.sum((model.project(beliefs, m.clique) - y) ** 2)
+            0.5 * torch.sum(w * (model.project(beliefs, m.clique) - y) ** 2)
             for w, m, y in zip(weights, measurements, targets, strict=True)
         )
         loss.backward()
