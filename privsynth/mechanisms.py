@@ -202,14 +202,16 @@ def stable_histogram(
         dp.l01inf_distance(dp.absolute_distance(T="i64")),
     )
     d_in = (1, COUNT_SENSITIVITY, COUNT_SENSITIVITY)
+    # The epsilon part of the map does not depend on the threshold: fix the scale first
+    # (nudged up until OpenDP's conservative map is within epsilon), then the threshold.
     scale = 1.0 / epsilon
+    while dp.m.make_laplace_threshold(*space, scale=scale, threshold=1).map(d_in)[0] > epsilon:
+        scale = math.nextafter(scale, math.inf) * (1 + 1e-12)
     threshold = _threshold_for(
         lambda t: dp.m.make_laplace_threshold(*space, scale=scale, threshold=t), d_in, delta
     )
     meas = dp.m.make_laplace_threshold(*space, scale=scale, threshold=threshold)
     eps_used, delta_used = meas.map(d_in)
-    if eps_used > epsilon * (1 + 1e-9):
-        raise ConfigError(f"cannot calibrate a stable histogram to epsilon {epsilon}")
     noisy = dict(meas(data)) if data else {}
     return {k: int(v) for k, v in noisy.items()}, ApproxDP(eps_used, delta_used)
 

@@ -16,6 +16,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
@@ -36,6 +37,7 @@ from privsynth.schema import CATEGORICAL_KINDS, Schema
 log = logging.getLogger("privsynth.generators")
 
 FORMAT_VERSION = 1
+RHO_MARGIN = 1 - 1e-9
 
 
 @runtime_checkable
@@ -177,7 +179,9 @@ class MarginalGenerator(ABC):
             )
             clean, _ = learned.validate(data)  # values too rare to learn become "(other)"
         encoder = Encoder(learned)
-        spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho)
+        # The mechanism gets a hair less than reserved, so float rounding in splitting rho
+        # over many measurements can never take its exact total past the reservation.
+        spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho * RHO_MARGIN)
         self._check_within(spent, planned)
         self.schema_ = learned
         self.encoder_ = encoder
@@ -191,15 +195,23 @@ class MarginalGenerator(ABC):
 
     @staticmethod
     def _check_within(spent: list[PrivacyEvent], planned: list[PrivacyEvent]) -> None:
-        """Mechanisms may charge a hair less than planned (OpenDP rounds scales up), never more."""
-        rho_spent = sum(e.rho for e in spent if isinstance(e, ZCDP))
-        rho_planned = sum(e.rho for e in planned if isinstance(e, ZCDP))
+        """What the mechanisms charged must fit the reservation exactly (compared as exact
+        rationals of the floats, no tolerance): the zCDP parts in total, the others one by one.
+        """
+
+        def rho(events: list[PrivacyEvent]) -> Fraction:
+            return sum((Fraction(e.rho) for e in events if isinstance(e, ZCDP)), Fraction(0))
+
         others_spent = [e for e in spent if not isinstance(e, ZCDP)]
         others_planned = [e for e in planned if not isinstance(e, ZCDP)]
-        ok = rho_spent <= rho_planned * (1 + 1e-9) and len(others_spent) == len(others_planned)
+        ok = rho(spent) <= rho(planned) and len(others_spent) == len(others_planned)
         ok = ok and all(
-            getattr(s, "epsilon", 0) <= getattr(p, "epsilon", 0) * (1 + 1e-9)
-            and getattr(s, "delta", 0) <= getattr(p, "delta", 0) * (1 + 1e-9)
+            type(s) is type(p)
+            and all(
+                Fraction(getattr(s, f)) <= Fraction(getattr(p, f))
+                for f in ("epsilon", "delta")
+                if hasattr(p, f)
+            )
             for s, p in zip(others_spent, others_planned, strict=True)
         )
         if not ok:

@@ -155,3 +155,18 @@ def test_bad_parameters_name_themselves(table, bad):
     params = {"epsilon": 1.0, "delta": 1e-9, **bad}
     with pytest.raises(ConfigError, match=next(iter(bad))):
         MST(**params).fit(df, schema)
+
+
+def test_an_overspending_mechanism_is_caught_before_release():
+    from privsynth.budget import ZCDP, ApproxDP
+    from privsynth.generators.base import MarginalGenerator
+
+    planned = [ApproxDP(0.1, 1e-10), ZCDP(0.5)]
+    MarginalGenerator._check_within([ApproxDP(0.1, 1e-10), ZCDP(0.25), ZCDP(0.25)], planned)
+    with pytest.raises(Exception, match="internal accounting error"):
+        # Over by 1e-15 relative: a tolerance such as 1e-9 would let this through.
+        MarginalGenerator._check_within(
+            [ApproxDP(0.1, 1e-10), ZCDP(0.25), ZCDP(0.25), ZCDP(5e-16)], planned
+        )
+    with pytest.raises(Exception, match="internal accounting error"):
+        MarginalGenerator._check_within([ApproxDP(0.1, 2e-10), ZCDP(0.5)], planned)
