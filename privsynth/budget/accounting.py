@@ -562,23 +562,31 @@ def calibrate_noise_multiplier(
     return hi
 
 
-def rho_for_epsilon(epsilon: float, delta: float) -> float:
-    """Largest rho (a float) such that a single ``ZCDP(rho)`` is (epsilon, delta)-DP by
-    :func:`epsilon_spent`; what a zCDP mechanism should be calibrated to for a release that
-    must alone meet (epsilon, delta)."""
+def rho_for_epsilon(
+    epsilon: float, delta: float, *, alongside: Iterable[PrivacyEvent] = ()
+) -> float:
+    """Largest rho (a float) such that ``ZCDP(rho)`` composed with the events ``alongside``
+    is (epsilon, delta)-DP by :func:`epsilon_spent`; what a zCDP mechanism should be
+    calibrated to for a release that must meet (epsilon, delta) together with them (0.0 if
+    they alone already use it up)."""
     _check_param("epsilon", epsilon)
     _check_param("delta", delta)
     if not (epsilon > 0 and 0 < delta < 1):
         raise ConfigError(f"need epsilon > 0 and 0 < delta < 1 (got {epsilon!r}, {delta!r})")
     target = as_rational(epsilon)
+    others = list(alongside)
+
+    def fits(rho: float) -> bool:
+        return epsilon_spent_exact([*others, ZCDP(rho)], delta) <= target
+
     lo, hi = 0.0, float(epsilon)  # rho <= eps always suffices as an upper bracket
-    while epsilon_spent_exact(ZCDP(hi), delta) <= target:
+    while fits(hi):
         lo, hi = hi, hi * 2
     for _ in range(200):
         mid = (lo + hi) / 2
         if mid in (lo, hi):
             break
-        if epsilon_spent_exact(ZCDP(mid), delta) <= target:
+        if fits(mid):
             lo = mid
         else:
             hi = mid

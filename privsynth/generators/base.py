@@ -29,6 +29,7 @@ from privsynth.budget.accounting import (
     epsilon_spent,
     event_from_dict,
     event_to_dict,
+    rho_for_epsilon,
 )
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import ConfigError, PrivsynthError
@@ -74,24 +75,14 @@ def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: 
     else:
         disc_eps, disc_delta = epsilon * discovery_share, delta * discovery_share
     discovery = plan_discovery(schema, epsilon=disc_eps, delta=disc_delta) if disc_eps else []
-    lo, hi = 0.0, float(epsilon)
-    if epsilon_spent([*discovery, ZCDP(1e-12)], delta) > epsilon:
+    rho = rho_for_epsilon(epsilon, delta, alongside=discovery)
+    if rho <= 0:
         raise ConfigError(
             f"epsilon ({epsilon}) is too small to learn the undeclared domains "
             f"({', '.join(schema.undeclared_columns())}) and fit a model; declare them or raise "
             "epsilon"
         )
-    while epsilon_spent([*discovery, ZCDP(hi)], delta) <= epsilon:
-        lo, hi = hi, hi * 2
-    for _ in range(100):  # bisection on rho against the accountant
-        mid = (lo + hi) / 2
-        if mid in (lo, hi):
-            break
-        if epsilon_spent([*discovery, ZCDP(mid)], delta) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return Budgeting(disc_eps, disc_delta, lo)
+    return Budgeting(disc_eps, disc_delta, rho)
 
 
 class MarginalGenerator(ABC):
