@@ -311,6 +311,20 @@ def scale_mode(args, work: str) -> dict:
     return rec
 
 
+REPO = os.path.dirname(HERE)
+
+
+def write_json(path: str, doc: dict) -> None:
+    """Write results atomically, with machine paths made relative to the repository root."""
+    text = json.dumps(doc, indent=1, default=str)
+    text = text.replace(os.path.dirname(REPO) + os.sep + "shared", os.path.join("..", "shared"))
+    text = text.replace(REPO + os.sep, "")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def main() -> None:
     args = parse_args()
     if not os.path.exists(DATA):
@@ -343,8 +357,7 @@ def main() -> None:
         doc = dict(docs[0], merged_from=args.merge, runs=runs)
         doc["summary"] = summarize(doc["runs"])
         out = args.out or os.path.join(results_dir, f"marginal-{date}.json")
-        with open(out, "w") as fh:
-            json.dump(doc, fh, indent=1, default=str)
+        write_json(out, doc)
         print_report(doc)
         print("wrote", out)
         return
@@ -352,8 +365,7 @@ def main() -> None:
     if args.scale:
         out = args.out or os.path.join(results_dir, f"marginal-scale-{date}.json")
         rec = scale_mode(args, work)
-        with open(out, "w") as fh:
-            json.dump({"date": date, "machine": machine(), "scale": rec}, fh, indent=1)
+        write_json(out, {"date": date, "machine": machine(), "scale": rec})
         print("wrote", out)
         return
 
@@ -455,10 +467,7 @@ def main() -> None:
 
     def save() -> None:
         doc["summary"] = summarize(doc["runs"])
-        tmp = out + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=1, default=str)
-        os.replace(tmp, out)
+        write_json(out, doc)
 
     def one(job: dict) -> dict:
         if job.get("skip"):
