@@ -301,12 +301,13 @@ class MarginalGenerator(ABC):
         }
 
     # ------------------------------------------------------------- persistence
+    @abstractmethod
     def _state(self) -> dict:
-        """Subclass state for :meth:`save` (JSON-ready)."""
-        raise NotImplementedError
+        """Fitted state for :meth:`save` (JSON-ready)."""
 
+    @abstractmethod
     def _load_state(self, state: dict) -> None:
-        raise NotImplementedError
+        """Restore what :meth:`_state` wrote."""
 
     def save(self, path: str | Path) -> None:
         """Write the fitted model as reviewable JSON (no pickle): schema, noisy measurements,

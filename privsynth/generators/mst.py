@@ -206,11 +206,17 @@ class MST(MarginalGenerator):
         }
         ccodes = self.model_.sample(n, rng, cconds)
         out = self.compression_.decode(ccodes, rng)
-        for name, codes in conditions.items():  # a shared code may decode to an unwanted value
+        for name, codes in conditions.items():
+            # Only the shared rare code can decode to an unwanted value: redraw those rows
+            # among the wanted rare values, by the same noisy-count weights.
             j = self.encoder_.names.index(name)
             bad = ~np.isin(out[:, j], codes)
             if bad.any():
-                out[bad, j] = rng.choice(codes, size=int(bad.sum()))
+                rare, weights = self.compression_.rare[j], self.compression_.rare_weights[j]
+                keep = np.isin(rare, codes)
+                p = weights[keep]
+                p = p / p.sum() if p.sum() > 0 else np.full(keep.sum(), 1 / keep.sum())
+                out[bad, j] = rng.choice(rare[keep], size=int(bad.sum()), p=p)
         return out
 
     def _estimated_rows(self) -> int:
