@@ -148,7 +148,15 @@ def test_refuses_data_dependent_domains_without_opt_in(make, table):
 
 
 @pytest.mark.parametrize(
-    "bad", [{"epsilon": 0}, {"epsilon": float("nan")}, {"delta": 0}, {"delta": 1.5}, {"iters": 0}]
+    "bad",
+    [
+        {"epsilon": 0},
+        {"epsilon": float("nan")},
+        {"delta": 0},
+        {"delta": 1.5},
+        {"iters": 0},
+        {"split": (0.5, 0.5, 0.5)},
+    ],
 )
 def test_bad_parameters_name_themselves(table, bad):
     df, schema = table
