@@ -107,7 +107,7 @@ def release(
         gen.save(tmp / "model.json")
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
         ledger_info = {
-            "path": str(ledger.path),
+            "file": ledger.path.name,
             "dataset_id": ledger.dataset_id,
             **gen.ledger_entry_,
             "cap": ledger.cap.to_dict(),
