@@ -28,7 +28,7 @@ from privsynth.schema import (
 )
 
 #: Chance that some bucket holding no row clears the threshold in :func:`_dp_bounds`.
-BOUNDS_FALSE_POSITIVE = 1e-3
+BOUNDS_FALSE_POSITIVE = 1e-6
 
 
 # ------------------------------------------------------------------ encoding

@@ -113,8 +113,9 @@ def test_discovery_never_reveals_a_value_held_by_one_row():
         assert learned["clinic"].source == learned["age"].source == "dp"
         lo, hi = learned["age"].lower, learned["age"].upper
         # Buckets [20, 25) and [50, 60) hold ~250 and ~500 rows, far above the threshold
-        # ln(264 / 1e-3) / 1 = 12.5; the outlier's bucket holds 1 row and clears it with
-        # probability < 0.5 * exp(-11.5) per trial.
+        # T = ln(264 / 1e-6) / 1 = 19.4 (epsilon 1 per column). Each of the 263 other buckets
+        # (one holds the outlier's single row) clears T with probability <= exp(-(T - 1))/2,
+        # so a wrong bound appears with probability < 263 * 5e-9 per trial, < 3e-5 in all.
         assert lo in cands and hi in cands and (lo, hi) == (20, 60)
         for used, plan in zip(spent, planned, strict=True):
             assert type(used) is type(plan)
