@@ -332,7 +332,7 @@ def main() -> None:
                  "nothing was run")
     date = datetime.date.today().isoformat()
     results_dir = os.path.join(HERE, "results")
-    work = os.path.join(results_dir, "work")
+    work = os.path.join(results_dir, "scratch")
     os.makedirs(work, exist_ok=True)
     with open(DOMAIN) as fh:
         domain = {k: int(v) for k, v in json.load(fh).items()}
