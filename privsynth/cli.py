@@ -20,7 +20,6 @@ from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.io import read_table
 from privsynth.schema import Schema
 
-EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 
 log = logging.getLogger("privsynth")

@@ -74,7 +74,7 @@ def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: 
         disc_eps, disc_delta = 0.0, 0.0
     else:
         disc_eps, disc_delta = epsilon * discovery_share, delta * discovery_share
-    discovery = plan_discovery(schema, epsilon=disc_eps, delta=disc_delta) if disc_eps else []
+    discovery = plan_discovery(schema, epsilon=disc_eps, delta=disc_delta)
     rho = rho_for_epsilon(epsilon, delta, alongside=discovery)
     if rho <= 0:
         raise ConfigError(
@@ -127,14 +127,13 @@ class MarginalGenerator(ABC):
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         """Every charge :meth:`fit` will make on ``schema``, computed without data."""
+        return self._budget(schema)[1]
+
+    def _budget(self, schema: Schema) -> tuple[Budgeting, list[PrivacyEvent]]:
         self._check_params()
         b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
-        discovery = (
-            plan_discovery(schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta)
-            if b.discovery_epsilon
-            else []
-        )
-        return [*discovery, ZCDP(b.rho)]
+        discovery = plan_discovery(schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta)
+        return b, [*discovery, ZCDP(b.rho)]
 
     # --------------------------------------------------------------------- fit
     def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self:
@@ -152,7 +151,7 @@ class MarginalGenerator(ABC):
         caveats = schema.release_caveats(
             allow_data_dependent_domain=self.allow_data_dependent_domain
         )
-        planned = self.plan(schema)
+        b, planned = self._budget(schema)
         if ledger is not None:
             ledger.check(planned)  # refuses before the data is touched
         clean, _ = schema.validate(data)
@@ -161,7 +160,6 @@ class MarginalGenerator(ABC):
             if ledger is not None
             else None
         )
-        b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
         spent: list[PrivacyEvent] = []
         learned = schema
         if schema.undeclared_columns():

@@ -202,3 +202,10 @@ def test_conditioning_on_a_rare_merged_value_returns_only_that_value():
     gen = MST(epsilon=0.1, device="cpu").fit(df, schema)
     out = gen.sample(300, seed=0, conditions={"g": "rare1"})
     assert (out["g"] == "rare1").all()
+
+
+def test_generators_satisfy_the_protocol():
+    from privsynth.generators.base import Generator
+
+    assert isinstance(MST(), Generator) and isinstance(AIM(), Generator)
+    assert not isinstance(object(), Generator)
