@@ -2,7 +2,8 @@
 signed audit reports.
 
 Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (:class:`MST`,
-:class:`AIM`), :func:`release`, the budget types (:class:`Budget`, :class:`Ledger` and the
+:class:`AIM`), :func:`release` (a signed release), :func:`verify_release`, :func:`keygen`,
+:mod:`audit` (the attack suite), the budget types (:class:`Budget`, :class:`Ledger` and the
 privacy events) and the error hierarchy.
 """
 
@@ -29,14 +30,19 @@ _LAZY = {
     "MST": "privsynth.generators.mst",
     "AIM": "privsynth.generators.aim",
     "release": "privsynth.release",
+    "verify_release": "privsynth.report.verify",
+    "keygen": "privsynth.report.keys",
 }
+_LAZY_MODULES = ("audit",)
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"privsynth.{name}")
     raise AttributeError(f"module 'privsynth' has no attribute {name!r}")
 
 
@@ -66,7 +72,10 @@ __all__ = [
     "SubsampledGaussian",
     "ZCDP",
     "__version__",
+    "audit",
     "discover_domains",
+    "keygen",
     "plan_discovery",
     "release",
+    "verify_release",
 ]

@@ -15,7 +15,9 @@ from pathlib import Path
 import click
 
 from privsynth import __version__
+from privsynth.cli_audit import audit_cmd
 from privsynth.cli_ledger import ledger_group
+from privsynth.cli_report import keygen_cmd, verify_cmd
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.io import read_table
 from privsynth.schema import Schema
@@ -102,6 +104,10 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
 
 
 # -------------------------------------------------------------------- release
+def _columns(value: str | None) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+
+
 @cli.command("release")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -146,16 +152,42 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
     help="Total delta of the cap (with --cap-epsilon).",
 )
 @click.option(
+    "--key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ed25519 private key that signs the report (make one with `privsynth keygen`).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="The release folder to create.",
 )
 @click.option(
+    "--holdout-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Rows set aside (never fitted) for membership attacks; 0 skips those attacks.",
+)
+@click.option(
+    "--policy",
+    default="standard",
+    show_default=True,
+    help="Attack thresholds: a policy name in audits/policies or a TOML file.",
+)
+@click.option("--sensitive", help="Comma-separated sensitive columns (attribute inference).")
+@click.option(
+    "--quasi-identifiers", help="Comma-separated quasi-identifier columns (inference, linkage)."
+)
+@click.option("--target", help="A column to predict: adds a train-synthetic-test-real score.")
+@click.option("--no-canary", is_flag=True, help="Skip the canary audit (a second, unreleased fit).")
+@click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
 @click.option("--rows", type=int, help="Rows to synthesise (default: the DP row estimate).")
-@click.option("--seed", type=int, help="Seed for sampling (post-processing only).")
+@click.option("--pdf", is_flag=True, help="Also print the HTML report to audit.pdf (Chromium).")
+@click.option("--seed", type=int, help="Seed for the split and sampling (not privacy noise).")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @click.option(
     "--unsafe-data-domain",
@@ -172,17 +204,27 @@ def release_cmd(
     dataset_id: str | None,
     cap_epsilon: float | None,
     cap_delta: float,
+    key: Path,
     out: Path,
+    holdout_fraction: float,
+    policy: str,
+    sensitive: str | None,
+    quasi_identifiers: str | None,
+    target: str | None,
+    no_canary: bool,
     fmt: str,
     rows: int | None,
+    pdf: bool,
     seed: int | None,
     force: bool,
     unsafe_data_domain: bool,
 ) -> None:
-    """Fit a DP generator on DATA, charge the ledger, and write a synthetic table to --out."""
+    """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out."""
     from privsynth.budget import Budget, Ledger
     from privsynth.release import release
+    from privsynth.report.keys import load_private_key
 
+    signing_key = load_private_key(key)  # a bad key fails before the data is read
     schema = Schema.load(schema_path)
     df = read_table(data)
     cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
@@ -193,19 +235,31 @@ def release_cmd(
             schema,
             out=out,
             ledger=ledger,
+            key=signing_key,
             generator=generator,
             epsilon=epsilon,
             delta=delta,
+            holdout_fraction=holdout_fraction,
+            policy=policy,
+            sensitive=_columns(sensitive),
+            quasi_identifiers=_columns(quasi_identifiers),
+            target=target,
+            canary=not no_canary,
             rows=rows,
             fmt=fmt,
+            pdf=pdf,
             seed=seed,
             force=force,
             allow_data_dependent_domain=unsafe_data_domain,
+            source=data,
         )
         remaining = ledger.remaining()
+    v = result.verdict
+    status = "passed" if v["passed"] else "FAILED (" + ", ".join(v.get("failed_checks", [])) + ")"
     click.echo(
         f"released {result.rows} synthetic rows to {result.out} "
-        f"({generator.upper()}, epsilon={epsilon:g}, delta={delta:g}); "
+        f"({generator.upper()}, epsilon={epsilon:g}, delta={delta:g}); policy {v['policy']} "
+        f"{status}; report {result.report_id[:19]}...; "
         f"ledger {dataset!r}: remaining epsilon {remaining.epsilon:.4g}"
     )
 
@@ -235,6 +289,9 @@ def demo(out: Path) -> None:
 
 
 cli.add_command(ledger_group)
+cli.add_command(keygen_cmd)
+cli.add_command(verify_cmd)
+cli.add_command(audit_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

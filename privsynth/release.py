@@ -1,34 +1,60 @@
-"""One release: validate, reserve, fit, sample, and write the release folder atomically.
+"""One release: split off a holdout, reserve and fit, sample, evaluate, attack, sign, write.
 
-The folder is assembled in a temporary sibling directory and renamed into place at the end,
-so a failed or killed run leaves no half-written release. A refused release (budget short,
-schema invalid, data-dependent domains without opt-in, unknown categories) writes nothing and
-leaves the ledger unchanged: those checks all run before the reservation.
+Everything that can refuse a release -- the output folder, the key, the policy, the columns
+named for attacks, data-dependent domains, the schema check of every row (holdout included),
+the budget -- runs before the ledger reservation, so a refused release writes nothing and
+leaves the ledger unchanged. The folder is assembled in a temporary sibling directory and
+renamed into place at the end, so a failed or killed run leaves no half-written release
+(a crash after the reservation counts the budget as spent, as it must).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
+import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from privsynth.budget import Ledger
+from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError
 from privsynth.generators.aim import AIM
-from privsynth.generators.base import MarginalGenerator
+from privsynth.generators.base import Generator
 from privsynth.generators.mst import MST
-from privsynth.io import atomic_write_text
+from privsynth.io import atomic_write_bytes, atomic_write_text
+from privsynth.report import (
+    ENVELOPE,
+    PUBLIC_KEY,
+    REPORT_HTML,
+    REPORT_JSON,
+    REPORT_PDF,
+    VERIFY_MD,
+)
+from privsynth.report.audit import build_report, source_fingerprint
+from privsynth.report.keys import fingerprint, load_private_key, public_pem
+from privsynth.report.pdf import print_pdf
+from privsynth.report.render_html import render_html
+from privsynth.report.sign import (
+    canonical,
+    envelope_bytes,
+    sha256_file,
+    sign_envelope,
+    statement,
+)
+from privsynth.report.verify import validate_report
+from privsynth.report.verify_doc import verify_md
 from privsynth.schema import Schema
 
-GENERATORS: dict[str, type[MarginalGenerator]] = {"mst": MST, "aim": AIM}
+GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM}
 FORMATS = ("csv", "parquet")
 
 
@@ -37,13 +63,15 @@ class ReleaseResult:
     """What a release wrote and spent."""
 
     out: Path
-    files: dict[str, str]  # file name -> SHA-256
+    files: dict[str, str]  # file name -> SHA-256 (every signed file)
     rows: int
+    report_id: str
+    verdict: dict[str, Any]
     privacy: dict[str, Any]
-    ledger: dict[str, Any] = field(default_factory=dict)
+    ledger: dict[str, Any]
 
 
-def make_generator(name: str, epsilon: float, delta: float, **params: Any) -> MarginalGenerator:
+def make_generator(name: str, epsilon: float, delta: float, **params: Any) -> Generator:
     try:
         cls = GENERATORS[name.lower()]
     except KeyError:
@@ -53,76 +81,180 @@ def make_generator(name: str, epsilon: float, delta: float, **params: Any) -> Ma
     return cls(epsilon=epsilon, delta=delta, **params)
 
 
+def split_holdout(
+    data: pd.DataFrame, fraction: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A uniform random ``fraction`` of rows set aside, never used in fitting."""
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"holdout fraction ({fraction!r}) must be in [0, 1), e.g. 0.2")
+    if fraction == 0:
+        return data, None
+    is_holdout = rng.random(len(data)) < fraction
+    return data[~is_holdout], data[is_holdout]
+
+
+def _check_columns(schema: Schema, **named: Sequence[str] | str | None) -> None:
+    for option, cols in named.items():
+        for c in [cols] if isinstance(cols, str) else cols or ():
+            if c not in schema.names:
+                raise ConfigError(f"{option}: column {c!r} is not in the schema")
+            if schema[c].kind == "identifier":
+                raise ConfigError(f"{option}: column {c!r} is an identifier, never synthesised")
+
+
 def release(
     data: pd.DataFrame,
     schema: Schema,
     *,
     out: str | Path,
     ledger: Ledger,
+    key: Ed25519PrivateKey | str | Path,
     generator: str = "mst",
     epsilon: float = 1.0,
     delta: float = 1e-9,
+    holdout_fraction: float = 0.2,
+    policy: str = "standard",
+    sensitive: Sequence[str] = (),
+    quasi_identifiers: Sequence[str] = (),
+    target: str | None = None,
+    canary: bool = True,
     rows: int | None = None,
     fmt: str = "csv",
+    pdf: bool = False,
     seed: int | None = None,
     force: bool = False,
     allow_data_dependent_domain: bool = False,
     generator_params: dict[str, Any] | None = None,
+    source: Path | None = None,
 ) -> ReleaseResult:
-    """Fit ``generator`` on ``data`` under ``schema``, charging ``ledger``, and write
-    ``out/synthetic.<fmt>``, ``out/model.json`` (the fitted model, reviewable) and
-    ``out/release.json`` (what was released and what it cost).
+    """Release a DP synthetic table of ``data`` with a signed audit report in ``out``.
+
+    Parameters
+    ----------
+    data, schema
+        The private table and its reviewed schema.
+    out
+        The release folder to create (refused if it exists, unless ``force``).
+    ledger
+        The budget ledger of this dataset; the whole charge is reserved before data is read.
+    key
+        The Ed25519 signing key (object or key file, see ``privsynth keygen``).
+    generator, epsilon, delta, generator_params
+        The DP generator (``mst``, ``aim``...) and its budget.
+    holdout_fraction
+        Share of rows set aside (never fitted) for membership attacks; 0 skips them.
+    policy
+        Attack thresholds: a name in ``audits/policies`` or a TOML file.
+    sensitive, quasi_identifiers, target
+        Columns for attribute inference / linkability, and an optional prediction target
+        for the train-synthetic-test-real score.
+    canary
+        Run the canary audit (a second fit, never released) for an empirical epsilon bound.
+    rows, fmt, pdf, seed
+        Rows to synthesise (default: the DP estimate), file format, print the HTML to PDF,
+        seed for the split and sampling (default: fresh OS entropy).
+    source
+        The file ``data`` was read from, if any: its bytes are fingerprinted.
 
     Raises
     ------
-    ConfigError
-        ``out`` exists (and ``force`` is false), or a parameter is invalid.
-    SchemaError, DataError, BudgetExceeded
-        As :meth:`MarginalGenerator.fit`; nothing is written.
+    ConfigError, SchemaError, DataError, BudgetExceeded
+        Nothing is written and the ledger is unchanged.
     """
+    from privsynth.attacks.policy import load_policy
+
+    started = datetime.now(UTC)
     out = Path(out)
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {FORMATS}")
     if out.exists() and not force:
         raise ConfigError(f"output folder {out} exists; choose a new one or pass --force")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise ConfigError(f"the folder {out.parent} for the release does not exist")
+    signing_key = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
+    load_policy(policy)  # refuse an unknown policy before anything is spent
+    _check_columns(schema, sensitive=sensitive, quasi_identifiers=quasi_identifiers, target=target)
+    gen_params = dict(generator_params or {})
     gen = make_generator(
         generator,
         epsilon,
         delta,
         allow_data_dependent_domain=allow_data_dependent_domain,
-        **(generator_params or {}),
+        **gen_params,
     )
-    gen.fit(data, schema, ledger)
-    synthetic = gen.sample(rows, seed=seed)
+    schema.release_caveats(allow_data_dependent_domain=allow_data_dependent_domain)
+    schema.validate(data)  # every row, holdout included, before anything is spent
+    rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
+    train, holdout = split_holdout(data, holdout_fraction, rng)
+
+    spent_before = ledger.spent()
+    gen.fit(train, schema, ledger)
+    synthetic = gen.sample(rows, seed=rng)
+    learned: Schema = gen.schema_
+    evaluation = _evaluate(
+        gen,
+        learned,
+        train,
+        holdout,
+        synthetic,
+        sensitive=sensitive,
+        quasi_identifiers=quasi_identifiers,
+        target=target,
+        policy=policy,
+        canary=canary,
+        seed=int(rng.integers(2**31)),
+        factory=lambda: make_generator(generator, epsilon, delta, **gen_params),
+    )
+    spec = gen.privacy_spec()
+    ledger_info = {
+        "file": ledger.path.name,
+        "dataset_id": ledger.dataset_id,
+        "reservations": _reservations(gen),
+        "head": gen.ledger_entry_["head"],
+        "cap": ledger.cap.to_dict(),
+        "spent_before": spent_before.to_dict(),
+        "this_release": {
+            "epsilon": epsilon_spent([event_from_dict(c) for c in spec["charges"]], delta),
+            "delta": delta,
+        },
+        "spent_after": ledger.spent().to_dict(),
+        "remaining": ledger.remaining().to_dict(),
+    }
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        data_file = tmp / f"synthetic.{fmt}"
+        data_file = f"synthetic.{fmt}"
         if fmt == "csv":
-            synthetic.to_csv(data_file, index=False)
+            synthetic.to_csv(tmp / data_file, index=False)
         else:
-            synthetic.to_parquet(data_file, index=False)
+            synthetic.to_parquet(tmp / data_file, index=False)
         gen.save(tmp / "model.json")
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
-        ledger_info = {
-            "file": ledger.path.name,
-            "dataset_id": ledger.dataset_id,
-            **gen.ledger_entry_,
-            "cap": ledger.cap.to_dict(),
-            "remaining": ledger.remaining().to_dict(),
-        }
-        manifest = {
-            "format": "privsynth-release/1",
-            "generator": generator.lower(),
-            "rows": len(synthetic),
-            "schema_sha256": hashlib.sha256(schema.to_json().encode()).hexdigest(),
-            "privacy": gen.privacy_spec(),
-            "ledger": ledger_info,
-            "files": files,
-        }
-        atomic_write_text(tmp / "release.json", json.dumps(manifest, indent=2) + "\n")
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        report = build_report(
+            generator=generator.lower(),
+            params=gen._params(),
+            spec=spec,
+            given_schema=schema,
+            learned_schema=learned,
+            caveats=list(gen.caveats_),
+            fingerprint=source_fingerprint(source if source else data, signing_key),
+            release={
+                "rows_released": len(synthetic),
+                "format": fmt,
+                "data_file": data_file,
+                "files": files,
+                "holdout_fraction": holdout_fraction,
+                "split": "uniform random; the seed is not published",
+            },
+            ledger=ledger_info,
+            utility=evaluation["utility"],
+            attacks=evaluation["attacks"],
+            verdict=evaluation["verdict"],
+            signer=fingerprint(signing_key.public_key()),
+            started=started,
+        )
+        validate_report(report, name="the new report")
+        _write_signed(tmp, report, signing_key, pdf=pdf)
         if out.exists():  # --force: replace the old folder only now that the new one is whole
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -130,12 +262,73 @@ def release(
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
         raise
-    return ReleaseResult(out, files, len(synthetic), manifest["privacy"], ledger_info)
+    signed = {p.name: sha256_file(p) for p in sorted(out.iterdir()) if p.name != ENVELOPE}
+    return ReleaseResult(
+        out, signed, len(synthetic), report["report_id"], report["verdict"], spec, ledger_info
+    )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _reservations(gen: Any) -> list[str]:
+    rid = gen.ledger_entry_["reservation"]
+    return list(rid) if isinstance(rid, (list, tuple)) else [rid]
+
+
+def _evaluate(
+    gen: Any,
+    learned: Schema,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    synthetic: pd.DataFrame,
+    *,
+    sensitive: Sequence[str],
+    quasi_identifiers: Sequence[str],
+    target: str | None,
+    policy: str,
+    canary: bool,
+    seed: int,
+    factory: Any,
+) -> dict[str, Any]:
+    """Utility and the attack suite, on the rows as the model saw them (learned schema)."""
+    from privsynth import audit
+    from privsynth.utility import evaluate
+
+    train_c = learned.validate(train)[0]  # values too rare to learn become "(other)"
+    hold_c = learned.validate(holdout)[0] if holdout is not None else None
+    learned = replace(learned, columns=learned.synthesised)  # as released: no identifiers
+    utility = evaluate(train_c, synthetic, learned, target=target, holdout=hold_c, seed=seed)
+    suite = audit.run(
+        train_c,
+        hold_c,
+        synthetic,
+        learned,
+        sensitive=list(sensitive),
+        quasi_identifiers=list(quasi_identifiers),
+        policy=policy,
+        canary={"factory": factory, "epsilon": gen.epsilon, "delta": gen.delta} if canary else None,
+        seed=seed,
+    )
+    attacks = suite.to_dict()
+    v = attacks["verdict"]
+    verdict = {
+        "policy": v["policy"],
+        "passed": bool(v["passed"]),
+        "failed_checks": list(v["failed"]),
+        "canary_status": v["canary_status"],
+        "self_test_ok": v["self_test_ok"],
+    }
+    return {"utility": utility.to_dict(), "attacks": attacks, "verdict": verdict}
+
+
+def _write_signed(folder: Path, report: dict, key: Ed25519PrivateKey, *, pdf: bool) -> None:
+    """Write the report files into ``folder`` and sign every file in it."""
+    atomic_write_bytes(folder / REPORT_JSON, canonical(report))
+    atomic_write_text(folder / REPORT_HTML, render_html(report))
+    if pdf:
+        print_pdf(folder / REPORT_HTML, folder / REPORT_PDF)
+    atomic_write_bytes(folder / PUBLIC_KEY, public_pem(key.public_key()), mode=0o644)
+    atomic_write_text(
+        folder / VERIFY_MD, verify_md(report, data_file=report["release"]["data_file"])
+    )
+    subjects = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
+    envelope = sign_envelope(statement(subjects, report), key)
+    atomic_write_bytes(folder / ENVELOPE, envelope_bytes(envelope))

@@ -269,23 +269,25 @@ def list_datasets(path: str | os.PathLike, *, timeout: float = 30.0) -> list[str
     return sorted({e["dataset_id"] for e in entries if e["kind"] == "cap"})
 
 
-def export_jsonl(path: str | os.PathLike, out: str | os.PathLike, *, timeout: float = 30.0) -> int:
-    """Verify the ledger at ``path`` and write its whole chain to ``out`` as JSONL (atomically)."""
+def read_chain(path: str | os.PathLike, *, timeout: float = 30.0) -> list[dict]:
+    """The whole chain of the ledger at ``path`` (every dataset), read-only and verified."""
     with _Store(path, create=False, readonly=True, timeout=timeout) as store:
         with store.read():
             entries = store.entries()
         verify_entries(entries, source=str(store.path))
+    return _plain(entries)
+
+
+def export_jsonl(path: str | os.PathLike, out: str | os.PathLike, *, timeout: float = 30.0) -> int:
+    """Verify the ledger at ``path`` and write its whole chain to ``out`` as JSONL (atomically)."""
+    entries = read_chain(path, timeout=timeout)
     _atomic_write_text(Path(out), "".join(canonical_json(e) + "\n" for e in entries))
     return len(entries)
 
 
 def jsonl_text(path: str | os.PathLike, *, timeout: float = 30.0) -> str:
     """The verified chain of the ledger at ``path`` as JSONL text."""
-    with _Store(path, create=False, readonly=True, timeout=timeout) as store:
-        with store.read():
-            entries = store.entries()
-        verify_entries(entries, source=str(store.path))
-    return "".join(canonical_json(e) + "\n" for e in entries)
+    return "".join(canonical_json(e) + "\n" for e in read_chain(path, timeout=timeout))
 
 
 def _atomic_write_text(out: Path, text: str) -> None:

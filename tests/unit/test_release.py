@@ -3,11 +3,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.budget import Budget, Ledger
 from privsynth.cli import main
 from privsynth.errors import EXIT_CODES, BudgetExceeded, ConfigError, DataError
 from privsynth.release import release
+from privsynth.report.keys import keygen
+from privsynth.report.verify import verify_release
 from privsynth.schema import Schema
 
 
@@ -31,11 +34,16 @@ def data():
     return df, schema
 
 
+@pytest.fixture(scope="module")
+def key():
+    return Ed25519PrivateKey.generate()
+
+
 def kinds(ledger):
     return [e["kind"] for e in ledger.entries()]
 
 
-def test_release_writes_a_whole_folder(data, tmp_path):
+def test_release_writes_a_whole_signed_folder(data, key, tmp_path):
     df, schema = data
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
         res = release(
@@ -43,42 +51,74 @@ def test_release_writes_a_whole_folder(data, tmp_path):
             schema,
             out=tmp_path / "rel",
             ledger=ledger,
+            key=key,
             epsilon=1.0,
             rows=100,
             seed=0,
             fmt="parquet",
+            canary=False,
         )
         assert kinds(ledger) == ["cap", "reserve", "commit"]
     files = sorted(p.name for p in (tmp_path / "rel").iterdir())
-    assert files == ["model.json", "release.json", "synthetic.parquet"]
+    assert files == [
+        "VERIFY.md",
+        "audit.html",
+        "audit.intoto.dsse.json",
+        "audit.json",
+        "model.json",
+        "signer.pub.pem",
+        "synthetic.parquet",
+    ]
     out = pd.read_parquet(tmp_path / "rel" / "synthetic.parquet")
     assert list(out.columns) == ["sex", "age"] and len(out) == 100  # the identifier is dropped
-    manifest = json.loads((tmp_path / "rel" / "release.json").read_text())
-    assert manifest["files"] == res.files and manifest["ledger"]["reservation"]
+    report = json.loads((tmp_path / "rel" / "audit.json").read_text())
+    assert report["release"]["files"]["synthetic.parquet"] == res.files["synthetic.parquet"]
+    assert report["ledger"]["reservations"] and report["report_id"] == res.report_id
+    assert report["attacks"]["canary"] is None  # canary=False, and the report says so
+    assert verify_release(tmp_path / "rel").report_id == res.report_id
     assert not list(tmp_path.glob(".rel.*"))  # no temporary folder left behind
 
 
-def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(data, tmp_path):
+def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(data, key, tmp_path):
     df, schema = data
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(0.5, 1e-6)) as ledger:
-        with pytest.raises(BudgetExceeded):
-            release(df, schema, out=tmp_path / "a", ledger=ledger, epsilon=1.0)
-        bad = df.assign(sex=df["sex"].where(df.index != 3, "X"))
-        with pytest.raises(DataError, match="'X'"):
-            release(bad, schema, out=tmp_path / "b", ledger=ledger, epsilon=0.1)
+        refusals = [
+            (BudgetExceeded, "cap", {"epsilon": 1.0}),
+            # an unknown category in a row that may land in the holdout: refused up front
+            (DataError, "'X'", {"data": df.assign(sex=df["sex"].where(df.index != 3, "X"))}),
+            (ConfigError, "policy", {"policy": "no-such-policy"}),
+            (ConfigError, "'salary' is not in the schema", {"sensitive": ["salary"]}),
+            (ConfigError, "identifier", {"quasi_identifiers": ["id"]}),
+            (ConfigError, "holdout fraction", {"holdout_fraction": 1.0}),
+            (ConfigError, "cannot read key file", {"key": tmp_path / "missing.key"}),
+        ]
+        for i, (error, match, override) in enumerate(refusals):
+            args = {"data": df, "epsilon": 0.1, "key": key, **override}
+            with pytest.raises(error, match=match):
+                release(args.pop("data"), schema, out=tmp_path / f"r{i}", ledger=ledger, **args)
+            assert not (tmp_path / f"r{i}").exists()
         assert kinds(ledger) == ["cap"]
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not list(tmp_path.glob(".r*"))
 
 
-def test_an_existing_folder_is_kept_unless_forced(data, tmp_path):
+def test_an_existing_folder_is_kept_unless_forced(data, key, tmp_path):
     df, schema = data
     (tmp_path / "rel").mkdir()
     (tmp_path / "rel" / "old.txt").write_text("old")
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
         with pytest.raises(ConfigError, match="exists"):
-            release(df, schema, out=tmp_path / "rel", ledger=ledger, epsilon=1.0)
+            release(df, schema, out=tmp_path / "rel", ledger=ledger, key=key, epsilon=1.0)
         assert kinds(ledger) == ["cap"]
-        release(df, schema, out=tmp_path / "rel", ledger=ledger, epsilon=1.0, force=True)
+        release(
+            df,
+            schema,
+            out=tmp_path / "rel",
+            ledger=ledger,
+            key=key,
+            epsilon=1.0,
+            force=True,
+            canary=False,
+        )
     assert not (tmp_path / "rel" / "old.txt").exists()
 
 
@@ -86,6 +126,7 @@ def test_cli_release_end_to_end(data, tmp_path, capsys):
     df, schema = data
     df.to_csv(tmp_path / "people.csv", index=False)
     schema.save(tmp_path / "s.json")
+    keygen(tmp_path / "k")
     args = [
         "release",
         str(tmp_path / "people.csv"),
@@ -95,6 +136,9 @@ def test_cli_release_end_to_end(data, tmp_path, capsys):
         "1",
         "--ledger",
         str(tmp_path / "l.sqlite"),
+        "--key",
+        str(tmp_path / "k"),
+        "--no-canary",
         "--out",
         str(tmp_path / "rel"),
     ]

@@ -1,0 +1,27 @@
+"""The signed audit report: build it, render it, sign it, verify it.
+
+A release folder holds the synthetic table, the model, the report as canonical JSON and as
+HTML, the signer's public key, ``VERIFY.md`` and the DSSE envelope whose in-toto Statement
+lists every other file in the folder with its SHA-256.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ENVELOPE = "audit.intoto.dsse.json"
+REPORT_JSON = "audit.json"
+REPORT_HTML = "audit.html"
+REPORT_PDF = "audit.pdf"
+PUBLIC_KEY = "signer.pub.pem"
+VERIFY_MD = "VERIFY.md"
+SCHEMA_FILE = "audit-report-v1.schema.json"
+
+
+def audits_dir() -> Path:
+    """The ``audits/`` folder (JSON Schemas and policies), shipped inside the package."""
+    return Path(__file__).resolve().parents[1] / "audits"
+
+
+def schema_path() -> Path:
+    return audits_dir() / "schema" / SCHEMA_FILE

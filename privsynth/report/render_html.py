@@ -1,0 +1,305 @@
+"""The human report: one self-contained HTML page (inline CSS, figures as data URIs, no
+script), rendered from the signed JSON report only -- it shows nothing the JSON does not hold.
+
+Layout, top to bottom: a verdict banner; the release at a glance (generator, rows, report id,
+signer fingerprint); the DP guarantee in plain language next to its numbers; the ledger;
+utility with real-vs-synthetic marginal plots; the attacks with ROC curves and the DCR
+histogram; the canary audit and the suite's self-test; the schema; limitations; versions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+from privsynth.report import plots
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1000px;
+margin:0 auto;padding:0 1.2rem 3rem;color:#1d2430;line-height:1.45}
+h1{font-size:1.5rem;margin:1.2rem 0 .4rem}h2{font-size:1.15rem;margin-top:2rem;
+border-bottom:1px solid #d5dbe3;padding-bottom:.2rem}h3{font-size:1rem;margin-bottom:.3rem}
+.banner{padding:.9rem 1.1rem;border-radius:6px;font-size:1.05rem;margin:1rem 0}
+.pass{background:#e3f4e6;border:1px solid #5aa36a}.fail{background:#fbe4e1;
+border:1px solid #cf5c4c}.plain{background:#eef3fa;border-left:4px solid #1f5fa8;
+padding:.7rem 1rem;margin:.6rem 0}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.86rem}
+th,td{border-bottom:1px solid #e3e7ec;padding:.3rem .45rem;text-align:left;vertical-align:top}
+th{background:#f4f6f9;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+code{font-size:.82rem;word-break:break-all}.muted{color:#5b6675;font-size:.85rem}
+.grid{display:flex;flex-wrap:wrap;gap:.6rem}.grid img{max-width:calc(50% - .3rem)}
+.ok{color:#2c7a3b;font-weight:600}.bad{color:#b3261e;font-weight:600}
+.na{color:#5b6675}
+"""
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+        return f"[{_fmt(v[0])}, {_fmt(v[1])}]"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v)
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+class Raw(str):
+    """Markup made here (not user text): inserted into a table cell unescaped."""
+
+
+def _cell(v: Any, align: bool) -> str:
+    if isinstance(v, Raw):
+        return f"<td>{v}</td>"
+    num = align and isinstance(v, (int, float)) and not isinstance(v, bool)
+    cls = ' class="num"' if num else ""
+    return f"<td{cls}>{escape(_fmt(v))}</td>"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, align: bool = True) -> str:
+    """An HTML table; numbers right-aligned unless ``align`` is false."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(_cell(v, align) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def kv(pairs: Mapping[str, Any]) -> str:
+    return table(("item", "value"), pairs.items(), align=False)
+
+
+def _verdict(v: bool | None) -> Raw:
+    if v is None:
+        return Raw('<span class="na">diagnostic</span>')
+    return Raw('<span class="ok">pass</span>' if v else '<span class="bad">FAIL</span>')
+
+
+def _pair(a: Any, b: Any) -> str:
+    return f"{_fmt(a)} / {_fmt(b)}"
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{escape(alt)}">'
+
+
+def banner(report: Mapping[str, Any]) -> str:
+    v = report["verdict"]
+    if v["passed"]:
+        text = f"Policy <b>{escape(v['policy'])}</b>: all checks passed."
+    else:
+        failed = ", ".join(v.get("failed_checks", [])) or "see below"
+        text = f"Policy <b>{escape(v['policy'])}</b>: FAILED — {escape(failed)}."
+    return f'<div class="banner {"pass" if v["passed"] else "fail"}">{text}</div>'
+
+
+def overview(report: Mapping[str, Any]) -> str:
+    rel, dp = report["release"], report["dp_guarantee"]
+    return kv(
+        {
+            "generator": rel["generator"].upper(),
+            "synthetic rows released": rel["rows_released"],
+            "data file": rel["data_file"],
+            "privacy budget (epsilon, delta)": f"{dp['epsilon']:g}, {dp['delta']:g}",
+            "report id": report["report_id"],
+            "signed by (key fingerprint)": report["signer"],
+            "created (UTC)": report["created"],
+            "source data fingerprint": report["source"]["value"],
+        }
+    )
+
+
+def guarantee(report: Mapping[str, Any]) -> str:
+    dp = report["dp_guarantee"]
+    items = {
+        k.replace("_", " "): dp[k]
+        for k in (
+            "epsilon",
+            "delta",
+            "epsilon_spent",
+            "definition",
+            "accountant",
+            "neighbouring_relation",
+            "unit_of_privacy",
+            "trust_model",
+            "noise_sampler",
+        )
+    }
+    items["data-dependent preprocessing"] = dp["data_dependent_preprocessing"]
+    hazards = table(
+        ("implementation hazard", "status", "how"),
+        ((h["hazard"], h["status"], h["how"]) for h in dp["implementation_hazards"]),
+    )
+    grouped = Counter(json.dumps(c, sort_keys=True) for c in dp["charges"])
+    charges = table(
+        ("mechanism charge", "parameters", "times"),
+        (
+            (c["type"], {k: v for k, v in c.items() if k != "type"}, n)
+            for c, n in ((json.loads(k), n) for k, n in grouped.items())
+        ),
+    )
+    return (
+        f'<div class="plain">{escape(dp["plain_language"])}</div>'
+        + kv(items)
+        + "<h3>Implementation hazards checked (NIST SP 800-226)</h3>"
+        + hazards
+        + "<h3>Every charge of this release</h3>"
+        + charges
+    )
+
+
+def ledger(report: Mapping[str, Any]) -> str:
+    led = report["ledger"]
+    return kv(
+        {
+            "ledger file / dataset": f"{led['file']} / {led['dataset_id']}",
+            "cap (epsilon, delta)": f"{led['cap']['epsilon']:g}, {led['cap']['delta']:g}",
+            "epsilon spent before this release (at the cap's delta)": led["spent_before"][
+                "epsilon"
+            ],
+            "this release (at its own delta)": led["this_release"]["epsilon"],
+            "epsilon spent after, all releases composed (at the cap's delta)": led["spent_after"][
+                "epsilon"
+            ],
+            "epsilon remaining": led["remaining"]["epsilon"],
+            "head hash after this release": led["head"],
+            "reservations": led["reservations"],
+        }
+    )
+
+
+def utility(report: Mapping[str, Any]) -> str:
+    u = report.get("utility")
+    if not u:
+        return '<p class="muted">Utility was not evaluated.</p>'
+    rows: list[tuple[str, Any]] = [
+        (
+            f"{way} marginal TVD (mean / max, {t['n_marginals']} marginals)",
+            _pair(t["mean"], t["max"]),
+        )
+        for way, t in u["tvd"].items()
+    ]
+    rows.append(
+        ("1-way KL divergence, nats (mean / max)", _pair(u["kl_1way"]["mean"], u["kl_1way"]["max"]))
+    )
+    cd = u["correlation_difference"]
+    rows.append(("association difference (mean / max)", _pair(cd["mean"], cd["max"])))
+    if u.get("c2st"):
+        rows.append(("classifier two-sample AUC (0.5: indistinguishable)", u["c2st"]["auc"]))
+        rows.append(("propensity pMSE (0: indistinguishable, 0.25: fully)", u["c2st"]["pmse"]))
+    rows.append(("share of synthetic rows duplicating another", u["duplicate_rate"]))
+    if t := u.get("tstr"):
+        rows.append(
+            (
+                f"train synthetic, test on {t['test_on']} rows: {t['metric']} for {t['target']}",
+                t["synthetic"],
+            )
+        )
+        if t.get("real") is not None:
+            rows.append((f"train real, test on {t['test_on']} rows (reference)", t["real"]))
+    notes = "".join(f'<p class="muted">{escape(n)}</p>' for n in u.get("notes", []))
+    figs = "".join(
+        _img(plots.marginal(m["column"], m["labels"], m["real"], m["synthetic"]), m["column"])
+        for m in u["plots"]["marginals"]
+    )
+    worst = table(
+        ("worst 2-way pairs", "TVD"),
+        ((" × ".join(p["columns"]), p["tvd"]) for p in u["plots"]["worst_pairs"]),
+    )
+    return table(("metric", "value"), rows) + notes + f'<div class="grid">{figs}</div>' + worst
+
+
+def attacks(report: Mapping[str, Any]) -> str:
+    a = report.get("attacks")
+    if not a:
+        return '<p class="muted">The attack suite did not run.</p>'
+    rows = [
+        (
+            r["name"],
+            r["metric"],
+            r["value"],
+            r["ci"],
+            r["baseline"],
+            _verdict(r["passed"]),
+            r["threat_model"],
+        )
+        for r in a["attacks"]
+    ]
+    out = [
+        f'<div class="plain">{escape(a["note"])}</div>',
+        table(("attack", "metric", "value", "95% CI", "baseline", "verdict", "threat model"), rows),
+    ]
+    out += [f'<p class="muted">skipped: {escape(_fmt(x))}</p>' for x in a.get("skipped", [])]
+    plot = a.get("plots") or {}
+    if plot.get("roc"):
+        curves = [
+            (name, [p["fpr"] for p in pts], [p["tpr"] for p in pts])
+            for name, pts in plot["roc"].items()
+        ]
+        out.append("<h3>Membership inference: ROC curves</h3>" + _img(plots.roc(curves), "ROC"))
+    if h := plot.get("dcr_histogram"):
+        out.append(
+            "<h3>Distance from each synthetic row to its closest real row</h3>"
+            + _img(plots.dcr(h["bin_edges"], h["train"], h["holdout"]), "DCR histogram")
+        )
+    if a.get("diagnostics"):
+        out.append("<h3>Distance diagnostics (never pass/fail on their own)</h3>")
+        out.append(kv(a["diagnostics"]))
+    out.append("<h3>Canary audit: empirical lower bound on epsilon</h3>")
+    out.append(kv(a["canary"]) if a.get("canary") else '<p class="muted">Not run.</p>')
+    if st := a.get("self_test"):
+        out.append("<h3>Self-test: the suite against a planted leak and a null generator</h3>")
+        out.append(
+            kv({k: v for k, v in st.items() if k not in ("leaky", "null")})
+            + table(
+                ("attack", "planted leaky generator", "null generator"),
+                (
+                    (name, st["leaky"][name]["value"], st["null"].get(name, {}).get("value"))
+                    for name in st.get("leaky", {})
+                ),
+            )
+        )
+    return "".join(out)
+
+
+def schema(report: Mapping[str, Any]) -> str:
+    s = report["schema"]
+    cols = table(
+        ("column", "kind", "domain", "nullable"),
+        ((c["name"], c["kind"], c["domain"], c["nullable"]) for c in s["columns"]),
+    )
+    caveats = "".join(f'<p class="bad">{escape(c)}</p>' for c in s["data_dependent_caveats"])
+    return f'<p class="muted">schema SHA-256 <code>{s["sha256"]}</code></p>' + caveats + cols
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """The whole page for ``report`` (a built, id-bearing audit report)."""
+    tool = report["tool"]
+    versions = {"privsynth": tool["version"], "python": tool["python"], **tool["dependencies"]}
+    limits = "".join(f"<li>{escape(x)}</li>" for x in report["limitations"])
+    title = f"privsynth audit report — {report['release']['generator'].upper()} release"
+    sections = [
+        ("The release", overview(report)),
+        ("The differential-privacy guarantee", guarantee(report)),
+        ("Privacy budget ledger", ledger(report)),
+        ("Utility: how close the synthetic table is to the real one", utility(report)),
+        ("Attacks: empirical privacy risk", attacks(report)),
+        ("Schema", schema(report)),
+        ("Limitations", f"<ul>{limits}</ul>"),
+        ("Software", kv(versions)),
+    ]
+    body = "".join(f"<h2>{escape(h)}</h2>{html}" for h, html in sections)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{escape(title)}</h1>{banner(report)}{body}"
+        f'<p class="muted">Verify offline with <code>privsynth verify</code> or VERIFY.md; '
+        f"report id <code>{escape(report['report_id'])}</code>.</p></body></html>\n"
+    )

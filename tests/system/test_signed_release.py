@@ -1,0 +1,155 @@
+"""A full signed release on a slice of Adult, checked the ways a recipient would check it:
+``privsynth verify``, the Python and OpenSSL recipes in VERIFY.md, and the HTML report in a
+real headless browser (skipped where Chromium is not installed)."""
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from privsynth.budget import Budget, Ledger
+from privsynth.datasets import load_adult
+from privsynth.release import release
+from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
+from privsynth.report.keys import public_pem
+from privsynth.report.pdf import find_browser, headless_args
+from privsynth.report.verify import verify_release
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def rel(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rel")
+    df, schema = load_adult()
+    df = df.sample(3917, random_state=0)  # a size no label or threshold happens to equal
+    key = Ed25519PrivateKey.generate()
+    (root / "signer.pub.pem").write_bytes(public_pem(key.public_key()))
+    with Ledger.open(root / "l.sqlite", dataset_id="adult", cap=Budget(3, 1e-6)) as ledger:
+        res = release(
+            df,
+            schema,
+            out=root / "release",
+            ledger=ledger,
+            key=key,
+            epsilon=1.0,
+            sensitive=["income"],
+            quasi_identifiers=["age", "sex", "race"],
+            target="income",
+            seed=0,
+        )
+    return {"root": root, "res": res, "pub": root / "signer.pub.pem", "rows": len(df), "key": key}
+
+
+def test_the_private_key_appears_in_no_released_file(rel):
+    raw = rel["key"].private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    pem = rel["key"].private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    forms = [raw, raw.hex().encode(), base64.b64encode(raw), pem.splitlines()[1]]
+    for path in rel["res"].out.iterdir():
+        data = path.read_bytes()
+        assert not any(f in data for f in forms), path.name
+
+
+def test_release_folder_verifies_and_holds_every_file(rel):
+    folder = rel["res"].out
+    names = {p.name for p in folder.iterdir()}
+    assert names == {
+        "synthetic.csv",
+        "model.json",
+        REPORT_JSON,
+        REPORT_HTML,
+        PUBLIC_KEY,
+        VERIFY_MD,
+        ENVELOPE,
+    }
+    v = verify_release(folder, public_key=rel["pub"], ledger=rel["root"] / "l.sqlite")
+    report = v.report
+    assert report["attacks"]["attacks"] and report["utility"]["tvd"]["2way"]["mean"] < 0.2
+    assert report["verdict"]["policy"] == "standard"
+    # The private row counts (total, train, holdout) appear nowhere in the report.
+    text = (folder / REPORT_JSON).read_text()
+    for n in {rel["rows"], round(rel["rows"] * 0.8), round(rel["rows"] * 0.2)}:
+        assert not re.search(rf"[^0-9.]{n}[^0-9.]", text), n
+
+
+def _block(md: str, lang: str, heading: str) -> str:
+    section = md[md.index(heading) :]
+    return section.split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.skipif(
+    not (shutil.which("openssl") and shutil.which("jq")), reason="needs openssl and jq"
+)
+def test_the_openssl_recipe_in_verify_md_works_and_catches_a_change(rel, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(rel["res"].out, folder)
+    script = _block((folder / VERIFY_MD).read_text(), "sh", "## 3.")
+    script = script.replace("KEY=SIGNER.pub.pem", f"KEY={rel['pub']}")
+    ok = subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "Signature Verified Successfully" in ok.stdout + ok.stderr
+    assert ok.stdout.count("ok ") == len(list(folder.iterdir())) - 1
+    with open(folder / "synthetic.csv", "ab") as fh:
+        fh.write(b"x")
+    bad = subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True)
+    assert bad.returncode != 0 and "CHANGED  synthetic.csv" in bad.stdout
+
+
+def test_the_python_recipe_in_verify_md_works(rel, tmp_path):
+    md = (rel["res"].out / VERIFY_MD).read_text()
+    code = _block(md, "python", "## 2.")
+    assert len(code.strip().splitlines()) <= 30
+    (tmp_path / "verify.py").write_text(code)
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "verify.py"), str(rel["res"].out), str(rel["pub"])],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert rel["res"].report_id in proc.stdout
+
+
+@pytest.mark.skipif(find_browser() is None, reason="needs Chromium (apt install chromium)")
+def test_html_report_renders_in_headless_chromium_without_console_errors(rel, tmp_path):
+    html = rel["res"].out / REPORT_HTML
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "audit-report.png"
+    proc = subprocess.run(
+        [
+            find_browser(),
+            *headless_args(str(tmp_path / "profile")),
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,3000",
+            f"--screenshot={shot}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.stat().st_size > 10_000  # a real page, not a blank one
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    page = html.read_text()
+    assert (
+        "<script" not in page
+        and "http://" not in page
+        and "https://" not in page.replace("https://privsynth.dev", "")
+    )
+    assert page.count("data:image/png;base64,") >= 3  # marginals, ROC, DCR figures
+    report = json.loads((rel["res"].out / REPORT_JSON).read_text())
+    assert report["signer"] in page and report["report_id"] in page
