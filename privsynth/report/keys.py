@@ -89,8 +89,8 @@ def load_private_key(path: str | Path, *, passphrase: bytes | None = None) -> Ed
     except TypeError as exc:
         if passphrase is None:
             raise ConfigError(
-                f"key file {p} is protected by a passphrase; set {PASSPHRASE_ENV} or enter it "
-                "when asked"
+                f"key file {p} is protected by a passphrase; put it in the {PASSPHRASE_ENV} "
+                "environment variable (API: passphrase=...)"
             ) from exc
         raise ConfigError(f"key file {p} is not encrypted; do not pass a passphrase") from exc
     except (ValueError, UnsupportedAlgorithm) as exc:

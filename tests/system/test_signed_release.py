@@ -153,3 +153,13 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(rel, tm
     assert page.count("data:image/png;base64,") >= 3  # marginals, ROC, DCR figures
     report = json.loads((rel["res"].out / REPORT_JSON).read_text())
     assert report["signer"] in page and report["report_id"] in page
+
+
+@pytest.mark.skipif(find_browser() is None, reason="needs Chromium (apt install chromium)")
+def test_pdf_prints_the_same_page(rel, tmp_path):
+    from privsynth.report.pdf import print_pdf
+
+    pdf = tmp_path / "audit.pdf"
+    print_pdf(rel["res"].out / REPORT_HTML, pdf)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and len(data) > 20_000

@@ -1,0 +1,232 @@
+"""A battery of bad inputs through ``privsynth release``: each must end with a non-zero exit,
+one readable ``error:`` line naming what is wrong (no traceback), no release folder, and no
+ledger entry beyond what was there. The count of cases and how many behaved is printed (run
+with ``-s`` to see it) and asserted."""
+
+import json
+import os
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from privsynth.budget import Budget, Ledger
+from privsynth.cli import main
+from privsynth.report.keys import keygen
+
+SCHEMA = {
+    "version": 1,
+    "columns": {
+        "sex": {"kind": "categorical", "categories": ["F", "M"]},
+        "age": {"kind": "integer", "lower": 18, "upper": 90, "bins": 12},
+        "seen": {"kind": "datetime", "lower": "2020-01-01", "upper": "2024-12-31", "bins": 8},
+    },
+}
+
+
+def _good(n=300):
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "sex": rng.choice(["F", "M"], n),
+            "age": rng.integers(20, 80, n),
+            "seen": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
+        }
+    )
+
+
+def _csv(tmp, name, df):
+    p = tmp / name
+    df.to_csv(p, index=False)
+    return p
+
+
+def _bytes(tmp, name, data: bytes):
+    p = tmp / name
+    p.write_bytes(data)
+    return p
+
+
+def _schema(tmp, name, doc):
+    p = tmp / name
+    p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return p
+
+
+def cases(tmp):
+    """(label, expected words in the error, data path, schema path, extra args, key path)."""
+    good = _good()
+    data = _csv(tmp, "good.csv", good)
+    schema = _schema(tmp, "schema.json", SCHEMA)
+    key, _ = keygen(tmp / "key")
+    pk, _ = keygen(tmp / "pkey", passphrase=b"s3cret")
+    loose = tmp / "loose.key"
+    loose.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(loose, 0o644)
+    parquet = tmp / "good.parquet"
+    good.to_parquet(parquet)
+    truncated = _bytes(tmp, "trunc.parquet", parquet.read_bytes()[: parquet.stat().st_size // 2])
+    dup = good.copy()
+    csv_dup = "sex,age,age,seen\n" + "\n".join(
+        f"{r.sex},{r.age},{r.age},{r.seen.date()}" for r in dup.itertuples()
+    )
+    mixed = good.astype({"age": object})
+    mixed.loc[7, "age"] = "forty"
+    nan = good.astype({"age": float})
+    nan.loc[5, "age"] = np.nan
+    inf = good.astype({"age": float})
+    inf.loc[5, "age"] = np.inf
+    unknown = good.copy()
+    unknown.loc[11, "sex"] = "X"
+    ident = good.assign(patient_id=[f"P{i:05d}" for i in range(len(good))])
+    dates = good.astype({"seen": object})
+    dates.loc[3, "seen"] = "31/12/2021"
+    dates.loc[4, "seen"] = "not a date"
+    junk = _bytes(tmp, "junk.key", b"hello")
+    os.chmod(junk, 0o600)
+    ledger_bad = tmp / "corrupt.sqlite"
+    with Ledger.open(ledger_bad, dataset_id="good", cap=Budget(5, 1e-6)):
+        pass
+    with sqlite3.connect(ledger_bad) as con:  # rewrite an entry behind the chain's back
+        con.execute("UPDATE entries SET purpose = 'forged' WHERE seq = 1")
+    return [
+        ("empty file", "empty", _bytes(tmp, "empty.csv", b""), schema, [], key),
+        ("header only", "no rows", _bytes(tmp, "header.csv", b"sex,age,seen\n"), schema, [], key),
+        (
+            "duplicate column names",
+            "age",
+            _bytes(tmp, "dup.csv", csv_dup.encode()),
+            schema,
+            [],
+            key,
+        ),
+        (
+            "empty column name",
+            "column",
+            _bytes(tmp, "noname.csv", b"sex,,seen\nF,30,2021-01-01\nM,40,2021-02-01\n"),
+            schema,
+            [],
+            key,
+        ),
+        (
+            "non-UTF-8 bytes",
+            "UTF-8",
+            _bytes(tmp, "latin1.csv", "sex,age,seen\nF,3\xe9,2021-01-01\n".encode("latin-1")),
+            schema,
+            [],
+            key,
+        ),
+        (
+            "mixed types in a numeric column",
+            "forty",
+            _csv(tmp, "mixed.csv", mixed),
+            schema,
+            [],
+            key,
+        ),
+        ("missing value, not nullable", "age", _csv(tmp, "nan.csv", nan), schema, [], key),
+        ("infinite number", "age", _csv(tmp, "inf.csv", inf), schema, [], key),
+        ("unparseable dates", "not a date", _csv(tmp, "dates.csv", dates), schema, [], key),
+        ("unknown category", "'X'", _csv(tmp, "unknown.csv", unknown), schema, [], key),
+        (
+            "identifier the schema missed",
+            "patient_id",
+            _csv(tmp, "ident.csv", ident),
+            schema,
+            [],
+            key,
+        ),
+        (
+            "schema names a missing column",
+            "income",
+            data,
+            _schema(
+                tmp,
+                "s_missing.json",
+                {
+                    **SCHEMA,
+                    "columns": {
+                        **SCHEMA["columns"],
+                        "income": {"kind": "categorical", "categories": ["a"]},
+                    },
+                },
+            ),
+            [],
+            key,
+        ),
+        (
+            "unknown kind",
+            "kind",
+            data,
+            _schema(
+                tmp,
+                "s_kind.json",
+                {**SCHEMA, "columns": {**SCHEMA["columns"], "age": {"kind": "number"}}},
+            ),
+            [],
+            key,
+        ),
+        ("schema is not JSON", "JSON", data, _schema(tmp, "s_bad.json", "{not json"), [], key),
+        ("truncated Parquet file", "trunc.parquet", truncated, schema, [], key),
+        ("missing data file", "missing.csv", tmp / "missing.csv", schema, [], key),
+        ("corrupt ledger", "corrupt", data, schema, ["--ledger", str(ledger_bad)], key),
+        ("key file is not a key", "PEM", data, schema, [], junk),
+        ("passphrase-protected key, none given", "passphrase", data, schema, [], pk),
+        ("world-readable key", "chmod 600", data, schema, [], loose),
+        ("negative epsilon", "epsilon", data, schema, ["--epsilon", "-1"], key),
+        ("delta of 1", "delta", data, schema, ["--delta", "1"], key),
+        ("unknown sensitive column", "salary", data, schema, ["--sensitive", "salary"], key),
+        ("unknown policy", "policy", data, schema, ["--policy", "lenient"], key),
+        ("budget short", "cap", data, schema, ["--epsilon", "50"], key),
+    ]
+
+
+def test_bad_inputs_fail_cleanly_and_write_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PRIVSYNTH_KEY_PASSPHRASE", raising=False)
+    battery = cases(tmp_path)
+    behaved, failures = 0, []
+    for i, (label, words, data, schema, extra, key) in enumerate(battery):
+        out = tmp_path / f"out{i}"
+        ledger = tmp_path / f"ledger{i}.sqlite"
+        args = [
+            "release", str(data), "--schema", str(schema), "--epsilon", "1",
+            "--ledger", str(ledger), "--cap-epsilon", "5", "--dataset-id", "good",
+            "--key", str(key), "--out", str(out), "--no-canary",
+        ]  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(args + extra)
+        err = capsys.readouterr().err
+        entries = _kinds(ledger)  # the corrupt-ledger case passes its own ledger instead
+        problems = []
+        if exc.value.code in (0, 70):
+            problems.append(f"exit {exc.value.code}")
+        if not err.startswith("error: ") or err.count("\n") != 1 or "Traceback" in err:
+            problems.append(f"not one error line: {err!r}")
+        if words.lower() not in err.lower():
+            problems.append(f"{words!r} not named in {err.strip()!r}")
+        if out.exists() or list(tmp_path.glob(f".out{i}.*")):
+            problems.append("wrote output")
+        if entries not in (None, ["cap"]):
+            problems.append(f"ledger entries {entries}")
+        if problems:
+            failures.append(f"{label}: {'; '.join(problems)}")
+        else:
+            behaved += 1
+    print(f"\nbad-input battery: {len(battery)} cases tried, {behaved} behaved")
+    assert not failures, "\n".join(failures)
+
+
+def _kinds(path):
+    if not os.path.exists(path):
+        return None
+    with Ledger.open(path, dataset_id="good", readonly=True) as led:
+        return [e["kind"] for e in led.entries()]
