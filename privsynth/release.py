@@ -11,6 +11,7 @@ renamed into place at the end, so a failed or killed run leaves no half-written 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import shutil
@@ -221,7 +222,10 @@ def release(
         "remaining": ledger.remaining().to_dict(),
     }
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    _remove_stale_partials(out)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent)
+    )
     try:
         data_file = f"synthetic.{fmt}"
         if fmt == "csv":
@@ -266,6 +270,26 @@ def release(
     return ReleaseResult(
         out, signed, len(synthetic), report["report_id"], report["verdict"], spec, ledger_info
     )
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Remove what killed releases into ``out`` left behind (their process is gone)."""
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*.partial"):
+        pid = p.name[len(out.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reservations(gen: Any) -> list[str]:
