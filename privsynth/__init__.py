@@ -2,9 +2,9 @@
 signed audit reports.
 
 Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (:class:`MST`,
-:class:`AIM`), :func:`release` (a signed release), :func:`verify_release`, :func:`keygen`,
-:mod:`audit` (the attack suite), the budget types (:class:`Budget`, :class:`Ledger` and the
-privacy events) and the error hierarchy.
+:class:`AIM`, :class:`DPVAE`, :class:`DPCTGAN`), :func:`release` (a signed release),
+:func:`verify_release`, :func:`keygen`, :mod:`audit` (the attack suite), the budget types
+(:class:`Budget`, :class:`Ledger` and the privacy events) and the error hierarchy.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -29,6 +29,8 @@ from privsynth.schema import Column, Schema
 _LAZY = {
     "MST": "privsynth.generators.mst",
     "AIM": "privsynth.generators.aim",
+    "DPVAE": "privsynth.generators.dpvae",
+    "DPCTGAN": "privsynth.generators.dpctgan",
     "release": "privsynth.release",
     "verify_release": "privsynth.report.verify",
     "keygen": "privsynth.report.keys",
@@ -53,6 +55,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "AIM",
+    "DPCTGAN",
+    "DPVAE",
     "MST",
     "ApproxDP",
     "Budget",

@@ -119,7 +119,7 @@ def _columns(value: str | None) -> list[str]:
 )
 @click.option(
     "--generator",
-    type=click.Choice(["mst", "aim"], case_sensitive=False),
+    type=click.Choice(["mst", "aim", "dpvae", "dpctgan"], case_sensitive=False),
     default="mst",
     show_default=True,
 )

@@ -30,6 +30,8 @@ from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError
 from privsynth.generators.aim import AIM
 from privsynth.generators.base import Generator
+from privsynth.generators.dpctgan import DPCTGAN
+from privsynth.generators.dpvae import DPVAE
 from privsynth.generators.mst import MST
 from privsynth.io import atomic_write_bytes, atomic_write_text
 from privsynth.report import (
@@ -55,7 +57,7 @@ from privsynth.report.verify import validate_report
 from privsynth.report.verify_doc import verify_md
 from privsynth.schema import Schema
 
-GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM}
+GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM, "dpvae": DPVAE, "dpctgan": DPCTGAN}
 FORMATS = ("csv", "parquet")
 
 
@@ -232,7 +234,7 @@ def release(
             synthetic.to_csv(tmp / data_file, index=False)
         else:
             synthetic.to_parquet(tmp / data_file, index=False)
-        gen.save(tmp / "model.json")
+        gen.save(tmp / gen.model_file)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         report = build_report(
             generator=generator.lower(),
@@ -293,8 +295,8 @@ def _alive(pid: int) -> bool:
 
 
 def _reservations(gen: Any) -> list[str]:
-    rid = gen.ledger_entry_["reservation"]
-    return list(rid) if isinstance(rid, (list, tuple)) else [rid]
+    entry = gen.ledger_entry_
+    return list(entry.get("reservations") or [entry["reservation"]])
 
 
 def _evaluate(

@@ -26,6 +26,7 @@ import pandas as pd
 from privsynth.budget.accounting import (
     ZCDP,
     PrivacyEvent,
+    SubsampledGaussian,
     epsilon_spent,
     event_from_dict,
     event_to_dict,
@@ -85,6 +86,19 @@ def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: 
     return Budgeting(disc_eps, disc_delta, rho)
 
 
+def check_budget_params(epsilon: float, delta: float, discovery_share: float) -> None:
+    """Refuse an invalid (epsilon, delta) or discovery share with a message naming it."""
+    if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):
+        raise ConfigError(f"epsilon ({epsilon!r}) must be a finite number > 0")
+    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise ConfigError(
+            f"delta ({delta!r}) must be in (0, 1); choose it without looking at the "
+            "row count (e.g. 1e-9), never as 1/n of the private data"
+        )
+    if not 0 < discovery_share < 1:
+        raise ConfigError(f"discovery_share ({discovery_share!r}) must be in (0, 1)")
+
+
 class MarginalGenerator(ABC):
     """Shared fit/sample/save flow of the marginal-based generators (MST, AIM).
 
@@ -93,6 +107,8 @@ class MarginalGenerator(ABC):
     """
 
     name: ClassVar[str]
+    #: File name :meth:`save` is given in a release folder.
+    model_file: ClassVar[str] = "model.json"
 
     def __init__(
         self,
@@ -113,15 +129,7 @@ class MarginalGenerator(ABC):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon < float("inf")):
-            raise ConfigError(f"epsilon ({self.epsilon!r}) must be a finite number > 0")
-        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
-            raise ConfigError(
-                f"delta ({self.delta!r}) must be in (0, 1); choose it without looking at the "
-                "row count (e.g. 1e-9), never as 1/n of the private data"
-            )
-        if not 0 < self.discovery_share < 1:
-            raise ConfigError(f"discovery_share ({self.discovery_share!r}) must be in (0, 1)")
+        check_budget_params(self.epsilon, self.delta, self.discovery_share)
         if int(self.iters) != self.iters or self.iters < 1:
             raise ConfigError(f"iters ({self.iters!r}) must be a positive integer")
 
@@ -185,7 +193,8 @@ class MarginalGenerator(ABC):
     @staticmethod
     def _check_within(spent: list[PrivacyEvent], planned: list[PrivacyEvent]) -> None:
         """What the mechanisms charged must fit the reservation exactly (compared as exact
-        rationals of the floats, no tolerance): the zCDP parts in total, the others one by one.
+        rationals of the floats, no tolerance): the zCDP parts in total, the others one by one
+        (a subsampled Gaussian: same sample rate and noise multiplier, no more steps).
         """
 
         def rho(events: list[PrivacyEvent]) -> Fraction:
@@ -200,6 +209,13 @@ class MarginalGenerator(ABC):
                 Fraction(getattr(s, f)) <= Fraction(getattr(p, f))
                 for f in ("epsilon", "delta")
                 if hasattr(p, f)
+            )
+            and (
+                not isinstance(p, SubsampledGaussian)
+                or (
+                    (s.sample_rate, s.noise_multiplier) == (p.sample_rate, p.noise_multiplier)
+                    and s.steps <= p.steps
+                )
             )
             for s, p in zip(others_spent, others_planned, strict=True)
         )

@@ -1,0 +1,338 @@
+"""Contract tests for the DP-SGD generators (DPVAE, DPCTGAN): the behaviours
+tests/unit/test_generators.py checks for MST/AIM where they apply, plus the DP-SGD accounting
+against Opacus' own accountants."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from privsynth.budget import Budget, Ledger, PureDP, SubsampledGaussian, event_from_dict
+from privsynth.budget.accounting import PRV_EPS_ERROR, SG_ORDERS, ZCDP, epsilon_spent
+from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
+from privsynth.generators.base import Generator
+from privsynth.generators.dpctgan import DPCTGAN
+from privsynth.generators.dpsgd import SGDPlan, calibrate_sigma, opacus_epsilon, train_dp
+from privsynth.generators.dpvae import DPVAE
+from privsynth.schema import Schema
+
+# Tiny and fast: 3,000 rows, expected batch 500, 2 epochs (about 12 steps), small networks.
+FAST = {"epochs": 2, "batch_size": 500, "device": "cpu"}
+GENERATORS = [
+    DPVAE,
+    lambda **kw: DPCTGAN(embedding_dim=8, generator_hidden=(32,), discriminator_hidden=(32,), **kw),
+]
+IDS = ["DPVAE", "DPCTGAN"]
+DELTA = 1e-9
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on busy cores OpenMP's spinning barrier made a
+    2-thread fit many times slower (benchmarks/results/dpsgd-2026-11-23.json)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = rng.integers(0, 4, n)
+    df = pd.DataFrame(
+        {
+            "x": x.astype(str),
+            "y": x.astype(str),
+            "age": rng.integers(20, 70, n),
+            "clinic": rng.choice(["north", "south", "east"], n).astype(object),
+            "income": rng.choice(["<=50K", ">50K"], n, p=[0.8, 0.2]),
+        }
+    )
+    df.loc[7, "clinic"] = "Dr. Unique"  # held by one row
+    schema = Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "age": {"kind": "integer", "lower": 18, "upper": 80, "bins": 16},
+                "clinic": {"kind": "categorical"},
+                "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]},
+            },
+        }
+    )
+    return df, schema
+
+
+class Tripwire:
+    """Stands in for data that must not be touched."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the data was read ({name}) before the budget was checked")
+
+
+@pytest.fixture(scope="module", params=range(len(GENERATORS)), ids=IDS)
+def fitted(request, table, tmp_path_factory):
+    df, schema = table
+    path = tmp_path_factory.mktemp("ledger") / "l.sqlite"
+    ledger = Ledger.open(path, dataset_id="t", cap=Budget(10.0, 1e-6))
+    torch.manual_seed(0)
+    gen = GENERATORS[request.param](epsilon=5.0, delta=DELTA, **FAST)
+    gen.fit(df, schema, ledger)
+    return gen, ledger, schema
+
+
+def test_generators_satisfy_the_protocol():
+    assert isinstance(DPVAE(), Generator) and isinstance(DPCTGAN(), Generator)
+    assert not isinstance(object(), Generator)
+
+
+def test_output_has_the_schema_shape_and_stays_in_the_domain(fitted):
+    gen, _, schema = fitted
+    out = gen.sample(500, seed=0)
+    assert list(out.columns) == schema.names and len(out) == 500
+    gen.schema_.validate(out)  # raises on any unknown category, NaN or bad type
+    assert out.notna().all().all()
+    assert out["age"].between(18, 80).all()
+    # The default size is the DP row estimate: the VAE's Laplace count has scale
+    # 1/(5 * 0.02) = 10, the GAN's weighted histogram totals an sd below 100; 300 is > 3 sd.
+    assert abs(len(gen.sample(seed=1)) - 3000) < 300
+
+
+def test_a_value_held_by_one_row_never_appears(fitted):
+    gen, _, _ = fitted
+    assert "Dr. Unique" not in gen.schema_["clinic"].categories
+    assert "Dr. Unique" not in set(gen.sample(3000, seed=3)["clinic"])
+
+
+def test_ledger_holds_the_plan_then_the_dp_sgd_charge_and_stays_under_the_cap(fitted):
+    gen, ledger, schema = fitted
+    reserves = [e for e in ledger.entries() if e["kind"] == "reserve"]
+    assert len(reserves) == 2
+    first = [event_from_dict(e) for e in reserves[0]["events"]]
+    second = [event_from_dict(e) for e in reserves[1]["events"]]
+    plan = gen.plan(schema)
+    # Reserved before training: the fixed charges of the plan, then the DP-SGD event that
+    # replaces the plan's zCDP stand-in.
+    assert first == plan[:-1] == gen.planned_[:-1] and isinstance(plan[-1], ZCDP)
+    assert second == gen.planned_[-1:] and isinstance(second[0], SubsampledGaussian)
+    assert [e["kind"] for e in ledger.entries()].count("commit") == 2
+    assert gen.ledger_entry_["reservation"] == reserves[1]["reservation"]
+    assert gen.ledger_entry_["head"] == ledger.head()
+    # The planned total meets (epsilon, delta); what was spent fits in it; the ledger's total
+    # is within its cap.
+    assert epsilon_spent(gen.planned_, DELTA) <= 5.0
+    assert gen.privacy_spec()["epsilon_spent"] <= 5.0
+    assert ledger.spent().epsilon <= ledger.cap.epsilon
+
+
+def test_accounting_matches_opacus_for_the_fitted_parameters(fitted):
+    from opacus.accountants import PRVAccountant, RDPAccountant
+
+    gen, _, _ = fitted
+    spec = gen.privacy_spec()
+    q, sigma, steps = spec["sample_rate"], spec["noise_multiplier"], spec["steps"]
+    event = SubsampledGaussian(q, sigma, steps)
+    rdp = RDPAccountant()
+    rdp.history = [(sigma, q, steps)]
+    # Same RDP curve (Opacus' compute_rdp) and the same conversion on the same orders: ours
+    # only adds padding of 1e-12 relative per term, so they agree to 1e-9.
+    theirs_rdp = rdp.get_epsilon(DELTA, alphas=list(SG_ORDERS))
+    assert epsilon_spent(event, DELTA, use_prv=False) == pytest.approx(theirs_rdp, rel=1e-9)
+    # Opacus' default orders are a subset of ours: its RDP bound can only be larger.
+    assert epsilon_spent(event, DELTA, use_prv=False) <= rdp.get_epsilon(DELTA) * (1 + 1e-9)
+    # PRV: the ledger takes min(RDP, Opacus' PRV upper bound at eps_error 0.01), each padded
+    # by ~1e-12 relative, so it equals the smaller of Opacus' two answers to 1e-9.
+    prv = PRVAccountant()
+    prv.history = [(sigma, q, steps)]
+    theirs_prv = prv.get_epsilon(DELTA, eps_error=PRV_EPS_ERROR)
+    ours = epsilon_spent(event, DELTA)
+    assert ours == pytest.approx(min(theirs_prv, theirs_rdp), rel=1e-9)
+    # The model recorded Opacus' epsilon for the steps it took, within the reservation.
+    assert spec["opacus_epsilon"] == pytest.approx(min(theirs_rdp, theirs_prv), rel=1e-9)
+    assert spec["opacus_epsilon"] <= ours * (1 + 1e-9)
+
+
+def test_privacy_spec_states_the_dp_sgd_parameters_and_the_noise_hazard(fitted):
+    gen, _, _ = fitted
+    spec = gen.privacy_spec()
+    for key in (
+        "generator",
+        "epsilon",
+        "delta",
+        "neighbouring_relation",
+        "unit_of_privacy",
+        "definition",
+        "noise",
+        "planned_charges",
+        "charges",
+        "epsilon_spent",
+        "caveats",
+        "sample_rate",
+        "noise_multiplier",
+        "steps",
+        "max_grad_norm",
+        "opacus_epsilon",
+    ):
+        assert key in spec
+    assert any("secure_mode is off" in h["how"] for h in spec["implementation_hazards"])
+    # Poisson sampling at q = batch / noisy count (rounded down to a public grid, < 5%).
+    assert spec["sample_rate"] == pytest.approx(500 / 3000, rel=0.1)
+
+
+def test_seeds_reproduce_and_save_load_round_trips(fitted, tmp_path):
+    gen, _, _ = fitted
+    pd.testing.assert_frame_equal(gen.sample(300, seed=9), gen.sample(300, seed=9))
+    gen.save(tmp_path / "model.safetensors")
+    again = type(gen).load(tmp_path / "model.safetensors", device="cpu")
+    pd.testing.assert_frame_equal(gen.sample(200, seed=5), again.sample(200, seed=5))
+    assert again.privacy_spec() == gen.privacy_spec()
+    other = DPCTGAN if isinstance(gen, DPVAE) else DPVAE
+    with pytest.raises(ConfigError, match="model, not"):
+        other.load(tmp_path / "model.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="cannot read"):
+        type(gen).load(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.parametrize("make", GENERATORS, ids=IDS)
+def test_refuses_before_touching_data_when_the_budget_is_short(make, table, tmp_path):
+    _, schema = table
+    ledger = Ledger.open(tmp_path / "l.sqlite", dataset_id="t", cap=Budget(0.5, 1e-6))
+    with pytest.raises(BudgetExceeded):
+        make(epsilon=1.0, delta=DELTA).fit(Tripwire(), schema, ledger)
+    assert [e["kind"] for e in ledger.entries()] == ["cap"]
+
+
+class SpendsInBetween:
+    """A ledger whose budget another process takes right after the first reservation."""
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+        self.reserved = 0
+
+    def __getattr__(self, name):
+        return getattr(self.ledger, name)
+
+    def reserve(self, events, **kw):
+        res = self.ledger.reserve(events, **kw)
+        self.reserved += 1
+        if self.reserved == 1:
+            self.ledger.reserve([PureDP(2.0)], purpose="another process")
+        return res
+
+
+def test_budget_taken_between_the_two_reservations_stops_before_training(table, tmp_path):
+    df, schema = table
+    ledger = Ledger.open(tmp_path / "l.sqlite", dataset_id="t", cap=Budget(5.0, 1e-6))
+    gen = DPVAE(epsilon=5.0, delta=DELTA, **FAST)
+    with pytest.raises(BudgetExceeded, match="were already spent"):
+        gen.fit(df, schema, SpendsInBetween(ledger))
+    assert not hasattr(gen, "vae_")  # nothing was trained
+    reserves = [e for e in ledger.entries() if e["kind"] == "reserve"]
+    assert [r["purpose"] for r in reserves] == [
+        "DPVAE fit: domains and row count",
+        "another process",
+    ]
+
+
+@pytest.mark.parametrize("make", GENERATORS, ids=IDS)
+def test_refuses_data_dependent_domains_without_opt_in(make, table):
+    df, _ = table
+    with pytest.raises(SchemaError, match="source: data"):
+        make(epsilon=1.0).fit(Tripwire(), Schema.draft(df))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epsilon": 0},
+        {"delta": 0},
+        {"delta": 1.5},
+        {"epochs": 0},
+        {"batch_size": 1},
+        {"lr": -1.0},
+        {"max_grad_norm": float("inf")},
+        {"measure_share": 1.0},
+        {"grad_sample_mode": "fast"},
+        {"device": "gpu"},
+        {"latent_dim": 0},
+        {"hidden": []},
+    ],
+)
+def test_bad_parameters_name_themselves(table, bad):
+    _, schema = table
+    params = {"epsilon": 1.0, "delta": DELTA, **bad}
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        DPVAE(**params).fit(Tripwire(), schema)
+
+
+def test_calibrated_noise_is_the_smallest_that_fits():
+    # 1% bisection tolerance: sigma / 1.01^2 lies below the last rejected sigma, so (the bound
+    # being monotone in sigma) it must exceed epsilon, while sigma itself meets it.
+    alongside = (PureDP(0.1),)
+    sigma = calibrate_sigma(0.05, 200, alongside, 2.0, DELTA)
+    assert epsilon_spent([*alongside, SubsampledGaussian(0.05, sigma, 200)], DELTA) <= 2.0
+    low = SubsampledGaussian(0.05, sigma / 1.01**2, 200)
+    assert epsilon_spent([*alongside, low], DELTA) > 2.0
+
+
+def test_an_empty_poisson_sample_still_takes_a_noised_step():
+    # Rate 1e-9 over 10 rows: every sample is empty (P(non-empty) ~ 1e-8), yet each step must
+    # add noise and be counted, as the accountant assumes.
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    plan = SGDPlan(1e-9, 1.0, 3, 5.0)
+    taken = train_dp(
+        model,
+        lambda m, x: m(x).squeeze(1) ** 2,
+        torch.ones(10, 3),
+        plan,
+        max_grad_norm=1.0,
+        lr=0.1,
+        device=torch.device("cpu"),
+    )
+    assert taken == 3
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert opacus_epsilon(plan, taken, DELTA) > 0
+
+
+@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+def test_each_row_moves_the_noiseless_sum_by_at_most_the_clipping_norm(mode):
+    # With a vanishing noise multiplier the optimizer's gradient is sum(clipped)/B; one row
+    # with a huge gradient contributes at most max_grad_norm = 1 to the sum (norm <= 1/B).
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1, bias=False)
+    grads = []
+    seen = []
+
+    def loss(m, x):
+        seen.append(len(x))
+        return 1e6 * m(x).squeeze(1) ** 2
+
+    class Capture(torch.optim.SGD):
+        def step(self, closure=None):
+            grads.append(self.param_groups[0]["params"][0].grad.detach().clone())
+
+    data = torch.full((1, 4), 10.0)
+    plan = SGDPlan(1.0, 1e-12, 1, 2.0)
+    orig = torch.optim.Adam
+    torch.optim.Adam = lambda params, lr: Capture(params, lr=lr)  # noqa: E731
+    try:
+        train_dp(
+            model,
+            loss,
+            data,
+            plan,
+            max_grad_norm=1.0,
+            lr=0.1,
+            grad_sample_mode=mode,
+            device=torch.device("cpu"),
+        )
+    finally:
+        torch.optim.Adam = orig
+    assert seen == [1]
+    assert float(grads[0].norm()) == pytest.approx(0.5, rel=1e-4)
