@@ -1,0 +1,77 @@
+"""Plot-ready 1-way distributions, real against synthetic, on the schema's categories or bins.
+
+A column with more than :data:`MAX_PLOT_BINS` codes is merged for plotting: runs of adjacent
+bins for ordered columns (ordinal, numeric), and for an unordered categorical column the
+categories outside the ``MAX_PLOT_BINS - 1`` largest (by the larger of the two proportions)
+are pooled into one ``(other: N values)`` bar. Proportions are rounded to
+:data:`PLOT_DECIMALS` places, which also keeps exact counts (and the row count) from being
+read back out of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from privsynth.domain import ColumnCodec
+
+MAX_PLOT_BINS = 40
+PLOT_DECIMALS = 4
+MISSING_LABEL = "(missing)"
+
+
+def distribution(codec: ColumnCodec, real: np.ndarray, synthetic: np.ndarray) -> dict:
+    """Plot data of one column from its two 1-way proportion vectors (one entry per code).
+
+    Returns ``{"column", "kind", "labels", "real", "synthetic", "merged"}``.
+    """
+    groups = _groups(codec, np.maximum(real, synthetic))
+    return {
+        "column": codec.column.name,
+        "kind": codec.column.kind,
+        "labels": [_label(codec, g) for g in groups],
+        "real": [round(float(real[g].sum()), PLOT_DECIMALS) for g in groups],
+        "synthetic": [round(float(synthetic[g].sum()), PLOT_DECIMALS) for g in groups],
+        "merged": len(groups) < codec.size,
+    }
+
+
+def _groups(codec: ColumnCodec, weight: np.ndarray) -> list[list[int]]:
+    """Codes per plotted bar, in domain order; a nullable column's missing code is its own."""
+    n, size = codec.n_values, codec.size
+    missing = [[n]] if size > n else []
+    if size <= MAX_PLOT_BINS:
+        return [[j] for j in range(size)]
+    if codec.column.kind == "categorical":
+        keep = sorted(np.argsort(-weight, kind="stable")[: MAX_PLOT_BINS - 1].tolist())
+        rest = sorted(set(range(size)) - set(keep))
+        return [[j] for j in keep] + [rest]
+    step = math.ceil(n / (MAX_PLOT_BINS - len(missing)))
+    return [list(range(a, min(a + step, n))) for a in range(0, n, step)] + missing
+
+
+def _label(codec: ColumnCodec, group: list[int]) -> str:
+    first, last = group[0], group[-1]
+    col = codec.column
+    if first == codec.n_values and col.nullable:
+        return MISSING_LABEL
+    if col.kind == "categorical" and len(group) > 1:
+        return f"(other: {len(group)} values)"
+    if codec.labels is not None:
+        a, b = codec.labels[first], codec.labels[last]
+        return a if first == last else f"{a} – {b}"
+    lo, hi = codec.edges[first], codec.edges[last + 1]
+    if col.kind == "integer":
+        a, b = int(lo), int(hi) - 1  # an integer bin holds lo .. hi - 1
+        return str(a) if a == b else f"{a}–{b}"
+    close = "]" if last == codec.n_values - 1 else ")"
+    if col.kind == "datetime":
+        return f"[{_date(lo)}, {_date(hi)}{close}"
+    return f"[{lo:g}, {hi:g}{close}"
+
+
+def _date(ns: float) -> str:
+    ts = pd.Timestamp(int(ns))
+    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
