@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from privsynth import __version__
-from privsynth.cli_audit import audit_cmd
+from privsynth.cli_audit import audit_cmd, split_names
 from privsynth.cli_ledger import ledger_group
 from privsynth.cli_report import keygen_cmd, verify_cmd
 from privsynth.errors import ConfigError, PrivsynthError
@@ -104,10 +104,6 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
 
 
 # -------------------------------------------------------------------- release
-def _columns(value: str | None) -> list[str]:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else []
-
-
 @cli.command("release")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -241,8 +237,8 @@ def release_cmd(
             delta=delta,
             holdout_fraction=holdout_fraction,
             policy=policy,
-            sensitive=_columns(sensitive),
-            quasi_identifiers=_columns(quasi_identifiers),
+            sensitive=split_names(sensitive) or [],
+            quasi_identifiers=split_names(quasi_identifiers) or [],
             target=target,
             canary=not no_canary,
             rows=rows,

@@ -328,7 +328,7 @@ def _evaluate(
         synthetic,
         learned,
         sensitive=list(sensitive),
-        quasi_identifiers=list(quasi_identifiers),
+        quasi_identifiers=list(quasi_identifiers) or None,  # None: all but the sensitive
         policy=policy,
         canary={"factory": factory, "epsilon": gen.epsilon, "delta": gen.delta} if canary else None,
         seed=seed,

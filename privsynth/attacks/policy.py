@@ -1,0 +1,120 @@
+"""Policies: named threshold profiles (TOML) that turn attack results into verdicts.
+
+A policy is found by name in the repository's ``audits/policies/`` folder (``standard``,
+``strict``) or given as a path to any TOML file. Every threshold applies to the *lower* end
+of a result's 95% interval: an attack fails only when the data show, with 95% confidence,
+more success than the policy tolerates. Diagnostics are never judged.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from privsynth.attacks.base import AttackResult
+from privsynth.errors import ConfigError
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "audits" / "policies"
+
+#: Sections and keys a policy must give (all numbers).
+REQUIRED = {
+    "membership": ("max_auc_lower", "max_tpr_lower_at_1pct_fpr"),
+    "attribute_inference": ("max_advantage_lower",),
+    "singling_out": ("max_advantage_lower",),
+    "linkability": ("max_advantage_lower",),
+    "canary": ("loose_ratio",),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded policy: its name, description, source file and thresholds."""
+
+    name: str
+    description: str
+    source: str
+    thresholds: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "thresholds": self.thresholds,
+        }
+
+    def judge(self, result: AttackResult) -> AttackResult:
+        """The result with ``passed`` set (left ``None`` for diagnostics)."""
+        section = _section(result.name)
+        if section is None:
+            return result
+        t = self.thresholds[section]
+        if section == "membership":
+            at_1pct = [x for x in result.details.get("tpr_at_fpr", []) if x["fpr"] == 0.01]
+            tpr_lower = at_1pct[0]["ci"][0] if at_1pct else 0.0
+            ok = result.ci[0] <= t["max_auc_lower"] and tpr_lower <= t["max_tpr_lower_at_1pct_fpr"]
+        else:
+            ok = result.ci[0] <= t["max_advantage_lower"]
+        return replace(result, passed=bool(ok))
+
+
+def _section(name: str) -> str | None:
+    for prefix, section in (
+        ("membership_", "membership"),
+        ("attribute_inference_", "attribute_inference"),
+        ("singling_out_", "singling_out"),
+        ("linkability", "linkability"),
+    ):
+        if name.startswith(prefix):
+            return section
+    return None
+
+
+def available() -> list[str]:
+    """Names of the policies shipped in ``audits/policies/``."""
+    return sorted(p.stem for p in POLICY_DIR.glob("*.toml"))
+
+
+def load_policy(policy: str | Path) -> Policy:
+    """Load a policy by name (``standard``, ``strict``) or from a TOML file path.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, unreadable or invalid TOML, or a missing/non-numeric threshold.
+    """
+    path = Path(policy)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = POLICY_DIR / f"{policy}.toml"
+        if not path.exists():
+            raise ConfigError(
+                f"policy {str(policy)!r} is neither a TOML file nor one of {available()} "
+                f"(in {POLICY_DIR})"
+            )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"policy file {path} does not exist") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"policy file {path} is not valid TOML: {exc}") from exc
+    thresholds: dict[str, dict[str, float]] = {}
+    for section, keys in REQUIRED.items():
+        got = data.get(section)
+        if not isinstance(got, dict):
+            raise ConfigError(f"policy file {path}: add a [{section}] table with {list(keys)}")
+        thresholds[section] = {}
+        for key in keys:
+            value = got.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(
+                    f"policy file {path}: [{section}] {key} must be a number, got {value!r}"
+                )
+            thresholds[section][key] = float(value)
+    return Policy(
+        name=str(data.get("name", path.stem)),
+        description=str(data.get("description", "")),
+        source=path.name,
+        thresholds=thresholds,
+    )

@@ -1,0 +1,460 @@
+"""The attack suite: metrics against hand-computed values, interval coverage, the one-run
+epsilon bound, the self-test, aggregate-only output and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from privsynth.attacks import attribute, linkability, membership, singling_out
+from privsynth.attacks.canary import canary_audit, epsilon_lower_bound, p_value, status
+from privsynth.attacks.distance import MixedSpace, distance_diagnostics, nearest
+from privsynth.attacks.policy import POLICY_DIR, load_policy
+from privsynth.attacks.selftest import leaky_synthetic, null_synthetic
+from privsynth.attacks.stats import (
+    auc_delong,
+    clopper_pearson,
+    newcombe,
+    roc_curve_points,
+    tpr_at_fpr,
+    wilson,
+)
+from privsynth.audit import run
+from privsynth.cli_audit import audit_cmd
+from privsynth.errors import ConfigError, DataError
+from privsynth.schema import Schema
+
+TINY = Schema.from_dict(
+    {
+        "version": 1,
+        "columns": {
+            "c": {"kind": "categorical", "categories": ["a", "b", "c"]},
+            "x": {"kind": "integer", "lower": 0, "upper": 10},
+            "y": {"kind": "continuous", "lower": 0, "upper": 100, "nullable": True},
+        },
+    }
+)
+
+
+# ------------------------------------------------------------------ intervals
+def test_intervals_match_hand_computed_values():
+    # Wilson, k=5 of 10, z=1.96: centre 0.5, half-width 1.96*sqrt(.025+.0096)/1.384 = 0.2634.
+    lo, hi = wilson(5, 10)
+    assert lo == pytest.approx(0.23659, abs=1e-5) and hi == pytest.approx(0.76341, abs=1e-5)
+    # Clopper-Pearson, k=0 of 10: the upper end solves (1-p)^10 = 0.025.
+    assert clopper_pearson(0, 10) == pytest.approx((0.0, 1 - 0.025**0.1))
+    # ... and k=n mirrors it.
+    assert clopper_pearson(10, 10) == pytest.approx((0.025**0.1, 1.0))
+    # Newcombe's interval contains the difference and is inside [-1, 1].
+    lo, hi = newcombe(8, 10, 5, 10)
+    assert -1 <= lo < 0.3 < hi <= 1
+
+
+def test_auc_and_tpr_at_low_fpr_by_hand():
+    # Pairs (pos, neg): (3,1) (3,2) (2,1) win, (2,2) ties: AUC = 3.5 / 4.
+    auc, (lo, hi) = auc_delong(np.array([3.0, 2.0]), np.array([1.0, 2.0]))
+    assert auc == 0.875 and lo <= auc <= hi
+    neg = np.arange(10.0)
+    pos = np.array([9.5, 8.5, 3.0])
+    # FPR <= 0.1 allows one negative (9) above the threshold: 9.5 and 8.5 are caught.
+    r = tpr_at_fpr(pos, neg, 0.1)
+    assert r["tpr"] == pytest.approx(2 / 3) and r["fpr_achieved"] == pytest.approx(0.1)
+    assert r["ci"] == pytest.approx(list(clopper_pearson(2, 3)))
+    assert tpr_at_fpr(pos, neg, 0.0)["tpr"] == pytest.approx(1 / 3)
+    pts = roc_curve_points(pos, neg)
+    assert len(pts) <= 101 and pts[0]["fpr"] == 0 and pts[-1] == {"fpr": 1.0, "tpr": 1.0}
+    assert all(a["tpr"] <= b["tpr"] for a, b in zip(pts, pts[1:], strict=False))
+
+
+def test_interval_coverage_in_seeded_simulation():
+    rng = np.random.default_rng(2024)
+    reps, n = 4000, 60
+    ps = np.array([0.1, 0.3, 0.5])
+    # Monte Carlo sd of a coverage estimate near 0.95 over 4000 x 3 draws:
+    # sqrt(0.95 * 0.05 / 12000) = 0.002; 3 sd = 0.006. Wilson's true coverage oscillates
+    # around 0.95 (Brown, Cai & DasGupta 2001: within about 0.01 for n = 60 away from 0 and 1),
+    # so it must lie within 0.95 +- 0.016; Clopper-Pearson is conservative: >= 0.95 - 0.006.
+    cover_w = cover_cp = 0
+    for p in ps:
+        for k in rng.binomial(n, p, reps):
+            lo, hi = wilson(int(k), n)
+            cover_w += lo <= p <= hi
+            lo, hi = clopper_pearson(int(k), n)
+            cover_cp += lo <= p <= hi
+    total = reps * len(ps)
+    assert abs(cover_w / total - 0.95) <= 0.016
+    assert cover_cp / total >= 0.95 - 0.006
+    # DeLong's AUC interval: scores N(0,1) vs N(1,1), true AUC = Phi(1/sqrt 2) = 0.7602.
+    # 400 repetitions: MC sd sqrt(.95*.05/400) = 0.011; 3 sd = 0.033.
+    truth = 0.5 * (1 + math.erf(0.5))
+    cover = 0
+    for _ in range(400):
+        _, (lo, hi) = auc_delong(rng.normal(1, 1, 200), rng.normal(0, 1, 200))
+        cover += lo <= truth <= hi
+    assert abs(cover / 400 - 0.95) <= 0.033
+
+
+# --------------------------------------------------------------- one-run bound
+def test_one_run_epsilon_bound_worked_numbers():
+    # Steinke, Nasr & Jagielski 2023, Theorem 3.1 with delta = 0: with r guesses all correct,
+    # P[Binomial(r, q) >= r] = q^r, so the 95% bound solves q^r = 0.05 with
+    # q = e^eps / (1 + e^eps): eps = log(q / (1 - q)), q = 0.05^(1/r).
+    for r, expected in ((100, 3.49296), (1000, 5.80907)):
+        assert epsilon_lower_bound(r, r, r) == pytest.approx(expected, abs=1e-4)
+        q = 0.05 ** (1 / r)
+        assert expected == pytest.approx(math.log(q / (1 - q)), abs=1e-4)
+    # Guessing right half the time is what eps = 0 gives: no bound.
+    assert epsilon_lower_bound(1000, 500, 250) == 0.0
+    # The delta term (Algorithm 2) can only lower the bound.
+    assert epsilon_lower_bound(1000, 600, 600, 1e-5) < epsilon_lower_bound(1000, 600, 600)
+    # At the bound the p-value is 0.05 (it is the largest eps rejected at 95%).
+    eps = epsilon_lower_bound(1000, 400, 350, 1e-6)
+    assert p_value(1000, 400, 350, eps, 1e-6) == pytest.approx(0.05, abs=1e-4)
+    assert status(2.0, 1.0) == "VIOLATION" and status(0.05, 1.0) == "loose"
+    assert status(0.5, 1.0) == "consistent"
+
+
+# ------------------------------------------------------------------- distance
+def test_mixed_distance_by_hand():
+    df = pd.DataFrame({"c": ["a", "b", "a"], "x": [0, 10, 5], "y": [50.0, None, 60.0]})
+    clean, _ = TINY.validate(df)
+    space = MixedSpace(TINY, [clean])
+    e = space.embed(clean)
+    dist, idx = nearest(e[:1], e[1:], 2)
+    # Row 0 vs row 2: 0 + (5/10)^2 + (10/100)^2 = 0.26; vs row 1: mismatch 1 + (10/10)^2 +
+    # missing against present (1 + (0.5 - 0.5)^2) = 3.
+    assert dist[0] == pytest.approx([math.sqrt(0.26), math.sqrt(3.0)])
+    assert idx[0].tolist() == [1, 0]
+    d, i = nearest(e, e, 1, exclude_self=True)
+    assert i[:, 0].tolist() == [2, 2, 0]
+
+
+def test_distance_diagnostics_by_hand():
+    to_train = np.array([[0.0, 1.0], [1.0, 2.0], [0.5, 0.5]])
+    to_holdout = np.array([1.0, 0.5, 0.5])
+    hashes = (np.array([1, 2, 3]), np.array([1, 9]), np.array([2, 8]))
+    results, summary, hist = distance_diagnostics(to_train, to_holdout, hashes)
+    closer = {r.name: r for r in results}
+    # Row 0 closer to train, row 1 to holdout, row 2 a tie (one half): 1.5 / 3.
+    assert closer["dcr_closer_to_train"].value == pytest.approx(0.5)
+    assert closer["dcr_closer_to_train"].baseline == 0.5  # 2 train rows, 2 holdout rows
+    assert closer["exact_match_rate"].value == pytest.approx(1 / 3)
+    assert closer["exact_match_rate"].baseline == pytest.approx(1 / 3)
+    assert all(r.passed is None for r in results)
+    # NNDR: 0/1, 1/2, 0.5/0.5.
+    assert summary["nndr_percentiles"]["p50"] == pytest.approx(0.5)
+    assert sum(hist["train"]) == 3 and len(hist["bin_edges"]) == len(hist["train"]) + 1
+
+
+# ---------------------------------------------------------------- the attacks
+def test_membership_scores_by_hand():
+    members = np.array([[0.0, 1.0], [0.2, 1.0]])
+    non_members = np.array([[0.5, 1.0], [0.2, 2.0]])
+    res, roc = membership.distance_attack(members, non_members)
+    # Scores -0, -0.2 vs -0.5, -0.2: wins (0,.5) (0,.2) (.2,.5), tie (.2,.2): 3.5/4.
+    assert res.value == 0.875 and res.metric == "auc" and res.baseline == 0.5
+    assert [t["fpr"] for t in res.details["tpr_at_fpr"]] == [0.001, 0.01, 0.1]
+    assert len(roc) <= 101
+    score = membership.log_density_ratio(np.array([[1.0, 1.0]]), np.array([[2.0, 2.0]]))
+    floor = membership.LOG_FLOOR
+    assert score[0] == pytest.approx(math.log(2 + floor) - math.log(1 + floor))
+
+
+def test_attribute_inference_by_hand():
+    col = TINY["c"]
+    syn = pd.Series(["a", "a", "b", "b"])
+    truth = pd.Series(["a", "b", "b", "b"])
+    # sum_c p_syn(c) p_target(c) = 0.5 * 0.25 + 0.5 * 0.75.
+    assert attribute.random_baseline(col, syn, truth) == pytest.approx(0.5)
+    # Numeric: tolerance 5% of the range 0..100 = 5; only 10 is within 5 of 9.
+    ycol = TINY["y"]
+    assert attribute.random_baseline(
+        ycol, pd.Series([0.0, 10.0, 50.0]), pd.Series([9.0])
+    ) == pytest.approx(1 / 3)
+    assert attribute.correct(ycol, pd.Series([9.0, None]), pd.Series([13.9, None])).all()
+    res = attribute.score_inference(
+        col,
+        "nn",
+        ["x"],
+        (pd.Series(["a", "b", "b", "b"]), pd.Series(["a", "a", "a", "a"])),
+        (truth, truth),
+        syn,
+    )
+    assert res.value == pytest.approx(1.0 - 0.25) and res.ci[0] < res.value < res.ci[1]
+
+
+def test_singling_out_by_hand():
+    rng = np.random.default_rng(0)
+    syn = np.array([[0], [0], [1], [2]])
+    # Predicates from values seen once in the synthetic data: c==1 and c==2.
+    target = np.array([[1], [3], [3], [3]])  # c==1 singles out one record, c==2 none
+    control = np.array([[1], [1], [2], [3]])  # c==1 matches two, c==2 one
+    res = singling_out.singling_out(syn, target, control, np.array([4]), rng, mode="univariate")
+    assert res.details["queries_generated"] == 2
+    assert res.details["target_success"]["rate"] == 0.5
+    assert res.details["control_success"]["rate"] == 0.5 and res.value == 0.0
+    with pytest.raises(ConfigError, match="same size"):
+        singling_out.singling_out(syn, target, control[:3], np.array([4]), rng)
+
+
+def test_linkability_by_hand():
+    # Two features, one per group. Targets sit on synthetic rows (linked through the same
+    # row); controls' nearest rows on A and on B differ.
+    syn = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 9.0], [9.0, 5.0]])
+    targets = np.array([[0.0, 0.0], [1.0, 1.0]])
+    controls = np.array([[5.0, 5.0], [9.0, 9.0]])
+    res = linkability.linkability(
+        targets, controls, syn, (np.array([0]), np.array([1])), (["a"], ["b"]), None, k=1
+    )
+    assert res.details["target_success"]["rate"] == 1.0
+    assert res.details["control_success"]["rate"] == 0.0 and res.value == 1.0
+
+
+# ------------------------------------------------------------------- policies
+def test_policies_load_by_name_and_path(tmp_path):
+    assert {"standard", "strict"} <= {p.stem for p in POLICY_DIR.glob("*.toml")}
+    std, strict = load_policy("standard"), load_policy(POLICY_DIR / "strict.toml")
+    assert std.name == "standard" and strict.name == "strict"
+    assert (
+        strict.thresholds["membership"]["max_auc_lower"]
+        < std.thresholds["membership"]["max_auc_lower"]
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[membership]\nmax_auc_lower = "high"\n')
+    with pytest.raises(ConfigError, match="max_auc_lower"):
+        load_policy(bad)
+    with pytest.raises(ConfigError, match="standard"):
+        load_policy("nonexistent")
+
+
+# -------------------------------------------------------------------- suite
+@pytest.fixture(scope="module")
+def adult_split():
+    from privsynth.datasets import load_adult
+
+    df, schema = load_adult()
+    rng = np.random.default_rng(5)
+    rows = rng.permutation(len(df))[:1600]
+    return (
+        df.iloc[rows[:800]].reset_index(drop=True),
+        df.iloc[rows[800:]].reset_index(drop=True),
+        schema,
+    )
+
+
+QIS = ["age", "sex", "race", "marital-status", "education"]
+
+
+def test_leaky_is_flagged_and_null_is_not(adult_split):
+    train, holdout, schema = adult_split
+    rng = np.random.default_rng(1)
+    kw = {"sensitive": ["income"], "quasi_identifiers": QIS, "self_test": False, "seed": 3}
+    leaky = run(train, holdout, leaky_synthetic(train, schema, 800, rng), schema, **kw)
+    failed = leaky.verdict()["failed"]
+    assert "membership_distance" in failed and "attribute_inference_nn[income]" in failed
+    auc = next(a for a in leaky.attacks if a.name == "membership_distance")
+    assert auc.ci[0] > 0.6
+    null = run(train, holdout, null_synthetic(train, schema, 800, rng), schema, **kw)
+    assert null.verdict()["passed"], null.verdict()
+    for a in null.attacks:
+        if a.passed is not None:
+            assert a.ci[0] <= a.baseline <= a.ci[1] or a.ci[0] < 0.02, a.name
+
+
+def test_self_test_detects_the_leak_without_false_alarm(adult_split):
+    train, holdout, schema = adult_split
+    res = run(
+        train,
+        holdout,
+        null_synthetic(train, schema, 800, np.random.default_rng(2)),
+        schema,
+        sensitive=["income"],
+        quasi_identifiers=QIS,
+        n_targets=400,
+    )
+    st = res.self_test
+    assert st["detected_leak"] and not st["false_alarm"]
+    assert res.verdict()["self_test_ok"] is True
+
+
+def test_output_is_aggregate_only(adult_split):
+    train, holdout, schema = adult_split
+    syn = leaky_synthetic(train, schema, 800, np.random.default_rng(4))
+    doc = run(train, holdout, syn, schema, sensitive=["income"], n_targets=300).to_dict()
+    text = json.dumps(doc, allow_nan=False)
+    for frame in (train, holdout, syn):
+        for row in frame.head(200).itertuples(index=False):
+            assert ", ".join(str(v) for v in row) not in text
+            assert json.dumps([*row], default=str) not in text
+
+    # No per-record lists: every list is at most an aggregate's size (ROC <= 101 points).
+    def lists(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from lists(v)
+        elif isinstance(x, list):
+            yield x
+            for v in x:
+                yield from lists(v)
+
+    assert max(len(v) for v in lists(doc)) <= 101
+    assert set(doc) == {
+        "version", "note", "policy", "verdict", "settings", "attacks", "diagnostics", "canary",
+        "self_test", "skipped", "timing_s", "plots",
+    }  # fmt: skip
+    assert "evidence, not a guarantee" in doc["note"]
+    assert doc["settings"]["rows_rounded"]["train"] == 800
+
+
+def test_no_exact_private_row_count_in_the_output(adult_split):
+    train, holdout, schema = adult_split
+    train, holdout = train.iloc[:737], holdout.iloc[:713]  # counts no choice of ours hits
+    syn = null_synthetic(train, schema, 500, np.random.default_rng(0))
+    doc = run(train, holdout, syn, schema, sensitive=["income"]).to_dict()
+
+    def ints(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from ints(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from ints(v)
+        elif isinstance(x, int) and not isinstance(x, bool):
+            yield x
+
+    found = set(ints(doc))
+    assert not found & {737, 713}
+    assert 710 in found  # the targets drawn: the smaller set rounded down (2 digits)
+    assert doc["settings"]["rows_rounded"] == {"train": 740, "holdout": 710, "synthetic": 500}
+
+
+def test_without_holdout_only_diagnostics_run(adult_split):
+    train, _, schema = adult_split
+    res = run(train, None, null_synthetic(train, schema, 300, np.random.default_rng(0)), schema)
+    assert [a.name for a in res.attacks] == ["exact_match_rate"]
+    assert res.skipped and "no holdout" in res.skipped[0]["reason"]
+    assert res.to_dict()["attacks"][0]["baseline"] is None
+
+
+def test_bad_arguments_name_the_problem(adult_split):
+    train, holdout, schema = adult_split
+    with pytest.raises(ConfigError, match="salary"):
+        run(train, holdout, train, schema, sensitive=["salary"])
+    with pytest.raises(DataError, match="synthetic lacks"):
+        run(train, holdout, train.drop(columns=["age"]), schema)
+    with pytest.raises(ConfigError, match="both sensitive and quasi"):
+        run(train, holdout, train, schema, sensitive=["age"], quasi_identifiers=["age", "sex"])
+
+
+class _Copier:
+    """A 'generator' that releases its training rows: no privacy at all."""
+
+    delta = 0.0
+
+    def fit(self, df, schema):
+        self.df, self.schema = df, schema
+        return self
+
+    def sample(self, n, seed=None):
+        return self.df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+class _Marginals(_Copier):
+    """Independent columns: canaries leave (almost) no trace."""
+
+    def sample(self, n, seed=None):
+        return null_synthetic(self.df, self.schema, n, np.random.default_rng(seed))
+
+
+def test_canary_audit_catches_a_copier_and_not_a_marginal_sampler(adult_split):
+    train, _, schema = adult_split
+    sub = Schema(columns=schema.synthesised)
+    clean, _ = sub.validate(train)
+    out = canary_audit(clean, sub, _Copier, epsilon=1.0, m=200, seed=0)
+    # Every included canary is copied (distance 0), every excluded one is far: all 100
+    # guesses right, so the bound is the closed form for r = 100 (3.49) > 1.
+    assert out["correct"] == out["guesses"] == 100
+    assert out["epsilon_lower_bound"] == pytest.approx(3.49296, abs=1e-3)
+    assert out["status"] == "VIOLATION" and out["released"] is False
+    out = canary_audit(clean, sub, _Marginals, epsilon=1.0, m=200, seed=0)
+    assert out["status"] == "loose"
+
+
+def test_cli_audit_writes_attacks_json(tmp_path, adult_split):
+    train, holdout, schema = adult_split
+    train.to_csv(tmp_path / "train.csv", index=False)
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    null_synthetic(train, schema, 400, np.random.default_rng(0)).to_csv(
+        tmp_path / "syn.csv", index=False
+    )
+    schema.save(tmp_path / "schema.json")
+    result = CliRunner().invoke(
+        audit_cmd,
+        [
+            "--train", str(tmp_path / "train.csv"),
+            "--holdout", str(tmp_path / "holdout.csv"),
+            "--synthetic", str(tmp_path / "syn.csv"),
+            "--schema", str(tmp_path / "schema.json"),
+            "--out", str(tmp_path / "out"),
+            "--sensitive", "income",
+            "--quasi-identifiers", "age,sex,race",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "out" / "attacks.json").read_text())
+    assert doc["verdict"]["policy"] == "standard" and "passed" in result.output
+    names = {a["name"] for a in doc["attacks"]}
+    assert {"membership_distance", "linkability", "singling_out_multivariate"} <= names
+
+
+def test_policy_judges_the_lower_bound_and_leaves_diagnostics_alone():
+    from privsynth.attacks.base import AttackResult
+
+    std = load_policy("standard")
+
+    def mia(lo, tpr_lo):
+        tpr = [{"fpr": 0.01, "tpr": 0.5, "ci": [tpr_lo, 0.9], "fpr_achieved": 0.01}]
+        return AttackResult("membership_distance", "t", "auc", 0.6, (lo, 0.7), 0.5, None, {
+            "tpr_at_fpr": tpr
+        })  # fmt: skip
+
+    assert std.judge(mia(0.55, 0.03)).passed is True  # at the thresholds: pass
+    assert std.judge(mia(0.56, 0.0)).passed is False
+    assert std.judge(mia(0.5, 0.031)).passed is False
+    link = AttackResult("linkability", "t", "m", 0.05, (0.021, 0.08), 0.0)
+    assert std.judge(link).passed is False
+    diag = AttackResult("exact_match_rate", "t", "m", 0.5, (0.4, 0.6), 0.0)
+    assert std.judge(diag).passed is None
+
+
+def test_exact_codes_are_shared_across_frames():
+    from privsynth.attacks.suite import _exact_codes
+
+    a = pd.DataFrame({"x": [1.0, 2.0, None], "c": ["u", "v", "u"]})
+    b = pd.DataFrame({"x": [2.0, 3.0], "c": ["v", None]})
+    (ca, cb), sizes = _exact_codes([a, b])
+    assert ca[1, 0] == cb[0, 0] and ca[0, 1] == ca[2, 1] and ca[1, 1] == cb[0, 1]
+    assert sizes.tolist() == [4, 3]  # x: 1, 2, missing, 3; c: u, v, missing
+
+
+@pytest.mark.slow
+def test_canary_audit_of_mst_finds_no_violation(adult_split):
+    from privsynth.generators.mst import MST
+
+    train, holdout, schema = adult_split
+    res = run(
+        train,
+        holdout,
+        null_synthetic(train, schema, 800, np.random.default_rng(0)),
+        schema,
+        canary={"factory": lambda: MST(epsilon=1.0, iters=200), "epsilon": 1.0, "m": 200},
+        self_test=False,
+    )
+    assert res.canary["status"] != "VIOLATION" and res.canary["released"] is False
+    assert res.canary["epsilon_lower_bound"] <= 1.0
+    assert res.verdict()["canary_status"] == res.canary["status"]
