@@ -335,10 +335,15 @@ def _evaluate(
     )
     attacks = suite.to_dict()
     v = attacks["verdict"]
+    failed = list(v["failed"])
+    if v["canary_status"] == "VIOLATION":
+        failed.append("canary audit: empirical epsilon above the claimed epsilon")
+    if v["self_test_ok"] is False:  # the suite missed its planted leak or raised a false alarm
+        failed.append("attack suite self-test")
     verdict = {
         "policy": v["policy"],
-        "passed": bool(v["passed"]),
-        "failed_checks": list(v["failed"]),
+        "passed": bool(v["passed"]) and not failed,
+        "failed_checks": failed,
         "canary_status": v["canary_status"],
         "self_test_ok": v["self_test_ok"],
     }
