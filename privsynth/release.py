@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from privsynth.attacks.suite import N_TARGETS
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError
 from privsynth.generators.aim import AIM
@@ -205,6 +206,7 @@ def release(
         target=target,
         policy=policy,
         canary=canary,
+        n_targets=_n_targets(gen.n_rows_, holdout_fraction),
         seed=int(rng.integers(2**31)),
         factory=lambda: make_generator(generator, epsilon, delta, **gen_params),
     )
@@ -274,6 +276,17 @@ def release(
     )
 
 
+def _n_targets(n_train_dp: int, holdout_fraction: float) -> int:
+    """Attack targets per side, from public quantities only: the generator's DP estimate of
+    the training rows and the holdout fraction. Half the estimated holdout size (at most
+    5,000), so the target count -- which the report shows -- does not depend on the exact
+    private row count unless the DP estimate is off by a factor of two."""
+    if holdout_fraction == 0:
+        return N_TARGETS
+    holdout = n_train_dp * holdout_fraction / (1 - holdout_fraction)
+    return int(max(10, min(N_TARGETS, holdout // 2)))
+
+
 def _remove_stale_partials(out: Path) -> None:
     """Remove what killed releases into ``out`` left behind (their process is gone)."""
     for p in out.parent.glob(f".{glob.escape(out.name)}.*.partial"):
@@ -311,6 +324,7 @@ def _evaluate(
     target: str | None,
     policy: str,
     canary: bool,
+    n_targets: int,
     seed: int,
     factory: Any,
 ) -> dict[str, Any]:
@@ -331,6 +345,7 @@ def _evaluate(
         quasi_identifiers=list(quasi_identifiers) or None,  # None: all but the sensitive
         policy=policy,
         canary={"factory": factory, "epsilon": gen.epsilon, "delta": gen.delta} if canary else None,
+        n_targets=n_targets,
         seed=seed,
     )
     attacks = suite.to_dict()

@@ -289,7 +289,7 @@ def distance_diagnostics(
                 metric="share_of_synthetic_rows_closer_to_train",
                 value=closer / n_q,
                 ci=wilson(round(closer), n_q),
-                baseline=round(n_tr / (n_tr + n_h), 3),
+                baseline=round(n_tr / (n_tr + n_h), 2),  # coarse: the sizes are private
                 details={"ties": "count one half", "baseline": "train / (train + holdout)"},
             )
         )

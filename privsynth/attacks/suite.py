@@ -104,13 +104,6 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def _rounded(n: int) -> int:
-    """A row count rounded to two significant digits (exact counts are private)."""
-    if n < 100:
-        return int(round(n, -1))
-    return int(round(n, -(len(str(n)) - 2)))
-
-
 def _at_most(requested: int, *sizes: int) -> int:
     """``requested``, or less when the data are smaller: the smallest size rounded *down* to
     two significant digits, so that a count we draw never reveals a private row count."""
@@ -474,11 +467,8 @@ def run_suite(
         "link_columns": [list(g) for g in links] if links is not None else None,
         "n_targets_requested": n_targets,
         "n_queries_requested": n_queries,
-        "rows_rounded": {
-            "train": _rounded(len(train_v)),
-            "holdout": _rounded(len(hold_v)) if hold_v is not None else None,
-            "synthetic": len(syn_v),
-        },
+        # Train and holdout sizes are private and not reported (not even rounded).
+        "synthetic_rows": len(syn_v),
         "distance": "mixed: category mismatch 1, numeric (a-b)/range squared, missing a value",
     }
     return SuiteResult(
@@ -515,6 +505,4 @@ def _self_test(run: _Run, schema: Schema, rng: np.random.Generator) -> dict:
         clean, _ = schema.validate(synthetic)
         return small.attacks(clean.reset_index(drop=True))["results"]
 
-    out = selftest.self_test(attacks, small.train, schema, rng)
-    out["rows"] = n
-    return out
+    return selftest.self_test(attacks, small.train, schema, rng)

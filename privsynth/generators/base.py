@@ -180,6 +180,7 @@ class MarginalGenerator(ABC):
         # over many measurements can never take its exact total past the reservation.
         spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho * RHO_MARGIN)
         self._check_within(spent, planned)
+        self.n_rows_ = self._estimated_rows()  # DP estimate (post-processing), public
         self.schema_ = learned
         self.encoder_ = encoder
         self.caveats_ = caveats
@@ -365,4 +366,5 @@ class MarginalGenerator(ABC):
         self.planned_ = [event_from_dict(e) for e in doc["planned_charges"]]
         self.charges_ = [event_from_dict(e) for e in doc["charges"]]
         self._load_state(doc["state"])
+        self.n_rows_ = self._estimated_rows()
         return self

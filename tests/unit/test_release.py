@@ -160,3 +160,23 @@ def test_cli_release_end_to_end(data, tmp_path, capsys):
     assert not (tmp_path / "rel2").exists()
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="people", readonly=True) as ledger:
         assert kinds(ledger) == ["cap", "reserve", "commit"]
+
+
+def test_holdout_fraction_zero_skips_membership_attacks_and_says_so(data, key, tmp_path):
+    df, schema = data
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
+        res = release(
+            df,
+            schema,
+            out=tmp_path / "rel",
+            ledger=ledger,
+            key=key,
+            holdout_fraction=0,
+            canary=False,
+            seed=0,
+        )
+    report = verify_release(res.out).report
+    names = {a["name"] for a in report["attacks"]["attacks"]}
+    assert not any(n.startswith("membership") for n in names)
+    assert any("holdout" in s["reason"] for s in report["attacks"]["skipped"])
+    assert report["release"]["holdout_fraction"] == 0
