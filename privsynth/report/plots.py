@@ -72,7 +72,7 @@ def roc(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]]) -> str:
     return _png(fig)
 
 
-def dcr(edges: Sequence[float], train: Sequence[float], holdout: Sequence[float]) -> str:
+def dcr(edges: Sequence[float], train: Sequence[float], holdout: Sequence[float] | None) -> str:
     """Distance from each synthetic row to its closest training row and to its closest holdout
     row, as shares of synthetic rows per bin. Curves that coincide mean the generator is no
     closer to the rows it was fitted on than to unseen rows."""
@@ -81,6 +81,8 @@ def dcr(edges: Sequence[float], train: Sequence[float], holdout: Sequence[float]
         (train, "closest training row", REAL, "-"),
         (holdout, "closest holdout row", HOLDOUT, "--"),
     ):
+        if counts is None:  # no holdout: training distances only
+            continue
         total = sum(counts) or 1
         ax.stairs([c / total for c in counts], edges, label=label, color=color, lw=1.8, ls=ls)
     ax.set_xlabel("distance (mixed-type, see the report)", fontsize=8)
