@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -314,11 +315,16 @@ def train_dp(
     ModuleValidator.validate(module, strict=True)  # e.g. no BatchNorm in DP-trained parts
     ghost = grad_sample_mode == "ghost"
     base_opt = torch.optim.Adam(module.parameters(), lr=lr)
+    # The subsampling and the gradient noise must be secret: draw them from generators seeded
+    # with OS entropy, never from torch's global generator, which a caller's
+    # torch.manual_seed(...) would make reproducible by anyone who knows the seed.
+    sampler = torch.Generator().manual_seed(secrets.randbits(63))
     noise = {
         "noise_multiplier": plan.noise_multiplier,
         "max_grad_norm": max_grad_norm,
         "expected_batch_size": plan.expected_batch_size,
         "loss_reduction": "mean",
+        "generator": torch.Generator(device=device).manual_seed(secrets.randbits(63)),
     }
     if ghost:
         wrapped = GradSampleModuleFastGradientClipping(
@@ -336,7 +342,7 @@ def train_dp(
 
     opt.attach_step_hook(count)
     for step in range(plan.steps):
-        batch = data[torch.rand(len(data)) < plan.sample_rate].to(device)  # Poisson sampling
+        batch = data[torch.rand(len(data), generator=sampler) < plan.sample_rate].to(device)
         value = _dp_step(wrapped, opt, per_sample_loss, batch, ghost)
         if after_step is not None:
             after_step(wrapped)

@@ -336,3 +336,31 @@ def test_each_row_moves_the_noiseless_sum_by_at_most_the_clipping_norm(mode):
         torch.optim.Adam = orig
     assert seen == [1]
     assert float(grads[0].norm()) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_dp_sgd_randomness_ignores_the_global_torch_seed():
+    """Poisson sampling and gradient noise come from OS-entropy generators: two fits after the
+    same torch.manual_seed must still train different weights (a fixed global seed would make
+    the noise reproducible by anyone who knows it)."""
+    import torch
+    from torch import nn
+
+    from privsynth.generators.dpsgd import SGDPlan, train_dp
+
+    data = torch.ones(200, 3)
+
+    def fit_once():
+        torch.manual_seed(0)
+        module = nn.Linear(3, 1)
+        train_dp(
+            module,
+            lambda m, b: (m(b) ** 2).squeeze(1),
+            data,
+            SGDPlan(0.1, 1.0, 3, 20.0),
+            max_grad_norm=1.0,
+            lr=0.1,
+            device=torch.device("cpu"),
+        )
+        return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+    assert not torch.equal(fit_once(), fit_once())
