@@ -220,20 +220,15 @@ def attacks(report: Mapping[str, Any]) -> str:
     if not a:
         return '<p class="muted">The attack suite did not run.</p>'
     rows = [
-        (
-            r["name"],
-            r["metric"],
-            r["value"],
-            r["ci"],
-            r["baseline"],
-            _verdict(r["passed"]),
-            r["threat_model"],
-        )
+        (r["name"], r["metric"], r["value"], r["ci"], r["baseline"], _verdict(r["passed"]))
         for r in a["attacks"]
     ]
+    threats = {r["name"]: r["threat_model"] for r in a["attacks"]}
     out = [
         f'<div class="plain">{escape(a["note"])}</div>',
-        table(("attack", "metric", "value", "95% CI", "baseline", "verdict", "threat model"), rows),
+        table(("attack", "metric", "value", "95% CI", "baseline", "verdict"), rows),
+        "<h3>Threat models</h3>",
+        table(("attack", "what the attacker knows and tries"), threats.items(), align=False),
     ]
     out += [f'<p class="muted">skipped: {escape(_fmt(x))}</p>' for x in a.get("skipped", [])]
     plot = a.get("plots") or {}
