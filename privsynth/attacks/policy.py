@@ -15,8 +15,9 @@ from typing import Any
 
 from privsynth.attacks.base import AttackResult
 from privsynth.errors import ConfigError
+from privsynth.report import audits_dir
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "audits" / "policies"
+POLICY_DIR = audits_dir() / "policies"
 
 #: Sections and keys a policy must give (all numbers).
 REQUIRED = {
