@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from privsynth.errors import DataError
@@ -78,6 +79,14 @@ def check_frame(df: pd.DataFrame, *, source: str = "the data") -> None:
         raise DataError(f"{source}: duplicate column name(s) {dupes or mangled}; rename them")
     if len(df) == 0:
         raise DataError(f"{source} has a header but no rows")
+    for name in df.columns[[pd.api.types.is_object_dtype(t) for t in df.dtypes]]:
+        nested = df[name].map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+        if nested.any():
+            row = nested[nested].index[0]
+            raise DataError(
+                f"{source}: column {name!r} holds lists or arrays (e.g. row {row}); a table cell "
+                "must hold one value: flatten or drop the column"
+            )
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:

@@ -34,6 +34,8 @@ DEFAULT_BINS = 32
 #: released, and validation maps such values to it.
 OTHER = "(other)"
 UNITS_OF_PRIVACY = ("row",)
+#: Dates are handled as nanoseconds since 1970 (int64): this is the range that fits.
+DATE_MIN, DATE_MAX = pd.Timestamp.min.date().isoformat(), pd.Timestamp.max.date().isoformat()
 
 _ID_NAME = re.compile(
     r"(^|[_\-\s])(id|uuid|guid|ssn|nin|mrn|name|first_?name|last_?name|surname|e-?mail|phone|"
@@ -132,7 +134,9 @@ class Column:
                 raise SchemaError(f"{where}: 'lower'/'upper' only apply to numeric/datetime kinds")
             lo, hi = self.bound_values()
             if not lo < hi:
-                raise SchemaError(f"{where}: lower ({self.lower}) must be < upper ({self.upper})")
+                raise SchemaError(
+                    f"{where}: lower ({self.lower!r}) must be < upper ({self.upper!r})"
+                )
         if self.bins is not None:
             if self.kind not in NUMERIC_KINDS:
                 raise SchemaError(f"{where}: 'bins' only applies to numeric/datetime kinds")
@@ -156,11 +160,16 @@ class Column:
             raise SchemaError(f"{where}: 'edges' must be >= 2 increasing finite numbers")
         if self.kind == "integer" and not all(e.is_integer() for e in edges):
             raise SchemaError(f"{where}: an integer column needs integer 'edges'")
-        if self.lower is not None and (float(self.lower), float(self.upper)) != (
-            edges[0],
-            edges[-1],
-        ):
-            raise SchemaError(f"{where}: lower/upper must equal the first and last edge")
+        if self.lower is not None or self.upper is not None:
+            try:
+                same = (float(self.lower), float(self.upper)) == (edges[0], edges[-1])
+            except (TypeError, ValueError, OverflowError):
+                same = False
+            if not same:
+                raise SchemaError(
+                    f"{where}: lower/upper ({self.lower!r}, {self.upper!r}) must equal the first "
+                    "and last edge (or leave them out)"
+                )
         cast = int if self.kind == "integer" else float
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "lower", cast(edges[0]))
@@ -185,14 +194,14 @@ class Column:
                     float(pd.Timestamp(self.lower).value),
                     float(pd.Timestamp(self.upper).value),
                 )
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise SchemaError(
-                    f"column {self.name!r}: bounds must be ISO-8601 dates, got "
-                    f"{self.lower!r}..{self.upper!r}"
+                    f"column {self.name!r}: bounds must be ISO-8601 dates between {DATE_MIN} and "
+                    f"{DATE_MAX}, got {self.lower!r}..{self.upper!r}"
                 ) from exc
         try:
             lo, hi = float(self.lower), float(self.upper)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise SchemaError(
                 f"column {self.name!r}: bounds must be numbers, got {self.lower!r}..{self.upper!r}"
             ) from exc
@@ -629,21 +638,37 @@ def _refuse_bad(where: str, s: pd.Series, bad: pd.Series, what: str, fix: str) -
         )
 
 
+def _float_or_nan(v: Any) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a huge Python int
+        return -math.inf if v < 0 else math.inf
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
     """Numeric view of a column (datetimes as ns since epoch, as float)."""
     where = f"column {col.name!r}"
     if col.kind == "datetime":
-        parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=False)
+        # utc=True: values with different UTC offsets (or none, read as UTC) become one axis.
+        parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
         _refuse_bad(
             where, s, parsed.isna() & ~isna, "dates", "use ISO-8601 (YYYY-MM-DD) or fix the column"
         )
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        parsed = parsed.dt.tz_localize(None)
+        outside = (parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max)
+        _refuse_bad(
+            where, s, outside, f"dates between {DATE_MIN} and {DATE_MAX}", "fix or drop them"
+        )
         values = pd.Series(np.nan, index=s.index, dtype=float)
         ok = ~parsed.isna()
         values[ok] = parsed[ok].astype("datetime64[ns]").astype("int64").astype(float)
         return values
-    values = pd.to_numeric(s, errors="coerce").astype(float)
+    try:
+        values = pd.to_numeric(s, errors="coerce").astype(float)
+    except OverflowError:  # an integer beyond float range: parse one by one, it becomes inf
+        values = s.map(_float_or_nan).astype(float)
     _refuse_bad(
         where, s, values.isna() & ~isna, "numbers", "fix them, or declare the column categorical"
     )

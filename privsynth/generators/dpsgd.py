@@ -387,11 +387,13 @@ def opacus_epsilon(plan: SGDPlan, steps_taken: int, delta: float) -> float:
     history = [(plan.noise_multiplier, plan.sample_rate, steps_taken)]
     rdp = RDPAccountant()
     rdp.history = list(history)
-    eps = float(rdp.get_epsilon(delta, alphas=[float(a) for a in SG_ORDERS]))
     acc = PRVAccountant()
     acc.history = list(history)
     with warnings.catch_warnings():
+        # "Optimal order is the largest alpha" (few steps): the RDP route is then loose, and
+        # the PRV route, taken alongside, is the tight one.
         warnings.simplefilter("ignore")
+        eps = float(rdp.get_epsilon(delta, alphas=[float(a) for a in SG_ORDERS]))
         return min(eps, float(acc.get_epsilon(delta=delta, eps_error=PRV_EPS_ERROR)))
 
 
