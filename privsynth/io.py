@@ -34,6 +34,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if name.endswith(CSV_SUFFIXES):
             df = pd.read_csv(path, encoding="utf-8", encoding_errors="strict")
+            if not df.index.equals(pd.RangeIndex(len(df))):  # extra fields became an index
+                raise DataError(
+                    f"data file {path}: the rows have more fields than the header names; add "
+                    "the missing column names (or remove the extra fields)"
+                )
         elif name.endswith(PARQUET_SUFFIXES):
             df = pd.read_parquet(path)
         else:

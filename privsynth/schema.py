@@ -34,6 +34,7 @@ DEFAULT_BINS = 32
 #: released, and validation maps such values to it.
 OTHER = "(other)"
 UNITS_OF_PRIVACY = ("row",)
+RELATIVE_DATES = ("now", "today", "tomorrow", "yesterday")
 #: Dates are handled as nanoseconds since 1970 (int64): this is the range that fits.
 DATE_MIN, DATE_MAX = pd.Timestamp.min.date().isoformat(), pd.Timestamp.max.date().isoformat()
 
@@ -653,8 +654,14 @@ def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
     if col.kind == "datetime":
         # utc=True: values with different UTC offsets (or none, read as UTC) become one axis.
         parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
+        # "now", "today"... parse to the time of the run: not a value of the data.
+        relative = s.astype(str).str.strip().str.lower().isin(RELATIVE_DATES)
         _refuse_bad(
-            where, s, parsed.isna() & ~isna, "dates", "use ISO-8601 (YYYY-MM-DD) or fix the column"
+            where,
+            s,
+            (parsed.isna() | relative) & ~isna,
+            "dates",
+            "use ISO-8601 (YYYY-MM-DD) or fix the column",
         )
         parsed = parsed.dt.tz_localize(None)
         outside = (parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max)

@@ -65,3 +65,10 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp_on_failure(tmp_path, mon
         atomic_write_text(target, "newer")
     assert target.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_rows_with_more_fields_than_the_header_are_refused(tmp_path):
+    # pandas would silently turn the first column into the index and shift every value.
+    (tmp_path / "shifted.csv").write_text("a,b\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataError, match="more fields than the header"):
+        read_table(tmp_path / "shifted.csv")

@@ -158,3 +158,12 @@ def test_categories_match_across_types():
     )
     clean, _ = s.validate(pd.DataFrame({"sex": [0.0, 1.0, 1.0]}))
     assert clean["sex"].tolist() == ["0", "1", "1"]
+
+
+def test_relative_dates_are_not_dates():
+    schema = Schema.from_dict(
+        {"version": 1, "columns": {"d": {"kind": "datetime", "lower": "2020-01-01",
+                                         "upper": "2021-01-01"}}}
+    )  # fmt: skip
+    with pytest.raises(DataError, match="'today'"):
+        schema.validate(pd.DataFrame({"d": ["2020-05-01", "today"]}))
