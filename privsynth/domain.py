@@ -78,7 +78,7 @@ class ColumnCodec:
                     "validate the data with Schema.validate first"
                 )
         else:
-            x = _numeric(col, s)
+            x = numeric_values(col, s)
             codes = np.searchsorted(self.edges, np.nan_to_num(x), side="right") - 1
             codes = np.clip(codes, 0, self.n_values - 1).astype(np.int64)
         if isna.any():
@@ -135,7 +135,8 @@ def bin_edges(col: Column) -> np.ndarray:
     return np.linspace(lo, hi, (bins or DEFAULT_BINS) + 1)
 
 
-def _numeric(col: Column, s: pd.Series) -> np.ndarray:
+def numeric_values(col: Column, s: pd.Series) -> np.ndarray:
+    """A validated numeric or datetime column as float64 (datetimes as ns since 1970)."""
     if col.kind == "datetime" and not pd.api.types.is_numeric_dtype(s.dtype):
         return (
             pd.to_datetime(s, format="mixed")
@@ -258,7 +259,7 @@ def discover_domains(
             )
             spent.append(charge)
         else:
-            lo, hi, charge = _dp_bounds(_numeric(col, s), col.kind, next(planned).epsilon)
+            lo, hi, charge = _dp_bounds(numeric_values(col, s), col.kind, next(planned).epsilon)
             learned.append(
                 replace(
                     col,

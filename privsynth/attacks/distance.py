@@ -24,7 +24,7 @@ import torch
 
 from privsynth.attacks.base import AttackResult
 from privsynth.attacks.stats import wilson
-from privsynth.domain import Encoder
+from privsynth.domain import Encoder, numeric_values
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import CATEGORICAL_KINDS, Column, Schema, canonical_series
 
@@ -109,23 +109,12 @@ class MixedSpace:
                 out[np.arange(len(df)), sl.start + idx] = np.sqrt(0.5)
             else:
                 lo, hi = col.bound_values()
-                vals = _numeric(col, s)
+                vals = numeric_values(col, s)
                 scaled = np.clip((vals - lo) / (hi - lo), 0.0, 1.0)
                 out[:, sl.start] = np.where(isna, 0.5, scaled)
                 if col.nullable:
                     out[:, sl.start + 1] = isna
         return out
-
-
-def _numeric(col: Column, s: pd.Series) -> np.ndarray:
-    if col.kind == "datetime" and not pd.api.types.is_numeric_dtype(s.dtype):
-        return (
-            pd.to_datetime(s, format="mixed")
-            .astype("datetime64[ns]")
-            .astype("int64")
-            .to_numpy(dtype=np.float64)
-        )
-    return pd.to_numeric(s).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _resolve(col: Column, frames: Sequence[pd.DataFrame]) -> Column:
@@ -144,7 +133,7 @@ def _resolve(col: Column, frames: Sequence[pd.DataFrame]) -> Column:
         return replace(col, categories=tuple(cats), nullable=nullable, source="public")
     if col.lower is not None:
         return replace(col, nullable=nullable)
-    vals = _numeric(col, frames[0][col.name])
+    vals = numeric_values(col, frames[0][col.name])
     vals = vals[np.isfinite(vals)]
     if not len(vals):
         raise DataError(
