@@ -184,7 +184,10 @@ def _bracket_sigma(
         rdp = compute_rdp(
             q=sample_rate, noise_multiplier=sigma, steps=steps, orders=list(_BRACKET_ORDERS)
         )
-        return float(get_privacy_spent(orders=list(_BRACKET_ORDERS), rdp=rdp, delta=delta_left)[0])
+        with warnings.catch_warnings():  # "optimal order is the largest alpha": a bracket only
+            warnings.simplefilter("ignore")
+            spent = get_privacy_spent(orders=list(_BRACKET_ORDERS), rdp=rdp, delta=delta_left)
+        return float(spent[0])
 
     lo, hi = 1e-2, 1.0
     while eps(hi) > eps_left:
