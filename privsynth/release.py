@@ -178,14 +178,11 @@ def release(
     signing_key = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
     load_policy(policy)  # refuse an unknown policy before anything is spent
     _check_columns(schema, sensitive=sensitive, quasi_identifiers=quasi_identifiers, target=target)
-    gen_params = dict(generator_params or {})
-    gen = make_generator(
-        generator,
-        epsilon,
-        delta,
-        allow_data_dependent_domain=allow_data_dependent_domain,
-        **gen_params,
-    )
+    gen_params = {
+        **(generator_params or {}),
+        "allow_data_dependent_domain": allow_data_dependent_domain,
+    }
+    gen = make_generator(generator, epsilon, delta, **gen_params)
     schema.release_caveats(allow_data_dependent_domain=allow_data_dependent_domain)
     schema.validate(data)  # every row, holdout included, before anything is spent
     rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))

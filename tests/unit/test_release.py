@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -180,3 +181,24 @@ def test_holdout_fraction_zero_skips_membership_attacks_and_says_so(data, key, t
     assert not any(n.startswith("membership") for n in names)
     assert any("holdout" in s["reason"] for s in report["attacks"]["skipped"])
     assert report["release"]["holdout_fraction"] == 0
+
+
+def test_data_dependent_domains_with_opt_in_are_reported_and_reach_the_canary_fit(
+    data, key, tmp_path
+):
+    df, schema = data
+    drafted = schema.with_columns([replace(schema["age"], source="data")])
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
+        res = release(
+            df,
+            drafted,
+            out=tmp_path / "rel",
+            ledger=ledger,
+            key=key,
+            allow_data_dependent_domain=True,
+            seed=0,
+        )
+    report = verify_release(res.out).report
+    assert report["schema"]["data_dependent_caveats"]
+    assert any("CAVEAT" in p for p in report["dp_guarantee"]["data_dependent_preprocessing"])
+    assert report["attacks"]["canary"]["status"] in ("consistent", "loose")
