@@ -59,8 +59,9 @@ def null_synthetic(
     train: pd.DataFrame, schema: Schema, n: int, rng: np.random.Generator
 ) -> pd.DataFrame:
     """``n`` rows with every column drawn independently: a schema code drawn from the
-    training rows whose code at least ``MIN_COUNT`` training rows share, decoded to a value
-    (numeric: uniform inside its bin, so no exact training value is copied)."""
+    training rows whose code at least ``MIN_COUNT`` training rows share (or, when no code is
+    that common, uniformly from the schema's domain), decoded to a value (numeric: uniform
+    inside its bin, so no exact training value is copied)."""
     from privsynth.attacks.distance import MixedSpace
 
     sub = Schema(columns=schema.synthesised)
@@ -71,8 +72,10 @@ def null_synthetic(
     for j in range(codes.shape[1]):
         _, inverse, counts = np.unique(codes[:, j], return_inverse=True, return_counts=True)
         common = np.flatnonzero(counts[inverse] >= MIN_COUNT)
-        pool = codes[common if len(common) else slice(None), j]
-        drawn[:, j] = pool[rng.integers(0, len(pool), n)]
+        if len(common):
+            drawn[:, j] = codes[common, j][rng.integers(0, len(common), n)]
+        else:  # every value is rare: copying any would single its holder out; draw the domain
+            drawn[:, j] = rng.integers(0, space.encoder.codecs[j].size, n)
     return space.encoder.decode(drawn, seed=rng)
 
 
@@ -91,7 +94,8 @@ def self_test(
     return {
         "leaky_generator": "half verbatim, half perturbed copies of training rows",
         "null_generator": "each column sampled independently from the training data's binned "
-        f"marginals (codes held by fewer than {MIN_COUNT} training rows left out)",
+        f"marginals (codes held by fewer than {MIN_COUNT} training rows left out; uniform "
+        "over the schema's domain for a column with no code that common)",
         "detected_leak": any(name.startswith("membership_") for name in leaky_flags),
         "leak_flagged_by": leaky_flags,
         "false_alarm": bool(null_flags),

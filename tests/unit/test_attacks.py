@@ -458,3 +458,23 @@ def test_canary_audit_of_mst_finds_no_violation(adult_split):
     assert res.canary["status"] != "VIOLATION" and res.canary["released"] is False
     assert res.canary["epsilon_lower_bound"] <= 1.0
     assert res.verdict()["canary_status"] == res.canary["status"]
+
+
+def test_null_generator_copies_no_rare_value_even_when_every_value_is_rare():
+    """A column whose training values are all rare (here: all distinct) must be drawn from the
+    schema's domain, not from the training rows: copying a value held by one row would single
+    its holder out, and the self-test would call its own null generator a leak."""
+    cats = [f"c{i}" for i in range(2000)]
+    schema = Schema.from_dict(
+        {"version": 1, "columns": {"big": {"kind": "categorical", "categories": cats},
+                                   "sex": {"kind": "categorical", "categories": ["F", "M"]}}}
+    )  # fmt: skip
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"big": cats[:300], "sex": rng.choice(["F", "M"], 300)})
+    out = null_synthetic(train, schema, 5000, np.random.default_rng(4))
+    # Uniform over 2000 codes: about 5000 * 300 / 2000 = 750 draws land on training values by
+    # chance; copying from the training rows would make all 5000 of them training values.
+    hits = out["big"].isin(train["big"]).sum()
+    sd = math.sqrt(5000 * 0.15 * 0.85)  # binomial sd, about 25.2
+    assert abs(hits - 750) < 5 * sd
+    assert set(out["sex"]) == {"F", "M"}
