@@ -45,7 +45,7 @@ from privsynth.report import (
 )
 from privsynth.report.audit import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key, public_pem
-from privsynth.report.pdf import print_pdf
+from privsynth.report.pdf import NO_BROWSER, find_browser, print_pdf
 from privsynth.report.render_html import render_html
 from privsynth.report.sign import (
     canonical,
@@ -175,6 +175,8 @@ def release(
         raise ConfigError(f"output folder {out} exists; choose a new one or pass --force")
     if not out.parent.is_dir():
         raise ConfigError(f"the folder {out.parent} for the release does not exist")
+    if pdf and find_browser() is None:
+        raise ConfigError(NO_BROWSER)
     signing_key = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
     load_policy(policy)  # refuse an unknown policy before anything is spent
     _check_columns(schema, sensitive=sensitive, quasi_identifiers=quasi_identifiers, target=target)

@@ -358,7 +358,56 @@ def run_suite(
     n_queries: int = N_QUERIES,
     self_test: bool = True,
 ) -> SuiteResult:
-    """Run every attack and diagnostic; see :func:`privsynth.audit.run`."""
+    """Attack ``synthetic`` and report aggregate evidence of privacy risk.
+
+    Parameters
+    ----------
+    train
+        The private rows the generator was fitted on (members).
+    holdout
+        Rows from the same population never used in fitting (non-members and control set).
+        ``None`` or empty skips every attack that needs them (said in ``skipped``).
+    synthetic
+        The synthetic release.
+    schema
+        The release schema; its public bounds scale numeric distances.
+    sensitive
+        Columns an attacker tries to infer.
+    quasi_identifiers
+        Columns an attacker knows for attribute inference (default: every synthesised
+        column not sensitive).
+    link_columns
+        The two column groups of the linkability attack (default: the two halves of the
+        declared quasi-identifiers, or of all synthesised columns when none are declared).
+    policy
+        ``standard``, ``strict`` (``audits/policies/``) or a path to a TOML policy.
+    canary
+        ``dict(factory=..., epsilon=..., m=1000, delta=None)`` runs the one-run canary audit:
+        ``factory()`` must return an unfitted generator (``fit(df, schema).sample(n,
+        seed=...)``); the extra fit is never released.
+    seed
+        Seeds every random choice (numpy Generator).
+    device
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    n_targets
+        Training and holdout targets drawn for membership, inference and linkability.
+    n_queries
+        Predicates generated per singling-out mode.
+    self_test
+        Also run the suite on planted leaky and null generators.
+
+    Returns
+    -------
+    SuiteResult
+        ``to_dict()`` is the JSON form; ``verdict()`` the policy summary.
+
+    Raises
+    ------
+    ConfigError
+        Unknown columns, policy or device, invalid counts or canary settings.
+    DataError
+        Frames that lack schema columns or break the schema.
+    """
     t_start = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed ({seed!r}) must be an integer")

@@ -11,6 +11,10 @@ from pathlib import Path
 from privsynth.errors import ConfigError
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+NO_BROWSER = (
+    "--pdf needs a Chromium browser (e.g. `apt install chromium`); or open audit.html and "
+    "print it to PDF yourself"
+)
 
 
 def find_browser() -> str | None:
@@ -35,10 +39,7 @@ def headless_args(user_dir: str) -> list[str]:
 def print_pdf(html: Path, pdf: Path, *, timeout: float = 120) -> None:
     browser = find_browser()
     if browser is None:
-        raise ConfigError(
-            "--pdf needs a Chromium browser (e.g. `apt install chromium`); or open audit.html "
-            "and print it to PDF yourself"
-        )
+        raise ConfigError(NO_BROWSER)
     with tempfile.TemporaryDirectory() as user_dir:
         cmd = [
             browser,

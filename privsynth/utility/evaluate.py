@@ -3,8 +3,9 @@
 **Not differentially private.** Every number here is computed on the private table without
 noise. The results are evidence for the data custodian and for the audit report, not DP
 outputs: they hold aggregates only (proportions and distances, never a row, never a count),
-proportions in the plot data are rounded, and the real row count is not reported (only
-whether a table was subsampled to ``max_rows``).
+proportions in the plot data are rounded, and the real row count is not reported (not even
+whether the real table was longer than ``max_rows``: that bit is a function of the private
+count).
 
 All metrics but the duplicate rate work on the schema's encoding (:class:`~privsynth.domain.
 Encoder`: categories, or numeric values on the public bins), after each table is validated
@@ -135,7 +136,7 @@ def evaluate(
     enc = Encoder(schema)
     sizes = list(enc.shape.values())
     valid = {name: schema.validate(df)[0] for name, df in tables.items() if df is not None}
-    codes, subsampled = _encode(enc, valid, max_rows, np.random.default_rng(seed))
+    codes = _encode(enc, valid, max_rows, np.random.default_rng(seed))
     r, s = codes["real"], codes["synthetic"]
     notes: list[str] = []
     pairs = column_sets(range(len(sizes)), 2, max_sets=MAX_PAIRS, seed=seed)
@@ -170,7 +171,6 @@ def evaluate(
         sampling={
             "max_rows": max_rows,
             "seed": seed,
-            "subsampled": {k: subsampled.get(k) for k in tables},
             "rows_used": "min(n, max_rows) rows of each table, drawn without replacement with "
             "the seed (duplicate_rate: all synthetic rows); the C2ST uses "
             "min(n_real, n_synthetic, max_rows // 4) rows of each",
@@ -211,20 +211,15 @@ def _check_args(
 
 def _encode(
     enc: Encoder, valid: dict[str, pd.DataFrame], max_rows: int, rng: np.random.Generator
-) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
-    """Codes of each validated table, subsampled to ``max_rows``; whether each was."""
-    codes, subsampled = {}, {}
-    for name, df in valid.items():
-        codes[name], subsampled[name] = _subsample(enc.encode(df), max_rows, rng)
-    return codes, subsampled
+) -> dict[str, np.ndarray]:
+    """Codes of each validated table, subsampled to ``max_rows`` rows when longer."""
+    return {name: _subsample(enc.encode(df), max_rows, rng) for name, df in valid.items()}
 
 
-def _subsample(
-    codes: np.ndarray, max_rows: int, rng: np.random.Generator
-) -> tuple[np.ndarray, bool]:
+def _subsample(codes: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
     if len(codes) <= max_rows:
-        return codes, False
-    return codes[np.sort(rng.choice(len(codes), size=max_rows, replace=False))], True
+        return codes
+    return codes[np.sort(rng.choice(len(codes), size=max_rows, replace=False))]
 
 
 def _summary(values: np.ndarray, count_key: str | None = None) -> dict[str, float | int | None]:

@@ -80,8 +80,11 @@ def test_release_writes_a_whole_signed_folder(data, key, tmp_path):
     assert not list(tmp_path.glob(".rel.*"))  # no temporary folder left behind
 
 
-def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(data, key, tmp_path):
+def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(
+    data, key, tmp_path, monkeypatch
+):
     df, schema = data
+    monkeypatch.setattr("privsynth.release.find_browser", lambda: None)
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(0.5, 1e-6)) as ledger:
         refusals = [
             (BudgetExceeded, "cap", {"epsilon": 1.0}),
@@ -92,6 +95,7 @@ def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(data, key
             (ConfigError, "identifier", {"quasi_identifiers": ["id"]}),
             (ConfigError, "holdout fraction", {"holdout_fraction": 1.0}),
             (ConfigError, "cannot read key file", {"key": tmp_path / "missing.key"}),
+            (ConfigError, "needs a Chromium", {"pdf": True}),  # refused before the fit
         ]
         for i, (error, match, override) in enumerate(refusals):
             args = {"data": df, "epsilon": 0.1, "key": key, **override}
