@@ -184,7 +184,7 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
 @click.option("--rows", type=int, help="Rows to synthesise (default: the DP row estimate).")
 @click.option("--pdf", is_flag=True, help="Also print the HTML report to audit.pdf (Chromium).")
 @click.option("--seed", type=int, help="Seed for the split and sampling (not privacy noise).")
-@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--force", is_flag=True, help="Replace an earlier release (or empty) --out folder.")
 @click.option(
     "--unsafe-data-domain",
     is_flag=True,

@@ -171,8 +171,7 @@ def release(
     out = Path(out)
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {FORMATS}")
-    if out.exists() and not force:
-        raise ConfigError(f"output folder {out} exists; choose a new one or pass --force")
+    _check_out(out, force=force)
     if not out.parent.is_dir():
         raise ConfigError(f"the folder {out.parent} for the release does not exist")
     if pdf and find_browser() is None:
@@ -273,6 +272,24 @@ def release(
     return ReleaseResult(
         out, signed, len(synthetic), report["report_id"], report["verdict"], spec, ledger_info
     )
+
+
+def _check_out(out: Path, *, force: bool) -> None:
+    """``out`` must name a folder to create; ``force`` replaces only an earlier release (a
+    folder holding ``audit.dsse.json``) or an empty folder, never other files."""
+    if out.name in ("", ".", ".."):
+        raise ConfigError(f"--out {out} must end in the name of a new folder, e.g. {out}/release")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
+        raise ConfigError(f"output folder {out} exists; choose a new one or pass --force")
+    if out.is_symlink() or not out.is_dir():
+        raise ConfigError(f"--out {out} is not a folder; --force replaces only a release folder")
+    if any(out.iterdir()) and not (out / ENVELOPE).is_file():
+        raise ConfigError(
+            f"--force replaces only a release folder (one with {ENVELOPE}) or an empty one; "
+            f"{out} is neither: choose a new --out"
+        )
 
 
 def _n_targets(n_train_dp: int, holdout_fraction: float) -> int:
