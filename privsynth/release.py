@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
-from privsynth.errors import ConfigError
+from privsynth.errors import ConfigError, DataError
 from privsynth.generators.aim import AIM
 from privsynth.generators.base import Generator
 from privsynth.generators.dpctgan import DPCTGAN
@@ -60,6 +60,8 @@ from privsynth.schema import Schema
 
 GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM, "dpvae": DPVAE, "dpctgan": DPCTGAN}
 FORMATS = ("csv", "parquet")
+#: The attack suite compares each synthetic row with its two nearest training rows.
+MIN_TRAIN_ROWS = 2
 
 
 @dataclass
@@ -188,6 +190,13 @@ def release(
     schema.validate(data)  # every row, holdout included, before anything is spent
     rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
     train, holdout = split_holdout(data, holdout_fraction, rng)
+    if len(train) < MIN_TRAIN_ROWS or (holdout is not None and len(holdout) == 0):
+        raise DataError(  # before anything is spent
+            f"the data has {len(data)} row(s): too few for {MIN_TRAIN_ROWS} training rows"
+            + (f" and a {holdout_fraction:g} holdout" if holdout_fraction else "")
+            + "; add rows"
+            + (", or pass --holdout-fraction 0" if holdout_fraction else "")
+        )
 
     spent_before = ledger.spent()
     gen.fit(train, schema, ledger)
