@@ -56,20 +56,32 @@ NO_NETWORK = textwrap.dedent(
 
 
 def test_a_release_and_its_verification_need_no_network(tmp_path):
+    """Also: awkward but valid input -- column names shaped like paths, a value beyond its
+    public bounds (clipped), dates in several formats -- is released, and nothing is written
+    outside the release folder."""
     rng = np.random.default_rng(0)
     n = 600
-    pd.DataFrame({"sex": rng.choice(["F", "M"], n), "age": rng.integers(20, 80, n)}).to_csv(
-        tmp_path / "people.csv", index=False
+    up, absolute = "../../zz_escape", "/tmp/zz_escape_abs"  # column names, not paths
+    df = pd.DataFrame(
+        {
+            up: rng.choice(["F", "M"], n),
+            absolute: rng.integers(20, 80, n).astype(object),
+            "seen": rng.choice(["2021-03-04", "04/03/2021", "2021-03-04T10:00:00", "20210304"], n),
+        }
     )
+    df.loc[5, absolute] = 200  # beyond the public upper bound: clipped, not refused
+    df.to_csv(tmp_path / "people.csv", index=False)
     schema = {
         "version": 1,
         "columns": {
-            "sex": {"kind": "categorical", "categories": ["F", "M"]},
-            "age": {"kind": "integer", "lower": 18, "upper": 90, "bins": 8},
+            up: {"kind": "categorical", "categories": ["F", "M"]},
+            absolute: {"kind": "integer", "lower": 18, "upper": 90, "bins": 8},
+            "seen": {"kind": "datetime", "lower": "2020-01-01", "upper": "2022-12-31", "bins": 4},
         },
     }
     (tmp_path / "schema.json").write_text(json.dumps(schema))
     keygen(tmp_path / "key")
+    before = set(tmp_path.parent.rglob("*zz_escape*"))
     (tmp_path / "sitecustomize.py").write_text(NO_NETWORK)
     log = tmp_path / "net.log"
     env = {
@@ -110,6 +122,11 @@ def test_a_release_and_its_verification_need_no_network(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "released" in run.stdout and "verified" in run.stdout.lower(), run.stdout
     assert not log.exists(), f"network was attempted:\n{log.read_text()}"
+    synthetic = pd.read_csv(tmp_path / "rel" / "synthetic.csv")
+    assert list(synthetic.columns) == [up, absolute, "seen"]
+    assert synthetic[absolute].max() <= 90
+    assert set(tmp_path.parent.rglob("*zz_escape*")) == before
+    assert not Path(absolute).exists()
 
 
 # ------------------------------------------------------------------------------- pickle
