@@ -34,6 +34,7 @@ from privsynth.budget.accounting import (
 )
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import ConfigError, PrivsynthError
+from privsynth.inference.model import one_cpu_thread
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 log = logging.getLogger("privsynth.generators")
@@ -178,7 +179,8 @@ class MarginalGenerator(ABC):
         encoder = Encoder(learned)
         # The mechanism gets a hair less than reserved, so float rounding in splitting rho
         # over many measurements can never take its exact total past the reservation.
-        spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho * RHO_MARGIN)
+        with one_cpu_thread():
+            spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho * RHO_MARGIN)
         self._check_within(spent, planned)
         self.n_rows_ = self._estimated_rows()  # DP estimate (post-processing), public
         self.schema_ = learned

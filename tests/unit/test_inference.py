@@ -210,3 +210,13 @@ def test_clamping_an_attribute_on_a_separator_gives_the_exact_conditionals():
             if "b" in c:  # all the mass sits at b = k
                 got = np.take(got, k, axis=c.index("b"))
             np.testing.assert_allclose(got.reshape(-1), (want / want.sum()).reshape(-1), atol=1e-10)
+
+
+def test_one_cpu_thread_restores_the_thread_count():
+    from privsynth.inference.model import one_cpu_thread
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), one_cpu_thread():
+        assert torch.get_num_threads() == 1
+        raise RuntimeError
+    assert torch.get_num_threads() == before
