@@ -1,15 +1,22 @@
-"""Benchmark: privsynth DPVAE / DPCTGAN on the bundled Adult sample (raw columns, public bounds).
+"""Benchmark: privsynth DPVAE / DPCTGAN on the bundled Adult sample (raw columns, public bounds),
+side by side with smartnoise-synth's DPCTGAN and PATECTGAN.
 
-Every fit runs in its own subprocess (this script with ``--job``) so that each gets its own
-peak-RSS reading. Quality is measured here, once, on the columns binned by the schema's public
-bins (``privsynth.domain.Encoder``): mean 1- and 2-way TVD against the training split, and
-train-synthetic-test-real AUC for ``income`` (``benchmarks/metrics.py``). Baselines on the same
-binning: real data, an independent (non-private) per-column sampler, and privsynth MST.
+Every fit runs in its own subprocess (this script with ``--job``, or an anchor driver from
+``benchmarks/anchors/`` in the anchor's virtualenv) so that each gets its own peak-RSS reading
+and a wall-clock limit (``--timeout``; a job past it is killed and recorded as a timeout).
+Quality is measured here, once, on the columns binned by the schema's public bins
+(``privsynth.domain.Encoder``): mean 1- and 2-way TVD against the training split, and
+train-synthetic-test-real AUC for ``income`` (``benchmarks/metrics.py``). The anchors are given
+the same training split as those integer codes, every column categorical. Baselines on the
+same binning: real data, an independent (non-private) per-column sampler, and privsynth MST.
 ``--throughput`` times DP-SGD against plain SGD for the same model and batches on CPU.
 
     .venv/bin/python benchmarks/run_dpsgd.py --epsilons 1 3 --seeds 0
+    .venv/bin/python benchmarks/run_dpsgd.py --epsilons 1 --algos dpvae dpctgan \
+        sn-dpctgan sn-patectgan --timeout 1500 --no-throughput
     .venv/bin/python benchmarks/run_dpsgd.py --throughput-only
 
+Anchor virtualenvs: ``benchmarks/setup_anchors.sh`` (or ``--venvs DIR``).
 Results: ``benchmarks/results/dpsgd-<date>.json``.
 """
 
@@ -21,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +44,11 @@ from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noq
 REPO = os.path.dirname(HERE)
 WORK = os.path.join(HERE, "results", "scratch")
 TARGET_COLUMN = "income"  # metrics.TARGET is the discretised file's name for it
+# algo -> (anchor tool, its algorithm); the tool's driver is benchmarks/anchors/<tool>_driver.py
+ANCHOR_ALGOS = {
+    "sn-dpctgan": ("smartnoise", "dpctgan"),
+    "sn-patectgan": ("smartnoise", "patectgan"),
+}
 
 
 def cpu_s() -> float:
@@ -106,6 +119,25 @@ def job(args: argparse.Namespace) -> None:
         json.dump(meta, fh)
 
 
+def run_cmd(cmd: list[str], tag: str, timeout: float) -> dict:
+    """Run one job in its own process group; kill the group past ``timeout`` seconds."""
+    t0 = time.perf_counter()
+    with open(os.path.join(WORK, tag + ".log"), "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            wall = time.perf_counter() - t0
+            return {"status": "timeout", "wall_s": wall, "error": f"timeout > {timeout:.0f} s"}
+    rec = {"wall_s": time.perf_counter() - t0}
+    if rc != 0:
+        with open(os.path.join(WORK, tag + ".log")) as fh:
+            return dict(rec, status="failed", returncode=rc, error=fh.read()[-1500:])
+    return dict(rec, status="ok")
+
+
 def run_fit(algo: str, eps: float, seed: int, params: dict, args) -> dict:
     tag = f"privsynth-{algo}-eps{eps:g}-s{seed}"
     out = os.path.join(WORK, tag + ".csv")
@@ -129,20 +161,55 @@ def run_fit(algo: str, eps: float, seed: int, params: dict, args) -> dict:
         out,
     ]
     rec = {"algo": algo, "epsilon": eps, "seed": seed, "params": params}
-    t0 = time.perf_counter()
-    with open(os.path.join(WORK, tag + ".log"), "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout)
-    rec["wall_s"] = time.perf_counter() - t0
-    if proc.returncode != 0:
-        return dict(rec, status="failed", returncode=proc.returncode)
-    with open(out + ".json") as fh:
-        rec.update(json.load(fh))
-    rec.update(status="ok", synthetic_csv=out)
+    rec.update(run_cmd(cmd, tag, args.timeout))
+    if rec["status"] == "ok":
+        with open(out + ".json") as fh:
+            rec.update(json.load(fh))
+        rec["synthetic_csv"] = out
     return rec
 
 
-def quality(syn: pd.DataFrame, train_b, test_b, domain, sets, schema) -> dict:
-    codes, _ = binned(syn, schema)
+def run_anchor(algo: str, eps: float, seed: int, params: dict, args, train_csv: str) -> dict:
+    """One anchor fit+sample through its driver (the shared harness times it and reads its
+    peak RSS); the synthetic CSV holds integer codes of the same binning."""
+    tool, tool_algo = ANCHOR_ALGOS[algo]
+    python = os.path.join(args.venvs, tool, "bin", "python")
+    tag = f"{algo}-eps{eps:g}-s{seed}"
+    out = os.path.join(WORK, tag + ".csv")
+    cmd = [
+        python,
+        os.path.join(HERE, "anchors", f"{tool}_driver.py"),
+        "--train",
+        train_csv,
+        "--domain",
+        train_csv + ".domain.json",
+        "--algo",
+        tool_algo,
+        "--epsilon",
+        str(eps),
+        "--delta",
+        str(args.delta),
+        "--seed",
+        str(seed),
+        "--out",
+        out,
+    ]
+    cmd += [a for k, v in params.items() for a in ("--option", f"{k}={v}")]
+    rec = {"algo": algo, "epsilon": eps, "seed": seed, "params": params}
+    if not os.path.exists(python):
+        return dict(rec, status="not-installed", error=f"{python} missing")
+    rec.update(run_cmd(cmd, tag, args.timeout))
+    if rec["status"] == "ok":
+        with open(out + ".json") as fh:
+            meta = json.load(fh)
+        # the driver's "algo" is the tool's own name for it: keep ours, record the tool's
+        rec.update({k: v for k, v in meta.items() if k not in rec}, tool_algo=tool_algo)
+        rec["synthetic_csv"] = out
+    return rec
+
+
+def quality(syn: pd.DataFrame, train_b, test_b, domain, sets, schema, coded: bool) -> dict:
+    codes = syn if coded else binned(syn, schema)[0]
     tvd = mean_tvd(codes, train_b, domain, sets)
     return {"tvd1": tvd["1way"], "tvd2": tvd["2way"], "auc": tstr_auc(codes, test_b, domain)}
 
@@ -215,12 +282,25 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--algos", nargs="+", default=["dpvae", "dpctgan", "mst"])
+    p.add_argument(
+        "--algos",
+        nargs="+",
+        default=["dpvae", "dpctgan", "mst"],
+        choices=["dpvae", "dpctgan", "mst", *ANCHOR_ALGOS],
+    )
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads per fit (2 spin on busy cores)"
     )
-    p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--timeout", type=float, default=1500, help="seconds per fit+sample job")
+    p.add_argument(
+        "--venvs",
+        default=os.path.join(HERE, ".venvs"),
+        help="anchor virtualenvs (setup_anchors.sh)",
+    )
+    p.add_argument(
+        "--anchor-params", default="{}", help="JSON driver options for the anchors (e.g. epochs)"
+    )
     p.add_argument("--dpvae-params", default="{}", help="JSON keyword arguments for DPVAE")
     p.add_argument("--dpctgan-params", default="{}", help="JSON keyword arguments for DPCTGAN")
     p.add_argument("--throughput-steps", type=int, default=30)
@@ -293,14 +373,23 @@ def main() -> None:
             "dpvae": json.loads(args.dpvae_params),
             "dpctgan": json.loads(args.dpctgan_params),
             "mst": {},
+            **{a: json.loads(args.anchor_params) for a in ANCHOR_ALGOS},
         }
+        train_csv = os.path.join(WORK, "train-codes.csv")
+        train_b.to_csv(train_csv, index=False)
+        with open(train_csv + ".domain.json", "w") as fh:
+            json.dump(domain, fh)
         for eps in args.epsilons:
             for algo in args.algos:
                 for seed in args.seeds:
-                    rec = run_fit(algo, eps, seed, params[algo], args)
+                    anchor = algo in ANCHOR_ALGOS
+                    if anchor:
+                        rec = run_anchor(algo, eps, seed, params[algo], args, train_csv)
+                    else:
+                        rec = run_fit(algo, eps, seed, params[algo], args)
                     if rec["status"] == "ok":
                         syn = pd.read_csv(rec["synthetic_csv"])
-                        rec.update(quality(syn, train_b, test_b, domain, sets, schema))
+                        rec.update(quality(syn, train_b, test_b, domain, sets, schema, anchor))
                     print(json.dumps({k: v for k, v in rec.items() if k != "synthetic_csv"}))
                     doc["runs"].append(rec)
                     write_json(out, doc)

@@ -10,7 +10,7 @@ mk opendp     && "$here/.venvs/opendp/bin/pip" install -q 'opendp[mbi]==0.16.0'
 mk dpmm       && "$here/.venvs/dpmm/bin/pip" install -q 'dpmm==0.1.9'
 # torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
 mk smartnoise && "$here/.venvs/smartnoise/bin/pip" install -q 'torch==2.13.0' \
-              && "$here/.venvs/smartnoise/bin/pip" install -q 'smartnoise-synth==1.0.8'
+              && "$here/.venvs/smartnoise/bin/pip" install -q 'smartnoise-synth==1.0.8' packaging
 mk mbi        && "$here/.venvs/mbi/bin/pip" install -q 'mbi==2.0.0' pandas
 # The attack benchmark's anchor (benchmarks/run_attacks.py).
 mk anonymeter && "$here/.venvs/anonymeter/bin/pip" install -q 'anonymeter==1.1.0'

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--train", required=True, help="training CSV of integer codes")
     p.add_argument("--domain", required=True, help="JSON {column: domain size}")
-    p.add_argument("--algo", required=True, choices=["mst", "aim"])
+    p.add_argument("--algo", required=True, choices=["mst", "aim", "dpctgan", "patectgan"])
     p.add_argument("--epsilon", type=float, required=True)
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument("--seed", type=int, default=0)
