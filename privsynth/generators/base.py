@@ -34,6 +34,8 @@ from privsynth.budget.accounting import (
 )
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import ConfigError, PrivsynthError
+from privsynth.marginals.source import TableSource, as_source
+from privsynth.marginals.table import EncodedTable
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 log = logging.getLogger("privsynth.generators")
@@ -49,7 +51,7 @@ class Generator(Protocol):
     epsilon: float
     delta: float
 
-    def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self: ...
+    def fit(self, data: pd.DataFrame | TableSource, schema: Schema, ledger: Any = None) -> Self: ...
 
     def sample(self, n: int | None = None, *, seed: int | None = None) -> pd.DataFrame: ...
 
@@ -102,7 +104,7 @@ def check_budget_params(epsilon: float, delta: float, discovery_share: float) ->
 class MarginalGenerator(ABC):
     """Shared fit/sample/save flow of the marginal-based generators (MST, AIM).
 
-    Subclasses implement :meth:`_fit_codes` (the mechanism, on encoded data, spending at most
+    Subclasses implement :meth:`_fit_table` (the mechanism, on encoded data, spending at most
     ``rho`` through :mod:`privsynth.mechanisms`) and :meth:`_sample_codes`.
     """
 
@@ -144,8 +146,11 @@ class MarginalGenerator(ABC):
         return b, [*discovery, ZCDP(b.rho)]
 
     # --------------------------------------------------------------------- fit
-    def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self:
+    def fit(self, data: pd.DataFrame | TableSource, schema: Schema, ledger: Any = None) -> Self:
         """Fit on ``data`` under ``schema``, charging ``ledger`` (if given) before any DP step.
+
+        ``data`` is a DataFrame, or a :class:`~privsynth.marginals.source.TableSource` whose
+        rows stay in their engine (DuckDB, Spark): then only counts leave it.
 
         Raises
         ------
@@ -162,7 +167,7 @@ class MarginalGenerator(ABC):
         b, planned = self._budget(schema)
         if ledger is not None:
             ledger.check(planned)  # refuses before the data is touched
-        clean, _ = schema.validate(data)
+        source = as_source(data).validate(schema)
         reservation = (
             ledger.reserve(planned, purpose=f"{self.name} fit", metadata=self._params())
             if ledger is not None
@@ -172,17 +177,17 @@ class MarginalGenerator(ABC):
         learned = schema
         if schema.undeclared_columns():
             learned, spent = discover_domains(
-                clean, schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta
+                source, schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta
             )
-            clean, _ = learned.validate(data)  # values too rare to learn become "(other)"
-        encoder = Encoder(learned)
+        # Encoding under the learned schema maps values too rare to learn to "(other)".
+        table = source.encode(learned)
         # The mechanism gets a hair less than reserved, so float rounding in splitting rho
         # over many measurements can never take its exact total past the reservation.
-        spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho * RHO_MARGIN)
+        spent += self._fit_table(table, b.rho * RHO_MARGIN)
         self._check_within(spent, planned)
         self.n_rows_ = self._estimated_rows()  # DP estimate (post-processing), public
         self.schema_ = learned
-        self.encoder_ = encoder
+        self.encoder_ = Encoder(learned)
         self.caveats_ = caveats
         self.charges_ = spent
         self.planned_ = planned
@@ -227,10 +232,9 @@ class MarginalGenerator(ABC):
             )
 
     @abstractmethod
-    def _fit_codes(
-        self, codes: np.ndarray, shape: dict[str, int], rho: float
-    ) -> list[PrivacyEvent]:
-        """Run the mechanism on encoded rows; return the charges of every noisy step."""
+    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+        """Run the mechanism on the encoded table's marginals; return the charges of every
+        noisy step."""
 
     @abstractmethod
     def _sample_codes(

@@ -13,8 +13,8 @@ the paper uses thirds, the default gives selection less, see DEFAULT_SPLIT):
 4. measure the selected 2-way marginals with Gaussian noise (its share split over d-1);
 5. estimate a graphical model from all measurements (post-processing) and sample from it.
 
-Only :func:`privsynth.marginals.marginal` reads the encoded private rows; every noisy step is
-a call into :mod:`privsynth.mechanisms`.
+Only :meth:`privsynth.marginals.table.EncodedTable.marginals` reads the encoded private
+rows; every noisy step is a call into :mod:`privsynth.mechanisms`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from privsynth.errors import ConfigError
 from privsynth.generators.base import MarginalGenerator
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
-from privsynth.marginals import marginal
+from privsynth.marginals.table import EncodedTable, MappedTable
 
 # A value is kept on its own when its noisy 1-way count reaches this many noise sds.
 COMPRESS_SIGMAS = 3.0
@@ -90,9 +90,6 @@ class Compression:
         sigma * sqrt(k)."""
         out = np.full(len(self.kept[j]), sigma)
         return np.append(out, sigma * np.sqrt(len(self.rare[j]))) if len(self.rare[j]) else out
-
-    def encode(self, codes: np.ndarray) -> np.ndarray:
-        return np.column_stack([f[codes[:, j]] for j, f in enumerate(self.forward)])
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.empty_like(codes)
@@ -175,10 +172,8 @@ class MST(MarginalGenerator):
     def _params(self) -> dict:
         return {**super()._params(), "split": list(self.split)}
 
-    def _fit_codes(
-        self, codes: np.ndarray, shape: dict[str, int], rho: float
-    ) -> list[PrivacyEvent]:
-        names, sizes = list(shape), list(shape.values())
+    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+        names = list(table.shape)
         d = len(names)
         n_pairs = d - 1
         share_1, share_sel, share_2 = (s / sum(self.split) for s in self.split)
@@ -187,15 +182,15 @@ class MST(MarginalGenerator):
 
         # 1. 1-way marginals.
         noisy_1 = []
-        for j in range(d):
-            y, c = mechanisms.gaussian_counts(marginal(codes, [j], [sizes[j]]), rho_1 / d)
+        for true_1 in table.marginals([(j,) for j in range(d)]):
+            y, c = mechanisms.gaussian_counts(true_1, rho_1 / d)
             noisy_1.append(y)
             charges.append(c)
         sigma_1 = np.sqrt(d / (2 * rho_1))
 
         # 2. Compress rare values (post-processing).
         comp = Compression.from_noisy(noisy_1, COMPRESS_SIGMAS * sigma_1)
-        ccodes = comp.encode(codes)
+        ccodes = MappedTable(table, comp.forward)
         csizes = comp.compressed_sizes()
         cdomain = dict(zip(names, csizes, strict=True))
         ones = [
@@ -211,10 +206,8 @@ class MST(MarginalGenerator):
             # 4. Measure the tree's 2-way marginals.
             rho_2 = rho * share_2
             sigma_2 = np.sqrt(n_pairs / (2 * rho_2))
-            for i, j in tree:
-                y, c = mechanisms.gaussian_counts(
-                    marginal(ccodes, [i, j], [csizes[i], csizes[j]]), rho_2 / n_pairs
-                )
+            for (i, j), true_2 in zip(tree, ccodes.marginals(tree), strict=True):
+                y, c = mechanisms.gaussian_counts(true_2, rho_2 / n_pairs)
                 two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
                 charges.append(c)
 
@@ -294,7 +287,7 @@ def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) ->
 
 
 def _select_tree(
-    codes: np.ndarray, sizes: list[int], ones: list[Measurement], rho: float
+    table: EncodedTable, sizes: list[int], ones: list[Measurement], rho: float
 ) -> tuple[list[tuple[int, int]], list[PrivacyEvent]]:
     """Kruskal's algorithm with each edge chosen by the exponential mechanism.
 
@@ -311,11 +304,8 @@ def _select_tree(
     pairs = list(itertools.combinations(range(d), 2))
     scores = np.array(
         [
-            np.abs(
-                marginal(codes, [i, j], [sizes[i], sizes[j]])
-                - total * np.outer(probs[i], probs[j]).ravel()
-            ).sum()
-            for i, j in pairs
+            np.abs(true_2 - total * np.outer(probs[i], probs[j]).ravel()).sum()
+            for (i, j), true_2 in zip(pairs, table.marginals(pairs), strict=True)
         ]
     )
     component = list(range(d))
