@@ -226,3 +226,41 @@ def test_fitting_in_an_engine_measures_exactly_what_pandas_measures(
     assert engine_calls == pandas_calls
     assert engine_schema == pandas_schema
     pd.testing.assert_frame_equal(engine_rows, pandas_rows)
+
+
+def test_sample_to_parquet_streams_chunks_and_is_atomic(fitted, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    gen, _, schema = fitted
+    path = tmp_path / "syn.parquet"
+    asked = []
+    real = gen._sample_codes
+
+    def spy(n, rng, conditions):
+        asked.append(n)
+        return real(n, rng, conditions)
+
+    monkeypatch.setattr(gen, "_sample_codes", spy)
+    assert gen.sample_to_parquet(path, 2500, chunk_rows=1000, seed=3) == 2500
+    assert asked == [1000, 1000, 500]  # memory holds one chunk at a time
+    meta = pq.ParquetFile(path).metadata
+    assert (meta.num_rows, meta.num_row_groups) == (2500, 3)
+    out = pd.read_parquet(path)
+    assert list(out.columns) == [c.name for c in gen.schema_.synthesised]
+    assert out["age"].between(18, 80).all() and out["x"].isin(["0", "1", "2", "3"]).all()
+    again = tmp_path / "again.parquet"
+    gen.sample_to_parquet(again, 2500, chunk_rows=1000, seed=3)
+    pd.testing.assert_frame_equal(pd.read_parquet(again), out)
+
+    def boom(n, rng, conditions):  # fails on the second chunk
+        asked.append(n)
+        if len(asked) == 2:
+            raise RuntimeError("killed mid-write")
+        return real(n, rng, conditions)
+
+    asked.clear()
+    monkeypatch.setattr(gen, "_sample_codes", boom)
+    with pytest.raises(RuntimeError):
+        gen.sample_to_parquet(path, 2500, chunk_rows=1000, seed=4)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), out)  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.parquet", "syn.parquet"]
