@@ -11,6 +11,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -104,6 +105,20 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
 
 
 # -------------------------------------------------------------------- release
+def read_source(path: Path, engine: str, spark_master: str) -> Any:
+    """DATA for ``--engine``: a DataFrame (pandas), or a source whose rows stay in DuckDB or
+    Spark."""
+    if engine == "duckdb":
+        from privsynth.marginals.duckdb import DuckDBSource
+
+        return DuckDBSource(path)
+    if engine == "spark":
+        from privsynth.marginals.spark import read_spark
+
+        return read_spark(str(path), master=spark_master)
+    return read_table(path)
+
+
 @cli.command("release")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -190,6 +205,20 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
     is_flag=True,
     help="Accept domains read from the data (recorded as a DP caveat).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "duckdb", "spark"]),
+    default="pandas",
+    show_default=True,
+    help="Where the private table is read: in memory (pandas), or left in DuckDB or Spark, "
+    "where it is validated, split and counted (mst, aim); the audit reads a uniform sample.",
+)
+@click.option(
+    "--spark-master",
+    default="local[*]",
+    show_default=True,
+    help="Spark master URL for --engine spark.",
+)
 def release_cmd(
     data: Path,
     schema_path: Path,
@@ -214,6 +243,8 @@ def release_cmd(
     seed: int | None,
     force: bool,
     unsafe_data_domain: bool,
+    engine: str,
+    spark_master: str,
 ) -> None:
     """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out."""
     from privsynth.budget import Budget, Ledger
@@ -222,7 +253,7 @@ def release_cmd(
 
     signing_key = load_private_key(key)  # a bad key fails before the data is read
     schema = Schema.load(schema_path)
-    df = read_table(data)
+    df = read_source(data, engine, spark_master)
     cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
     dataset = dataset_id or data.name.split(".")[0]
     with Ledger.open(ledger_path, dataset_id=dataset, cap=cap) as ledger:

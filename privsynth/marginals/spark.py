@@ -50,6 +50,12 @@ class SparkDialect(Dialect):
         edges = ", ".join(self.double(e) for e in interior)
         return f"size(filter(array({edges}), e -> e <= {x}))" if len(interior) else "0"
 
+    def keyed_hash(self, columns, key: int) -> str:
+        return f"pmod(xxhash64({', '.join(columns)}, CAST({key} AS BIGINT)), {2**62})"
+
+    def sample(self, source: str, k: int, seed: int) -> str:
+        return f"SELECT * FROM {source} ORDER BY rand({seed}) LIMIT {k}"
+
     def row_number(self) -> str:
         return "row_number() OVER (ORDER BY monotonically_increasing_id()) - 1"
 
@@ -118,3 +124,30 @@ class SparkSource(SqlSource):
             f.name: (_FAMILIES.get(f.dataType.typeName(), "other"), f.dataType.simpleString())
             for f in self.df.schema.fields
         }
+
+
+def read_spark(path: str, *, master: str = "local[*]") -> SparkSource:
+    """A :class:`SparkSource` of a CSV (header row, types inferred) or Parquet file, read by
+    a Spark session on ``master`` (started if none is running)."""
+    from privsynth.io import CSV_SUFFIXES, PARQUET_SUFFIXES
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ConfigError(
+            "the Spark engine needs pyspark (and Java): pip install 'privsynth[scale]'"
+        ) from exc
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("privsynth")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    name = str(path).lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return SparkSource(spark.read.parquet(str(path)))
+    if name.endswith(CSV_SUFFIXES):
+        return SparkSource(spark.read.csv(str(path), header=True, inferSchema=True))
+    raise ConfigError(
+        f"data file {path}: unknown format; use one of {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+    )

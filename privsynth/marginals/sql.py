@@ -50,6 +50,7 @@ from privsynth.schema import (
 
 #: Grouping sets per query: each query is one scan of the table.
 SETS_PER_QUERY = 64
+_SPLIT_BUCKETS = 1_000_000
 # Dates pandas can hold (nanoseconds in int64), in microseconds, the engines' resolution.
 _MIN_US = -(-pd.Timestamp.min.value // 1000)
 _MAX_US = pd.Timestamp.max.value // 1000
@@ -81,6 +82,14 @@ class Dialect:
 
     def row_number(self) -> str:
         return "row_number() OVER () - 1"
+
+    def keyed_hash(self, columns: Sequence[str], key: int) -> str:
+        """A 64-bit hash of a row's values under a secret ``key``, as a non-negative integer."""
+        return f"hash({', '.join(columns)}, CAST({key} AS BIGINT))"
+
+    def sample(self, source: str, k: int, seed: int) -> str:
+        """``k`` rows drawn uniformly at random without replacement (all if fewer)."""
+        return f"SELECT * FROM {source} USING SAMPLE reservoir({k} ROWS) REPEATABLE ({seed})"
 
     def double(self, v: float) -> str:
         """A double literal that parses to exactly ``v`` (``repr`` round-trips)."""
@@ -324,6 +333,26 @@ class SqlSource(TableSource):
         out[res["b"].to_numpy(dtype=np.int64)] = res["n"].to_numpy(dtype=np.int64)
         return out
 
+    def split(self, fraction: float, key: int) -> tuple[SqlSource, SqlSource]:
+        """Rows whose keyed hash falls below ``fraction`` (the holdout) and the rest (train),
+        as two sources over the same table; nothing is copied.
+
+        A row's side depends only on its own values and the secret ``key`` (so identical rows
+        share a side); with the key unknown, each row is held out with probability
+        ``fraction`` (up to the hash's uniformity).
+        """
+        if not 0 < fraction < 1:
+            raise ConfigError(f"holdout fraction ({fraction!r}) must be in (0, 1)")
+        cols = [self.dialect.ident(n) for n in self._types()]
+        bucket = f"({self.dialect.keyed_hash(cols, key)} % {_SPLIT_BUCKETS})"
+        cut = int(round(fraction * _SPLIT_BUCKETS))
+        return _Subset(self, f"{bucket} >= {cut}"), _Subset(self, f"{bucket} < {cut}")
+
+    def sample_rows(self, k: int, seed: int) -> pd.DataFrame:
+        """``k`` rows drawn uniformly at random inside the engine (all rows if fewer): the
+        only raw rows that leave it, for the audit's attacks and utility checks."""
+        return self._run(self.dialect.sample(self._from, int(k), int(seed)))
+
     def encode(self, schema: Schema) -> SqlTable:
         parts = {j: self._column_sql(c) for j, c in enumerate(schema.synthesised)}
         codes = [f"{self._code_sql(cs, j)} AS c{j}" for j, cs in parts.items()]
@@ -384,3 +413,21 @@ class SqlTable(EncodedTable):
             want = np.isin(used, s)
             out[s] = res[(present == want).all(axis=1)]
         return out
+
+
+class _Subset(SqlSource):
+    """The rows of ``parent`` that satisfy a SQL condition."""
+
+    def __init__(self, parent: SqlSource, where: str) -> None:
+        self.parent, self.where = parent, where
+        self.dialect = parent.dialect
+
+    @property
+    def _from(self) -> str:
+        return f"(SELECT * FROM {self.parent._from} WHERE {self.where}) AS subset"
+
+    def _run(self, sql: str) -> pd.DataFrame:
+        return self.parent._run(sql)
+
+    def _types(self) -> dict[str, tuple[str, str]]:
+        return self.parent._types()
