@@ -6,7 +6,8 @@
 Validation, DP-discovery counts and marginals run as SQL inside DuckDB (see
 :mod:`privsynth.marginals.sql`); only aggregates come back. A CSV is read with pandas'
 missing-value markers (``NA``, ``null``, empty, ...) so it means what it means to pandas;
-column types are DuckDB's own detection.
+column types are DuckDB's own detection. Row numbers in validation errors count rows in
+DuckDB's scan order (0-based, as pandas numbers a file's rows).
 """
 
 from __future__ import annotations

@@ -55,9 +55,6 @@ _SPLIT_BUCKETS = 1_000_000
 _MIN_US = -(-pd.Timestamp.min.value // 1000)
 _MAX_US = pd.Timestamp.max.value // 1000
 
-#: Engine-neutral type families of a column (the engine module maps its types onto these).
-TYPE_FAMILIES = ("string", "integer", "float", "float32", "decimal", "bool", "timestamp", "date")
-
 
 class Dialect:
     """How an engine spells what the generated SQL needs."""
@@ -142,7 +139,9 @@ class SqlSource(TableSource):
 
     @abstractmethod
     def _types(self) -> dict[str, tuple[str, str]]:
-        """Column name -> (type family, the engine's type name)."""
+        """Column name -> (type family, the engine's type name). Families: ``string``,
+        ``integer``, ``float``, ``float32``, ``decimal``, ``bool``, ``timestamp``, ``date``;
+        anything else is ``other`` (refused by name where a column needs encoding)."""
 
     # --------------------------------------------------------------- SQL per column
     def _family(self, col: Column) -> str:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-Clique = tuple[int, ...]
-
 
 class EncodedTable(ABC):
     """A table of integer codes: column ``j`` takes codes ``0 .. sizes[j]-1``."""
