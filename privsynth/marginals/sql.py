@@ -362,12 +362,14 @@ class SqlSource(TableSource):
 
 class SqlTable(EncodedTable):
     """The codes of a :class:`SqlSource` as a SQL query; marginals are ``GROUPING SETS``
-    counts, :data:`SETS_PER_QUERY` cliques per scan."""
+    counts, :data:`SETS_PER_QUERY` cliques per scan. The non-empty cells the engine returned
+    are kept, so a clique asked again (MST measures pairs it scored) costs no scan."""
 
     def __init__(self, source: SqlSource, codes_sql: str, shape: dict[str, int]) -> None:
         self.source = source
         self.codes_sql = codes_sql
         self._shape = dict(shape)
+        self._counted: dict[tuple[int, ...], pd.DataFrame] = {}
 
     @property
     def shape(self) -> dict[str, int]:
@@ -376,9 +378,10 @@ class SqlTable(EncodedTable):
     def marginals(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
         cliques = [tuple(int(j) for j in c) for c in cliques]
         sets = list(dict.fromkeys(tuple(sorted(set(c))) for c in cliques))
-        counted: dict[tuple[int, ...], pd.DataFrame] = {}
-        for start in range(0, len(sets), SETS_PER_QUERY):
-            counted.update(self._count(sets[start : start + SETS_PER_QUERY]))
+        counted = self._counted  # the engine's (sparse) answers so far: ask each set once
+        todo = [s for s in sets if s not in counted]
+        for start in range(0, len(todo), SETS_PER_QUERY):
+            counted.update(self._count(todo[start : start + SETS_PER_QUERY]))
         sizes = self.sizes
         out = []
         for c in cliques:
