@@ -50,6 +50,9 @@ from privsynth.schema import (
 
 #: Grouping sets per query: each query is one scan of the table.
 SETS_PER_QUERY = 64
+#: Largest full contingency table (non-empty cells) fetched to answer every marginal at once:
+#: at most JOINT_MAX_CELLS * (columns + 1) * 8 bytes in memory (128 MB for 15 columns).
+JOINT_MAX_CELLS = 1_000_000
 _SPLIT_BUCKETS = 1_000_000
 # Dates pandas can hold (nanoseconds in int64), in microseconds, the engines' resolution.
 _MIN_US = -(-pd.Timestamp.min.value // 1000)
@@ -225,6 +228,11 @@ class SqlSource(TableSource):
                 index.append(i)
         if not literals:
             return "(-1)"
+        if family == "integer" and index == list(range(len(categories))):
+            ints = [int(c) for c in categories]
+            if ints == list(range(ints[0], ints[0] + len(ints))):  # a dense range: arithmetic
+                lo, hi = ints[0], ints[-1]
+                return f"(CASE WHEN {x} BETWEEN {lo} AND {hi} THEN {x} - ({lo}) ELSE -1 END)"
         cast = {"integer": "BIGINT", "float": "DOUBLE"}.get(family)
         xv = f"CAST({x} AS {cast})" if cast else x
         p = f"COALESCE(array_position({d.array(literals)}, {xv}), 0)"
@@ -361,15 +369,23 @@ class SqlSource(TableSource):
 
 
 class SqlTable(EncodedTable):
-    """The codes of a :class:`SqlSource` as a SQL query; marginals are ``GROUPING SETS``
-    counts, :data:`SETS_PER_QUERY` cliques per scan. The non-empty cells the engine returned
-    are kept, so a clique asked again (MST measures pairs it scored) costs no scan."""
+    """The codes of a :class:`SqlSource` as a SQL query.
+
+    First asked, the engine counts the full contingency table (every column) in one scan;
+    when it has at most :data:`JOINT_MAX_CELLS` non-empty cells (typical of categorical and
+    binned tables, whatever the row count), every marginal is summed from it, exactly, with
+    no further scan. Otherwise marginals are ``GROUPING SETS`` counts,
+    :data:`SETS_PER_QUERY` cliques per scan, and the cells the engine returned are kept so
+    a clique asked again (MST measures pairs it scored) costs no scan. Either way only
+    counts of encoded cells come back (the full table is the encoded table deduplicated,
+    with counts: exact private counts, like every marginal, held in this process only)."""
 
     def __init__(self, source: SqlSource, codes_sql: str, shape: dict[str, int]) -> None:
         self.source = source
         self.codes_sql = codes_sql
         self._shape = dict(shape)
         self._counted: dict[tuple[int, ...], pd.DataFrame] = {}
+        self._joint: np.ndarray | bool | None = None  # None: not tried; False: too large
 
     @property
     def shape(self) -> dict[str, int]:
@@ -377,6 +393,9 @@ class SqlTable(EncodedTable):
 
     def marginals(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
         cliques = [tuple(int(j) for j in c) for c in cliques]
+        joint = self._joint_counts()
+        if joint is not None:
+            return [self._from_joint(joint, c) for c in cliques]
         sets = list(dict.fromkeys(tuple(sorted(set(c))) for c in cliques))
         counted = self._counted  # the engine's (sparse) answers so far: ask each set once
         todo = [s for s in sets if s not in counted]
@@ -397,6 +416,28 @@ class SqlTable(EncodedTable):
             np.add.at(m, flat, rows["n"].to_numpy(dtype=np.int64))
             out.append(m)
         return out
+
+    def _joint_counts(self) -> np.ndarray | None:
+        """The full contingency table (one row per distinct code vector, its count last),
+        fetched once in one scan when it has at most :data:`JOINT_MAX_CELLS` non-empty
+        cells; else None (and marginals come from GROUPING SETS)."""
+        if self._joint is None:
+            cols = ", ".join(f"c{j}" for j in range(len(self._shape)))
+            res = self.source._run(
+                f"SELECT {cols}, count(*) AS n FROM ({self.codes_sql}) GROUP BY {cols} "
+                f"LIMIT {JOINT_MAX_CELLS + 1}"
+            )
+            self._joint = res.to_numpy(dtype=np.int64) if len(res) <= JOINT_MAX_CELLS else False
+        return None if self._joint is False else self._joint
+
+    def _from_joint(self, joint: np.ndarray, clique: tuple[int, ...]) -> np.ndarray:
+        if not clique:
+            return np.array([int(joint[:, -1].sum())], dtype=np.int64)
+        shape = tuple(self.sizes[j] for j in clique)
+        flat = np.ravel_multi_index(tuple(joint[:, j] for j in clique), shape)
+        m = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+        np.add.at(m, flat, joint[:, -1])
+        return m
 
     def _count(self, sets: list[tuple[int, ...]]) -> dict[tuple[int, ...], pd.DataFrame]:
         used = sorted({j for s in sets for j in s})
