@@ -291,6 +291,47 @@ def release_cmd(
     )
 
 
+# --------------------------------------------------------------------- sample
+@cli.command("sample")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rows", type=int, help="Rows to draw (default: the model's DP row estimate).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Parquet file to write (atomically).",
+)
+@click.option(
+    "--chunk-rows",
+    type=int,
+    default=1_000_000,
+    show_default=True,
+    help="Rows drawn and written at a time: memory is bounded by one chunk.",
+)
+@click.option("--seed", type=int, help="Seed for sampling (sampling costs no privacy).")
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+def sample_cmd(
+    model: Path, rows: int | None, out: Path, chunk_rows: int, seed: int | None, force: bool
+) -> None:
+    """Stream synthetic rows from a released marginal model (MODEL: a release's model.json)
+    to Parquet, e.g. 100 million rows. Post-processing: no budget is spent."""
+    import json
+
+    from privsynth.release import GENERATORS
+
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; choose a new path or pass --force")
+    try:
+        name = str(json.loads(model.read_text(encoding="utf-8"))["params"]["generator"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{model} is not a privsynth model file: {exc}") from exc
+    cls = GENERATORS.get(name.lower())
+    if cls is None or not hasattr(cls, "sample_to_parquet"):
+        raise ConfigError(f"{model}: streaming needs a marginal model (MST, AIM), not {name!r}")
+    n = cls.load(model, device="cpu").sample_to_parquet(out, rows, chunk_rows=chunk_rows, seed=seed)
+    click.echo(f"wrote {n} synthetic rows to {out}")
+
+
 # ----------------------------------------------------------------------- demo
 @cli.command("demo")
 @click.option(

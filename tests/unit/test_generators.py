@@ -264,3 +264,19 @@ def test_sample_to_parquet_streams_chunks_and_is_atomic(fitted, tmp_path, monkey
         gen.sample_to_parquet(path, 2500, chunk_rows=1000, seed=4)
     pd.testing.assert_frame_equal(pd.read_parquet(path), out)  # the old file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.parquet", "syn.parquet"]
+
+
+def test_cli_sample_streams_a_saved_model(fitted, tmp_path, capsys):
+    from privsynth.cli import main
+    from privsynth.errors import EXIT_CODES
+
+    gen, _, _ = fitted
+    gen.save(tmp_path / "model.json")
+    args = ["sample", str(tmp_path / "model.json"), "--out", str(tmp_path / "s.parquet")]
+    args += ["--rows", "2500", "--chunk-rows", "1000", "--seed", "0"]
+    for expected in (0, EXIT_CODES["ConfigError"]):  # the second run refuses to overwrite
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == expected, capsys.readouterr().err
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    assert len(out) == 2500 and list(out.columns) == [c.name for c in gen.schema_.synthesised]
