@@ -172,9 +172,8 @@ class SqlSource(TableSource):
     def _column_sql(self, col: Column) -> _ColumnSql:
         d, family = self.dialect, self._family(col)
         x = d.ident(col.name)
-        missing = (
-            f"({x} IS NULL OR isnan({x}))" if family in ("float", "float32") else (f"({x} IS NULL)")
-        )
+        nan = f" OR isnan({x})" if family in ("float", "float32") else ""
+        missing = f"({x} IS NULL{nan})"
         checks: list[str] = []
         pos = None
         if col.kind in CATEGORICAL_KINDS:
