@@ -199,7 +199,7 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 @click.option("--rows", type=int, help="Rows to synthesise (default: the DP row estimate).")
 @click.option("--pdf", is_flag=True, help="Also print the HTML report to audit.pdf (Chromium).")
 @click.option("--seed", type=int, help="Seed for the split and sampling (not privacy noise).")
-@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--force", is_flag=True, help="Replace an earlier release (or empty) --out folder.")
 @click.option(
     "--unsafe-data-domain",
     is_flag=True,
@@ -376,8 +376,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # usage errors too: one line, like every other error
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

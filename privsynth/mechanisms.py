@@ -190,7 +190,8 @@ def stable_histogram(
 
     Math: discrete Laplace of scale 1/ε on each present key, keep keys whose noisy count is
     >= T, with T the smallest integer such that a key of count 1 passes with probability
-    <= δ (Rogers 2023; OpenDP's ``make_laplace_threshold`` map computes the (ε, δ)).
+    P(1 + Z >= T) <= δ (Rogers 2023; OpenDP's ``make_laplace_threshold`` map gives the tail,
+    corrected for its off-by-one below).
     """
     epsilon = _positive("epsilon", epsilon)
     delta = _positive("delta", delta)
@@ -210,8 +211,14 @@ def stable_histogram(
     threshold = _threshold_for(
         lambda t: dp.m.make_laplace_threshold(*space, scale=scale, threshold=t), d_in, delta
     )
-    meas = dp.m.make_laplace_threshold(*space, scale=scale, threshold=threshold)
-    eps_used, delta_used = meas.map(d_in)
+    # OpenDP 0.16 keeps a key whose noisy count is >= threshold T but its map charges
+    # P(Z >= T) for a key of count 1, which needs P(1 + Z >= T) = P(Z >= T - 1): a delta too
+    # small by a factor e^(1/scale) (opendp/opendp#2922; tests/unit/test_mechanisms_dp.py
+    # measures it). So release at T + 1, whose true delta P(Z >= T) is the map's value at T.
+    eps_used, delta_used = dp.m.make_laplace_threshold(
+        *space, scale=scale, threshold=threshold
+    ).map(d_in)
+    meas = dp.m.make_laplace_threshold(*space, scale=scale, threshold=threshold + 1)
     noisy = dict(meas(data)) if data else {}
     return {k: int(v) for k, v in noisy.items()}, ApproxDP(eps_used, delta_used)
 

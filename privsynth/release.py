@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
-from privsynth.errors import ConfigError
+from privsynth.errors import ConfigError, DataError
 from privsynth.generators.aim import AIM
 from privsynth.generators.base import Generator
 from privsynth.generators.dpctgan import DPCTGAN
@@ -61,6 +61,8 @@ from privsynth.schema import Schema
 
 GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM, "dpvae": DPVAE, "dpctgan": DPCTGAN}
 FORMATS = ("csv", "parquet")
+#: The attack suite compares each synthetic row with its two nearest training rows.
+MIN_TRAIN_ROWS = 2
 #: Rows per side (train, holdout) an engine release pulls into memory for the audit.
 ENGINE_EVAL_ROWS = 50_000
 
@@ -177,8 +179,7 @@ def release(
     out = Path(out)
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {FORMATS}")
-    if out.exists() and not force:
-        raise ConfigError(f"output folder {out} exists; choose a new one or pass --force")
+    _check_out(out, force=force)
     if not out.parent.is_dir():
         raise ConfigError(f"the folder {out.parent} for the release does not exist")
     if pdf and find_browser() is None:
@@ -203,6 +204,14 @@ def release(
         schema.validate(data)  # every row, holdout included, before anything is spent
         train, holdout = split_holdout(data, holdout_fraction, rng)
         fit_data, split_note = train, "uniform random; the seed is not published"
+    if len(train) < MIN_TRAIN_ROWS or (holdout is not None and len(holdout) == 0):
+        has = f"has {len(data)} row(s)" if isinstance(data, pd.DataFrame) else "is too small"
+        raise DataError(  # before anything is spent
+            f"the data {has}: too few for {MIN_TRAIN_ROWS} training rows"
+            + (f" and a {holdout_fraction:g} holdout" if holdout_fraction else "")
+            + "; add rows"
+            + (", or pass --holdout-fraction 0" if holdout_fraction else "")
+        )
 
     spent_before = ledger.spent()
     gen.fit(fit_data, schema, ledger)
@@ -288,6 +297,24 @@ def release(
     return ReleaseResult(
         out, signed, len(synthetic), report["report_id"], report["verdict"], spec, ledger_info
     )
+
+
+def _check_out(out: Path, *, force: bool) -> None:
+    """``out`` must name a folder to create; ``force`` replaces only an earlier release (a
+    folder holding ``audit.dsse.json``) or an empty folder, never other files."""
+    if out.name in ("", ".", ".."):
+        raise ConfigError(f"--out {out} must end in the name of a new folder, e.g. {out}/release")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
+        raise ConfigError(f"output folder {out} exists; choose a new one or pass --force")
+    if out.is_symlink() or not out.is_dir():
+        raise ConfigError(f"--out {out} is not a folder; --force replaces only a release folder")
+    if any(out.iterdir()) and not (out / ENVELOPE).is_file():
+        raise ConfigError(
+            f"--force replaces only a release folder (one with {ENVELOPE}) or an empty one; "
+            f"{out} is neither: choose a new --out"
+        )
 
 
 def _engine_name(data: Any) -> str:

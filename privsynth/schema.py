@@ -416,8 +416,18 @@ class Schema:
             raise SchemaError(f"schema file {path} does not exist") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise SchemaError(f"cannot read schema file {path}: {exc}") from exc
+
+        def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [k for k, _ in pairs]
+            if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+                raise SchemaError(
+                    f"schema file {path}: {', '.join(map(repr, dupes))} appears twice in one "
+                    "object (JSON keeps only the last); keep one"
+                )
+            return dict(pairs)
+
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             raise SchemaError(
                 f"schema file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "

@@ -87,7 +87,9 @@ def load_policy(policy: str | Path) -> Policy:
         Unknown name, unreadable or invalid TOML, or a missing/non-numeric threshold.
     """
     path = Path(policy)
-    if not (path.suffix == ".toml" or path.exists()):
+    # Only a plain name is looked up in POLICY_DIR: "../x" is a path, never a name that
+    # walks out of the folder.
+    if not (path.suffix == ".toml" or path.exists() or len(path.parts) != 1):
         path = POLICY_DIR / f"{policy}.toml"
         if not path.exists():
             raise ConfigError(

@@ -52,7 +52,10 @@ class AIM(MarginalGenerator):
     iters
         Belief-propagation calls for the final estimate.
     round_iters
-        Belief-propagation calls for each warm-started estimate between rounds.
+        Belief-propagation calls for each warm-started estimate between rounds. Selection
+        and the decision to halve sigma read this model, so it pays to estimate it well: on
+        Adult at epsilon 1, 2-way TVD was 0.046-0.048 with 50 calls, 0.045-0.048 with 100
+        and 0.0425-0.0427 with 200 (two fits each).
     """
 
     name: ClassVar[str] = "AIM"
@@ -64,7 +67,7 @@ class AIM(MarginalGenerator):
         *,
         degree: int = 2,
         max_model_size: float = 80.0,
-        round_iters: int = 50,
+        round_iters: int = 200,
         **kwargs,
     ) -> None:
         super().__init__(epsilon, delta, **kwargs)

@@ -4,13 +4,14 @@ The mechanism, as in the paper, with its zCDP budget rho split over three steps 
 the paper uses thirds, the default gives selection less, see DEFAULT_SPLIT):
 
 1. measure every 1-way marginal with Gaussian noise (its share of rho split over the d
-   columns);
+   columns in proportion to cells^(2/3), see :func:`allocate`; the paper splits evenly);
 2. compress each column: values whose noisy count is below 3 sigma share one code
    (post-processing of step 1);
 3. select d-1 pairs forming a tree: Kruskal's algorithm where each edge is picked by the
    exponential mechanism (its share split over d-1 picks), scored by how badly the 1-way
    model predicts that pair's 2-way marginal (L1 error; sensitivity 1);
-4. measure the selected 2-way marginals with Gaussian noise (its share split over d-1);
+4. measure the selected 2-way marginals with Gaussian noise (its share split over the d-1
+   pairs by :func:`allocate`, on their compressed cells);
 5. estimate a graphical model from all measurements (post-processing) and sample from it.
 
 Only :meth:`privsynth.marginals.table.EncodedTable.marginals` reads the encoded private
@@ -63,9 +64,9 @@ class Compression:
             self.forward.append(f)
 
     @classmethod
-    def from_noisy(cls, noisy: list[np.ndarray], threshold: float) -> Compression:
+    def from_noisy(cls, noisy: list[np.ndarray], thresholds: list[float]) -> Compression:
         kept, rare, weights = [], [], []
-        for y in noisy:
+        for y, threshold in zip(noisy, thresholds, strict=True):
             small = np.flatnonzero(y < threshold)
             if len(small) <= 1:  # merging one value changes nothing
                 small = np.array([], dtype=np.int64)
@@ -173,7 +174,7 @@ class MST(MarginalGenerator):
         return {**super()._params(), "split": list(self.split)}
 
     def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
-        names = list(table.shape)
+        names, sizes = list(table.shape), table.sizes
         d = len(names)
         n_pairs = d - 1
         share_1, share_sel, share_2 = (s / sum(self.split) for s in self.split)
@@ -182,19 +183,22 @@ class MST(MarginalGenerator):
 
         # 1. 1-way marginals.
         noisy_1 = []
-        for true_1 in table.marginals([(j,) for j in range(d)]):
-            y, c = mechanisms.gaussian_counts(true_1, rho_1 / d)
+        rho_1s = allocate(rho_1, sizes)
+        for j, true_1 in enumerate(table.marginals([(j,) for j in range(d)])):
+            y, c = mechanisms.gaussian_counts(true_1, rho_1s[j])
             noisy_1.append(y)
             charges.append(c)
-        sigma_1 = np.sqrt(d / (2 * rho_1))
+        sigma_1 = [np.sqrt(1 / (2 * r)) for r in rho_1s]
 
         # 2. Compress rare values (post-processing).
-        comp = Compression.from_noisy(noisy_1, COMPRESS_SIGMAS * sigma_1)
+        comp = Compression.from_noisy(noisy_1, [COMPRESS_SIGMAS * s for s in sigma_1])
         ccodes = MappedTable(table, comp.forward)
         csizes = comp.compressed_sizes()
         cdomain = dict(zip(names, csizes, strict=True))
         ones = [
-            Measurement((names[j],), comp.compress_counts(j, noisy_1[j]), comp.sigmas(j, sigma_1))
+            Measurement(
+                (names[j],), comp.compress_counts(j, noisy_1[j]), comp.sigmas(j, sigma_1[j])
+            )
             for j in range(d)
         ]
 
@@ -204,10 +208,10 @@ class MST(MarginalGenerator):
             tree, sel_charges = _select_tree(ccodes, csizes, ones, rho * share_sel)
             charges += sel_charges
             # 4. Measure the tree's 2-way marginals.
-            rho_2 = rho * share_2
-            sigma_2 = np.sqrt(n_pairs / (2 * rho_2))
-            for (i, j), true_2 in zip(tree, ccodes.marginals(tree), strict=True):
-                y, c = mechanisms.gaussian_counts(true_2, rho_2 / n_pairs)
+            rho_2s = allocate(rho * share_2, [csizes[i] * csizes[j] for i, j in tree])
+            for (i, j), rho_ij, true_2 in zip(tree, rho_2s, ccodes.marginals(tree), strict=True):
+                y, c = mechanisms.gaussian_counts(true_2, rho_ij)
+                sigma_2 = np.sqrt(1 / (2 * rho_ij))
                 two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
                 charges.append(c)
 
@@ -259,6 +263,18 @@ class MST(MarginalGenerator):
         self.compression_ = Compression.from_dict(state["compression"])
         self.model_ = GraphicalModel.from_dict(state["model"], device=self.device)
         self.measurements_ = [Measurement.from_dict(m) for m in state["measurements"]]
+
+
+def allocate(rho: float, cells: list[int]) -> list[float]:
+    """Split ``rho`` over measurements of ``cells`` cells each, in proportion to cells^(2/3).
+
+    A measurement given rho_m has noise sd 1/sqrt(2 rho_m) per cell, so its expected L1
+    error is proportional to c_m / sqrt(rho_m). Minimising sum_m c_m rho_m^(-1/2) subject to
+    sum_m rho_m = rho (Lagrange: c_m rho_m^(-3/2) equal for all m) gives rho_m ~ c_m^(2/3).
+    Uses only public sizes (and the DP-selected structure): post-processing.
+    """
+    w = np.asarray(cells, dtype=np.float64) ** (2 / 3)
+    return list(rho * w / w.sum())
 
 
 def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) -> dict:

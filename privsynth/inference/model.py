@@ -209,6 +209,13 @@ class GraphicalModel:
     ) -> np.ndarray:
         """``n`` rows of codes drawn from the model (columns in domain order).
 
+        Rows are drawn clique by clique along the junction tree, each clique's new attributes
+        given its separator. Within each group of rows that share a separator value the draw
+        is stratified (see :func:`_stratified_uniforms`): every row still gets a value from the
+        model's conditional distribution, independently of its other columns, but the group's
+        counts are within one of their expectations, so the table follows the model's
+        marginals closely instead of with multinomial noise.
+
         ``conditions`` maps an attribute to the codes it may take: the evidence is clamped in
         the model (other codes get probability zero) before sampling.
         """
@@ -236,7 +243,7 @@ class GraphicalModel:
                 )
             else:
                 s = np.zeros(n, dtype=np.int64)
-            r = _sample_rows(table, s, rng)
+            r = _sample_rows(table, s, _stratified_uniforms(s, rng))
             for a, col in zip(new, np.unravel_index(r, self._shape(new)), strict=True):
                 out[:, names.index(a)] = col
         return out
@@ -260,8 +267,31 @@ class GraphicalModel:
         return model
 
 
-def _sample_rows(table: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each ``rows[k]``, draw a column of ``table`` with probability proportional to
+def _stratified_uniforms(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniform per row, stratified within each group: the rows of a group of size m are
+    put in a random order and the k-th gets (k + U) / m, with one U ~ U(0, 1) per group.
+
+    Each row's value is still U(0, 1) (its rank is uniform on 0..m-1 and U is uniform), and
+    independent of anything else about the row (the order is a fresh random permutation), so
+    feeding these to an inverse CDF draws every row from its conditional distribution; but
+    the m values cover [0, 1) evenly, so the number of rows landing in a cell of probability
+    p is floor(m p) or ceil(m p) -- systematic sampling. (Assigning the rounded counts in a
+    fixed order instead would tie the new column to the row order, i.e. to columns drawn
+    before: false links between columns.)
+    """
+    n = len(groups)
+    order = np.lexsort((rng.random(n), groups))
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    rank = np.arange(n) - np.repeat(starts, sizes)
+    u = np.empty(n)
+    u[order] = (rank + np.repeat(rng.random(len(starts)), sizes)) / np.repeat(sizes, sizes)
+    return u
+
+
+def _sample_rows(table: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """For each ``rows[k]``, the column of ``table`` where ``u[k]`` falls in the CDF of row
     ``table[rows[k]]`` (rows with no mass: uniform). One sorted search, no n x k matrix."""
     table = np.clip(table, 0.0, None)
     mass = table.sum(axis=1, keepdims=True)
@@ -270,6 +300,5 @@ def _sample_rows(table: np.ndarray, rows: np.ndarray, rng: np.random.Generator) 
     cdf = np.cumsum(probs, axis=1)
     cdf[:, -1] = 1.0
     flat = (cdf + np.arange(table.shape[0])[:, None]).reshape(-1)
-    u = rng.random(len(rows))
     idx = np.searchsorted(flat, rows + u, side="right")
     return np.minimum(idx - rows * table.shape[1], table.shape[1] - 1)

@@ -85,7 +85,7 @@ def verify_release(
     subjects: dict[str, str] = {}
     for s in stmt.get("subject", []):
         name, digest = s.get("name"), s.get("digest", {}).get("sha256")
-        if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
             raise SignatureError(f"{ENVELOPE}: subject name {name!r} is not a plain file name")
         subjects[name] = digest
     present = {p.name for p in folder.iterdir() if p.name != ENVELOPE}
@@ -95,7 +95,7 @@ def verify_release(
         raise SignatureError(f"signed file {', '.join(missing)} is missing from {folder}")
     for name, digest in sorted(subjects.items()):
         path = folder / name
-        if not path.is_file():
+        if path.is_symlink() or not path.is_file():  # a link could point anywhere, later too
             raise SignatureError(f"{name} is not a regular file")
         if sha256_file(path) != digest:
             raise SignatureError(f"{name} was changed after signing (its SHA-256 differs)")

@@ -61,7 +61,7 @@ def cases(tmp):
     good = _good()
     data = _csv(tmp, "good.csv", good)
     schema = _schema(tmp, "schema.json", SCHEMA)
-    key, _ = keygen(tmp / "key")
+    key, key_pub = keygen(tmp / "key")
     pk, _ = keygen(tmp / "pkey", passphrase=b"s3cret")
     loose = tmp / "loose.key"
     loose.write_bytes(
@@ -91,6 +91,20 @@ def cases(tmp):
     dates = good.astype({"seen": object})
     dates.loc[3, "seen"] = "31/12/2021"
     dates.loc[4, "seen"] = "not a date"
+    huge = good.astype({"age": object})
+    huge.loc[6, "age"] = "1e400"  # beyond float range: reads as infinity
+    not_null = good.astype({"sex": object})
+    not_null.loc[2, "sex"] = None
+    public = tmp / "public.pem"  # the public half given as the signing key
+    public.write_bytes(key_pub.read_bytes())
+    os.chmod(public, 0o600)
+    not_release = tmp / "not_a_release"
+    not_release.mkdir()
+    (not_release / "precious.txt").write_text("keep me")
+    one = _csv(tmp, "one.csv", good.head(1))
+    twice = json.dumps(SCHEMA).replace('"columns": {', '"columns": {"sex": {"kind": "integer"}, ')
+    inverted = {**SCHEMA, "columns": {**SCHEMA["columns"], "age": {"kind": "integer"}}}
+    inverted["columns"]["age"] |= {"lower": 90, "upper": 18}
     junk = _bytes(tmp, "junk.key", b"hello")
     os.chmod(junk, 0o600)
     ledger_bad = tmp / "corrupt.sqlite"
@@ -187,14 +201,35 @@ def cases(tmp):
         ("unknown sensitive column", "salary", data, schema, ["--sensitive", "salary"], key),
         ("unknown policy", "policy", data, schema, ["--policy", "lenient"], key),
         ("budget short", "cap", data, schema, ["--epsilon", "50"], key),
-    ]
+        ("one row", "1 row", one, schema, [], key),
+        ("one row, no holdout", "1 row", one, schema, ["--holdout-fraction", "0"], key),
+        ("number beyond float range", "age", _csv(tmp, "huge.csv", huge), schema, [], key),
+        ("missing category, not nullable", "sex", _csv(tmp, "null.csv", not_null), schema, [], key),
+        ("schema declares a column twice", "twice", data, _schema(tmp, "s2.json", twice), [], key),
+        ("schema bounds inverted", "lower", data, _schema(tmp, "s_inv.json", inverted), [], key),
+        ("schema without columns", "columns", data, _schema(tmp, "s0.json", {"version": 1}), [],
+         key),
+        ("data path is a folder", "directory", tmp, schema, [], key),
+        ("unknown data format", "unknown format", _bytes(tmp, "t.xlsx", b"PK"), schema, [], key),
+        ("public key given to sign", "private key", data, schema, [], public),
+        ("wrong passphrase", "passphrase", data, schema, [], pk,
+         {"PRIVSYNTH_KEY_PASSPHRASE": "wrong"}),
+        ("holdout fraction 1", "holdout", data, schema, ["--holdout-fraction", "1"], key),
+        ("epsilon not a number", "epsilon", data, schema, ["--epsilon", "lots"], key),
+        ("unknown generator", "generator", data, schema, ["--generator", "gan"], key),
+        ("--out is ..", "new folder", data, schema, ["--out", str(tmp / "x" / "..")], key),
+        ("--force on a non-release", "only a release", data, schema,
+         ["--out", str(not_release), "--force"], key),
+    ]  # fmt: skip
 
 
 def test_bad_inputs_fail_cleanly_and_write_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("PRIVSYNTH_KEY_PASSPHRASE", raising=False)
     battery = cases(tmp_path)
     behaved, failures = 0, []
-    for i, (label, words, data, schema, extra, key) in enumerate(battery):
+    for i, (label, words, data, schema, extra, key, *env) in enumerate(battery):
+        for name, value in (env[0] if env else {}).items():
+            monkeypatch.setenv(name, value)
         out = tmp_path / f"out{i}"
         ledger = tmp_path / f"ledger{i}.sqlite"
         args = [
@@ -204,6 +239,7 @@ def test_bad_inputs_fail_cleanly_and_write_nothing(tmp_path, capsys, monkeypatch
         ]  # fmt: skip
         with pytest.raises(SystemExit) as exc:
             main(args + extra)
+        monkeypatch.delenv("PRIVSYNTH_KEY_PASSPHRASE", raising=False)
         err = capsys.readouterr().err
         entries = _kinds(ledger)  # the corrupt-ledger case passes its own ledger instead
         problems = []
@@ -223,6 +259,7 @@ def test_bad_inputs_fail_cleanly_and_write_nothing(tmp_path, capsys, monkeypatch
             behaved += 1
     print(f"\nbad-input battery: {len(battery)} cases tried, {behaved} behaved")
     assert not failures, "\n".join(failures)
+    assert (tmp_path / "not_a_release" / "precious.txt").read_text() == "keep me"
 
 
 def _kinds(path):

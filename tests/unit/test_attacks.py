@@ -230,6 +230,9 @@ def test_policies_load_by_name_and_path(tmp_path):
         load_policy(bad)
     with pytest.raises(ConfigError, match="standard"):
         load_policy("nonexistent")
+    # A name is looked up only as a plain name: this one would walk out and back in.
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_policy(f"../{POLICY_DIR.name}/standard")
 
 
 # -------------------------------------------------------------------- suite

@@ -181,6 +181,27 @@ def test_generators_satisfy_the_protocol():
     assert not isinstance(object(), Generator)
 
 
+def test_mst_allocation_spends_rho_exactly_and_minimises_the_expected_l1_error():
+    """rho_m ~ cells_m^(2/3) is the minimiser of sum_m cells_m / sqrt(rho_m) (the expected L1
+    noise) under sum_m rho_m = rho: any feasible perturbation must do worse."""
+    from privsynth.generators.mst import allocate
+
+    cells = [2, 16, 100, 7 * 15, 10_000]
+    rho = allocate(0.3, cells)
+    assert sum(rho) == pytest.approx(0.3, rel=1e-12)
+    np.testing.assert_allclose(np.array(rho) / np.array(cells) ** (2 / 3), rho[0] / 2 ** (2 / 3))
+
+    def l1(r):
+        return float(np.sum(np.array(cells) / np.sqrt(r)))
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        step = rng.normal(size=len(cells)) * 1e-3
+        other = np.array(rho) + step - step.mean()  # still sums to 0.3
+        if (other > 0).all():
+            assert l1(other) > l1(rho)
+
+
 @pytest.mark.parametrize("make", GENERATORS, ids=IDS)
 def test_fitting_in_an_engine_measures_exactly_what_pandas_measures(
     make, table, engine_source, tmp_path, monkeypatch

@@ -113,6 +113,69 @@ def test_sampling_follows_the_model_and_the_evidence():
     assert np.abs(marginal(cond, [0, 1], [3, 4]) / n - p_ab_given_d2).max() < 0.0125
 
 
+def _g_statistic_a_c_given_b(rows: np.ndarray) -> float:
+    """G = 2 sum N(a,b,c) log(N(a,b,c) N(b) / (N(a,b) N(b,c))): 2n times the empirical
+    conditional mutual information I(a; c | b)."""
+    n3 = marginal(rows, [0, 1, 2], [3, 4, 2]).reshape(3, 4, 2).astype(float)
+    expected = n3.sum(axis=2, keepdims=True) * n3.sum(axis=0, keepdims=True)
+    expected = expected / np.maximum(n3.sum(axis=(0, 2), keepdims=True), 1)
+    nz = n3 > 0
+    return float(2 * np.sum(n3[nz] * np.log(n3[nz] / expected[nz])))
+
+
+def test_stratified_sampling_adds_no_false_links(monkeypatch):
+    """In the chain a - b - c, a and c are independent given b; sampled rows must be too.
+
+    Under independence G is asymptotically chi-square with (3-1)(2-1) per value of b, i.e.
+    4 * 2 = 8 degrees of freedom (stratification only shrinks it). Its 1 - 1e-6 quantile is
+    about 42, so the check fails a correct sampler with probability < 1e-6. Assigning each
+    group's values in row order instead of a random order (the rounding pitfall) ties c to a,
+    and the same check must catch it.
+    """
+    from scipy.stats import chi2
+
+    from privsynth.inference import model as model_module
+
+    model = random_model([("a", "b"), ("b", "c"), ("c", "d")], seed=3)
+    limit = chi2.ppf(1 - 1e-6, df=8)
+    rows = model.sample(40_000, np.random.default_rng(0))
+    assert _g_statistic_a_c_given_b(rows) < limit
+
+    def in_row_order(groups, rng):
+        order = np.argsort(groups, kind="stable")  # no random key: rows keep their order
+        sorted_groups = groups[order]
+        starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+        sizes = np.diff(np.r_[starts, len(groups)])
+        u = np.empty(len(groups))
+        u[order] = (np.arange(len(groups)) - np.repeat(starts, sizes) + 0.5) / np.repeat(
+            sizes, sizes
+        )
+        return u
+
+    monkeypatch.setattr(model_module, "_stratified_uniforms", in_row_order)
+    assert _g_statistic_a_c_given_b(model.sample(40_000, np.random.default_rng(0))) > limit
+
+
+def test_stratified_sampling_keeps_every_clique_within_one_row_of_the_model():
+    """Systematic sampling: in every junction-tree clique, for each separator value s drawn
+    for m_s rows, the count of each new value k is floor or ceil of m_s p(k | s)."""
+    model = random_model([("a", "b"), ("b", "c"), ("c", "d")], seed=4)
+    n = 5_003
+    rows = model.sample(n, np.random.default_rng(2))
+    names = list(DOMAIN)
+    beliefs = [b[0].exp().numpy() for b in model.beliefs()]
+    t = model.tree
+    for i in t.order:
+        clique, sep = t.cliques[i], t.separator[i]
+        idx = [names.index(a) for a in clique]
+        counts = marginal(rows, idx, [DOMAIN[a] for a in clique]).reshape(beliefs[i].shape)
+        p = beliefs[i]
+        axes = tuple(k for k, a in enumerate(clique) if a not in sep)
+        m_s = counts.sum(axis=axes, keepdims=True)  # rows per separator value (all n at root)
+        expected = m_s * p / p.sum(axis=axes, keepdims=True)
+        assert np.all(np.abs(counts - expected) < 1 + 1e-9), clique
+
+
 def test_model_round_trips_through_json_dict():
     model = random_model([("a", "b"), ("b", "c")])
     again = GraphicalModel.from_dict(model.to_dict(), device="cpu")

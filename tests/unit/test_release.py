@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ from privsynth.budget import Budget, Ledger
 from privsynth.cli import main
 from privsynth.errors import EXIT_CODES, BudgetExceeded, ConfigError, DataError
 from privsynth.release import release
+from privsynth.report import ENVELOPE
 from privsynth.report.keys import keygen
 from privsynth.report.verify import verify_release
 from privsynth.schema import Schema
@@ -113,7 +115,17 @@ def test_an_existing_folder_is_kept_unless_forced(data, key, tmp_path):
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
         with pytest.raises(ConfigError, match="exists"):
             release(df, schema, out=tmp_path / "rel", ledger=ledger, key=key, epsilon=1.0)
-        assert kinds(ledger) == ["cap"]
+        # --force never wipes a folder that is not a release (think --out ~ --force).
+        with pytest.raises(ConfigError, match="only a release folder"):
+            release(df, schema, out=tmp_path / "rel", ledger=ledger, key=key, force=True)
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(ConfigError, match="not a folder"):
+            release(df, schema, out=tmp_path / "file", ledger=ledger, key=key, force=True)
+        for bad in (tmp_path / "rel" / "..", Path("/"), Path(".")):
+            with pytest.raises(ConfigError, match="name of a new folder"):
+                release(df, schema, out=bad, ledger=ledger, key=key, force=True)
+        assert kinds(ledger) == ["cap"] and (tmp_path / "rel" / "old.txt").exists()
+        (tmp_path / "rel" / ENVELOPE).write_text("{}")  # an earlier release
         release(
             df,
             schema,

@@ -21,7 +21,14 @@ from privsynth.release import _write_signed
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
 from privsynth.report.audit import build_report, plain, source_fingerprint
 from privsynth.report.keys import fingerprint, keygen, load_private_key, public_pem
-from privsynth.report.sign import canonical, pae, report_id
+from privsynth.report.sign import (
+    canonical,
+    envelope_bytes,
+    pae,
+    report_id,
+    sha256_file,
+    sign_envelope,
+)
 from privsynth.report.verify import validate_report, verify_release
 from privsynth.schema import Schema
 
@@ -230,3 +237,46 @@ def test_cli_keygen_and_verify(signed, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == EXIT_CODES["SignatureError"]
     assert err.count("\n") == 1 and "synthetic.csv was changed" in err
+
+
+def _resign(folder, edit):
+    """An attacker's re-signed folder: ``edit`` the signed subject list, sign with a new key
+    and put that key in the folder (verify without --public-key then trusts it)."""
+    attacker = Ed25519PrivateKey.generate()
+    (folder / PUBLIC_KEY).write_bytes(public_pem(attacker.public_key()))
+    stmt = json.loads(base64.b64decode(json.loads((folder / ENVELOPE).read_bytes())["payload"]))
+    stmt["subject"] = edit(
+        [
+            {"name": s["name"], "digest": {"sha256": sha256_file(folder / s["name"])}}
+            for s in stmt["subject"]
+        ]
+    )
+    (folder / ENVELOPE).write_bytes(envelope_bytes(sign_envelope(stmt, attacker)))
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "/etc/passwd", "sub/synthetic.csv", "..", ".", "", None, 7]
+)
+def test_subject_names_cannot_lead_verify_out_of_the_folder(signed, tmp_path, monkeypatch, name):
+    folder = _copy(signed, tmp_path)
+    outside = tmp_path / "etc" / "passwd"
+    outside.parent.mkdir()
+    outside.write_text("root:x:0:0\n")
+    digest = sha256_file(outside)
+    _resign(folder, lambda subs: [*subs, {"name": name, "digest": {"sha256": digest}}])
+    hashed = []
+    monkeypatch.setattr(
+        "privsynth.report.verify.sha256_file", lambda p: hashed.append(p) or sha256_file(p)
+    )
+    with pytest.raises(SignatureError, match="not a plain file name"):
+        verify_release(folder)
+    assert hashed == []  # refused before any file was read
+
+
+def test_a_symlink_in_the_folder_is_refused_even_with_a_matching_digest(signed, tmp_path):
+    folder = _copy(signed, tmp_path)
+    outside = tmp_path / "elsewhere.csv"
+    shutil.move(folder / "synthetic.csv", outside)  # same bytes, so the same digest
+    (folder / "synthetic.csv").symlink_to(outside)
+    with pytest.raises(SignatureError, match="synthetic.csv is not a regular file"):
+        verify_release(folder, public_key=signed["pub"])
