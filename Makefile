@@ -1,4 +1,6 @@
 # The README's commands. `make demo` and `make test` do all set-up on a fresh machine.
+# Set-up installs the scale extra (duckdb, pyspark) so the DuckDB and Spark tests run in CI;
+# the Spark tests also need Java 17+ on PATH and are skipped, saying so, without it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,scale]"
 	touch $(STAMP)
 
 demo: $(STAMP)

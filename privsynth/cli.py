@@ -11,6 +11,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -104,6 +105,20 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
 
 
 # -------------------------------------------------------------------- release
+def read_source(path: Path, engine: str, spark_master: str) -> Any:
+    """DATA for ``--engine``: a DataFrame (pandas), or a source whose rows stay in DuckDB or
+    Spark."""
+    if engine == "duckdb":
+        from privsynth.marginals.duckdb import DuckDBSource
+
+        return DuckDBSource(path)
+    if engine == "spark":
+        from privsynth.marginals.spark import read_spark
+
+        return read_spark(str(path), master=spark_master)
+    return read_table(path)
+
+
 @cli.command("release")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -190,6 +205,20 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
     is_flag=True,
     help="Accept domains read from the data (recorded as a DP caveat).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "duckdb", "spark"]),
+    default="pandas",
+    show_default=True,
+    help="Where the private table is read: in memory (pandas), or left in DuckDB or Spark, "
+    "where it is validated, split and counted (mst, aim); the audit reads a uniform sample.",
+)
+@click.option(
+    "--spark-master",
+    default="local[*]",
+    show_default=True,
+    help="Spark master URL for --engine spark.",
+)
 def release_cmd(
     data: Path,
     schema_path: Path,
@@ -214,6 +243,8 @@ def release_cmd(
     seed: int | None,
     force: bool,
     unsafe_data_domain: bool,
+    engine: str,
+    spark_master: str,
 ) -> None:
     """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out."""
     from privsynth.budget import Budget, Ledger
@@ -222,7 +253,7 @@ def release_cmd(
 
     signing_key = load_private_key(key)  # a bad key fails before the data is read
     schema = Schema.load(schema_path)
-    df = read_table(data)
+    df = read_source(data, engine, spark_master)
     cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
     dataset = dataset_id or data.name.split(".")[0]
     with Ledger.open(ledger_path, dataset_id=dataset, cap=cap) as ledger:
@@ -258,6 +289,47 @@ def release_cmd(
         f"{status}; report {result.report_id[:19]}...; "
         f"ledger {dataset!r}: remaining epsilon {remaining.epsilon:.4g}"
     )
+
+
+# --------------------------------------------------------------------- sample
+@cli.command("sample")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rows", type=int, help="Rows to draw (default: the model's DP row estimate).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Parquet file to write (atomically).",
+)
+@click.option(
+    "--chunk-rows",
+    type=int,
+    default=1_000_000,
+    show_default=True,
+    help="Rows drawn and written at a time: memory is bounded by one chunk.",
+)
+@click.option("--seed", type=int, help="Seed for sampling (sampling costs no privacy).")
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+def sample_cmd(
+    model: Path, rows: int | None, out: Path, chunk_rows: int, seed: int | None, force: bool
+) -> None:
+    """Stream synthetic rows from a released marginal model (MODEL: a release's model.json)
+    to Parquet, e.g. 100 million rows. Post-processing: no budget is spent."""
+    import json
+
+    from privsynth.release import GENERATORS
+
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; choose a new path or pass --force")
+    try:
+        name = str(json.loads(model.read_text(encoding="utf-8"))["params"]["generator"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{model} is not a privsynth model file: {exc}") from exc
+    cls = GENERATORS.get(name.lower())
+    if cls is None or not hasattr(cls, "sample_to_parquet"):
+        raise ConfigError(f"{model}: streaming needs a marginal model (MST, AIM), not {name!r}")
+    n = cls.load(model, device="cpu").sample_to_parquet(out, rows, chunk_rows=chunk_rows, seed=seed)
+    click.echo(f"wrote {n} synthetic rows to {out}")
 
 
 # ----------------------------------------------------------------------- demo

@@ -18,6 +18,7 @@ import pandas as pd
 from privsynth import mechanisms
 from privsynth.budget.accounting import ApproxDP, PrivacyEvent, PureDP
 from privsynth.errors import ConfigError, DataError, SchemaError
+from privsynth.marginals.source import TableSource, as_source
 from privsynth.schema import (
     CATEGORICAL_KINDS,
     DEFAULT_BINS,
@@ -228,25 +229,26 @@ def plan_discovery(schema: Schema, *, epsilon: float, delta: float) -> list[Priv
 
 
 def discover_domains(
-    df: pd.DataFrame, schema: Schema, *, epsilon: float, delta: float
+    data: pd.DataFrame | TableSource, schema: Schema, *, epsilon: float, delta: float
 ) -> tuple[Schema, list[PrivacyEvent]]:
     """Learn the undeclared domains of ``schema`` from validated data, under DP.
 
+    ``data`` is a validated DataFrame or a validated :class:`~privsynth.marginals.source.
+    TableSource` (DuckDB, Spark): only its exact counts are read, the noise is added here.
     The caller must have reserved :func:`plan_discovery`'s charges in the ledger first.
     Returns the completed schema (learned columns get ``source: dp``) and the charges spent,
     each no larger than planned.
     """
+    source = as_source(data)
     planned = iter(plan_discovery(schema, epsilon=epsilon, delta=delta))
     learned: list[Column] = []
     spent: list[PrivacyEvent] = []
     for name in schema.undeclared_columns():
         col = schema[name]
-        s = df[name].dropna()
         if col.kind in CATEGORICAL_KINDS:
             share = next(planned)
-            counts = canonical_series(s).value_counts()
             kept, charge = mechanisms.stable_histogram(
-                counts.to_dict(), epsilon=share.epsilon, delta=share.delta
+                source.value_counts(col), epsilon=share.epsilon, delta=share.delta
             )
             cats = _sorted_categories(kept) + [OTHER]
             learned.append(
@@ -259,7 +261,9 @@ def discover_domains(
             )
             spent.append(charge)
         else:
-            lo, hi, charge = _dp_bounds(numeric_values(col, s), col.kind, next(planned).epsilon)
+            cands = bound_candidates(col.kind)
+            counts = source.bucket_counts(col, cands)
+            lo, hi, charge = _dp_bounds(counts, cands, next(planned).epsilon)
             learned.append(
                 replace(
                     col,
@@ -273,12 +277,15 @@ def discover_domains(
     return schema.with_columns(learned), spent
 
 
-def _dp_bounds(x: np.ndarray, kind: str, epsilon: float) -> tuple[float, float, PureDP]:
+def _dp_bounds(
+    counts: np.ndarray, cands: np.ndarray, epsilon: float
+) -> tuple[float, float, PureDP]:
     """Numeric bounds from a noisy histogram over public buckets; epsilon-DP.
 
     Math: bucket j is [c_j, c_{j+1}) for the public candidates c (values beyond the grid fall
-    in the edge buckets). Counting rows per bucket has L1 sensitivity 1, so Laplace noise of
-    scale 1/epsilon makes the histogram epsilon-DP; everything after is post-processing.
+    in the edge buckets; ``counts`` holds the exact bucket counts). Counting rows per bucket
+    has L1 sensitivity 1, so Laplace noise of scale 1/epsilon makes the histogram epsilon-DP;
+    everything after is post-processing.
     The bounds are the outer edges of the lowest and highest buckets whose noisy count
     reaches T = ln(B / beta) / epsilon, chosen so that any of the B buckets holding no row
     clears it with probability <= beta / 2. A bucket needs about T rows to be kept, so one
@@ -286,10 +293,8 @@ def _dp_bounds(x: np.ndarray, kind: str, epsilon: float) -> tuple[float, float, 
     fit here: on a wide public grid the many equally bad candidates outside the data win
     too often at extreme quantiles.)
     """
-    cands = bound_candidates(kind)
     n_buckets = len(cands) - 1
-    idx = np.clip(np.searchsorted(cands, x, side="right") - 1, 0, n_buckets - 1)
-    noisy, charge = mechanisms.laplace_counts(np.bincount(idx, minlength=n_buckets), epsilon)
+    noisy, charge = mechanisms.laplace_counts(counts, epsilon)
     threshold = np.log(n_buckets / BOUNDS_FALSE_POSITIVE) / epsilon
     kept = np.flatnonzero(noisy >= threshold)
     if kept.size == 0:  # too few rows for this epsilon: fall back to the fullest bucket

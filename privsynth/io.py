@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,18 +95,18 @@ def check_frame(df: pd.DataFrame, *, source: str = "the data") -> None:
             )
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    The bytes go to a temporary file in the same directory, are fsynced, then renamed over
-    ``path``. ``mode`` sets permissions before the rename (e.g. 0o600 for keys).
-    """
+@contextlib.contextmanager
+def atomic_output(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; when the block ends without error, the file
+    written there is fsynced and renamed over ``path`` (readers see the old file or the new
+    one, never half). On error it is removed. ``mode`` sets permissions before the rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
@@ -115,6 +116,12 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`), e.g. 0o600 keys."""
+    with atomic_output(path, mode=mode) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str, *, mode: int | None = None) -> None:

@@ -35,6 +35,7 @@ from privsynth.generators.dpctgan import DPCTGAN
 from privsynth.generators.dpvae import DPVAE
 from privsynth.generators.mst import MST
 from privsynth.io import atomic_write_bytes, atomic_write_text
+from privsynth.marginals.sql import SqlSource
 from privsynth.report import (
     ENVELOPE,
     PUBLIC_KEY,
@@ -62,6 +63,8 @@ GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM, "dpvae": DPVAE, "dpctgan"
 FORMATS = ("csv", "parquet")
 #: The attack suite compares each synthetic row with its two nearest training rows.
 MIN_TRAIN_ROWS = 2
+#: Rows per side (train, holdout) an engine release pulls into memory for the audit.
+ENGINE_EVAL_ROWS = 50_000
 
 
 @dataclass
@@ -109,7 +112,7 @@ def _check_columns(schema: Schema, **named: Sequence[str] | str | None) -> None:
 
 
 def release(
-    data: pd.DataFrame,
+    data: pd.DataFrame | SqlSource,
     schema: Schema,
     *,
     out: str | Path,
@@ -138,7 +141,10 @@ def release(
     Parameters
     ----------
     data, schema
-        The private table and its reviewed schema.
+        The private table and its reviewed schema. A DuckDB or Spark source
+        (:mod:`privsynth.marginals`) stays in its engine for validation, the holdout split
+        and the fit (marginal generators only); see :func:`_split_in_engine` for the rows
+        the audit reads.
     out
         The release folder to create (refused if it exists, unless ``force``).
     ledger
@@ -187,19 +193,28 @@ def release(
     }
     gen = make_generator(generator, epsilon, delta, **gen_params)
     schema.release_caveats(allow_data_dependent_domain=allow_data_dependent_domain)
-    schema.validate(data)  # every row, holdout included, before anything is spent
     rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
-    train, holdout = split_holdout(data, holdout_fraction, rng)
+    if isinstance(data, SqlSource):
+        if source is None:
+            raise ConfigError("a release from a DuckDB or Spark table needs its source file")
+        fit_data, train, holdout, split_note = _split_in_engine(
+            data, schema, holdout_fraction, rng, generator
+        )
+    else:
+        schema.validate(data)  # every row, holdout included, before anything is spent
+        train, holdout = split_holdout(data, holdout_fraction, rng)
+        fit_data, split_note = train, "uniform random; the seed is not published"
     if len(train) < MIN_TRAIN_ROWS or (holdout is not None and len(holdout) == 0):
+        has = f"has {len(data)} row(s)" if isinstance(data, pd.DataFrame) else "is too small"
         raise DataError(  # before anything is spent
-            f"the data has {len(data)} row(s): too few for {MIN_TRAIN_ROWS} training rows"
+            f"the data {has}: too few for {MIN_TRAIN_ROWS} training rows"
             + (f" and a {holdout_fraction:g} holdout" if holdout_fraction else "")
             + "; add rows"
             + (", or pass --holdout-fraction 0" if holdout_fraction else "")
         )
 
     spent_before = ledger.spent()
-    gen.fit(train, schema, ledger)
+    gen.fit(fit_data, schema, ledger)
     synthetic = gen.sample(rows, seed=rng)
     learned: Schema = gen.schema_
     evaluation = _evaluate(
@@ -259,7 +274,8 @@ def release(
                 "data_file": data_file,
                 "files": files,
                 "holdout_fraction": holdout_fraction,
-                "split": "uniform random; the seed is not published",
+                "split": split_note,
+                "engine": _engine_name(data),
             },
             ledger=ledger_info,
             utility=evaluation["utility"],
@@ -299,6 +315,45 @@ def _check_out(out: Path, *, force: bool) -> None:
             f"--force replaces only a release folder (one with {ENVELOPE}) or an empty one; "
             f"{out} is neither: choose a new --out"
         )
+
+
+def _engine_name(data: Any) -> str:
+    if isinstance(data, pd.DataFrame):
+        return "pandas"
+    return type(data).__name__.removesuffix("Source").lower()
+
+
+def _split_in_engine(
+    data: SqlSource, schema: Schema, fraction: float, rng: np.random.Generator, generator: str
+) -> tuple[SqlSource, pd.DataFrame, pd.DataFrame | None, str]:
+    """The holdout split of a table that stays in its engine, and the rows the audit reads.
+
+    Every row is validated in the engine (before anything is spent). The split is a keyed
+    hash of each row's values (key drawn from ``rng``, not published), so the model is fitted
+    on the train side inside the engine. Utility and attacks need rows in memory: they get a
+    uniform random sample of at most :data:`ENGINE_EVAL_ROWS` rows of each side, drawn in the
+    engine; attack targets come from these samples and are compared with the full synthetic
+    set; the canary audit refits on the train sample.
+    """
+    if generator.lower() not in ("mst", "aim"):
+        raise ConfigError(
+            f"generator {generator!r} trains on rows in memory; a DuckDB or Spark table can be "
+            "released with the marginal generators (mst, aim), or read it with --engine pandas"
+        )
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"holdout fraction ({fraction!r}) must be in [0, 1), e.g. 0.2")
+    data.validate(schema)
+    key, sample_seed = int(rng.integers(2**62)), int(rng.integers(2**31))
+    train, holdout = (data, None) if fraction == 0 else data.split(fraction, key)
+    train_rows = train.sample_rows(ENGINE_EVAL_ROWS, sample_seed)
+    hold_rows = holdout.sample_rows(ENGINE_EVAL_ROWS, sample_seed) if holdout is not None else None
+    note = (
+        "keyed hash of each row's values in the engine (identical rows share a side); the key "
+        f"is not published. Utility and attacks ran on uniform random samples of at most "
+        f"{ENGINE_EVAL_ROWS} train and {ENGINE_EVAL_ROWS} holdout rows drawn in the engine, "
+        "against the full synthetic set; the canary audit refitted on the train sample"
+    )
+    return train, train_rows, hold_rows, note
 
 
 def _n_targets(n_train_dp: int, holdout_fraction: float) -> int:

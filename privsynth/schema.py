@@ -592,8 +592,49 @@ def _parse_dates(s: pd.Series) -> pd.Series | None:
 
 
 def _first_rows(mask: pd.Series, k: int = 3) -> str:
-    rows = [str(i) for i in mask[mask].index[:k]]
-    return ", ".join(rows) + (" ..." if int(mask.sum()) > k else "")
+    return rows_text(list(mask[mask].index[:k]), int(mask.sum()), k)
+
+
+# Validation errors, shared by Schema.validate and the engine sources (privsynth.marginals):
+# each names the column, how many rows, an example row and value, and what to do.
+def rows_text(rows: list, total: int, k: int = 3) -> str:
+    """``"3, 8, 9 ..."``: the first ``k`` offending rows, and an ellipsis when there are more."""
+    return ", ".join(str(r) for r in rows[:k]) + (" ..." if total > k else "")
+
+
+def unknown_categories_error(name: str, total: int, rows: list, seen: list[str]) -> DataError:
+    shown = ", ".join(repr(v) for v in seen[:5]) + (" ..." if len(seen) > 5 else "")
+    return DataError(
+        f"column {name!r}: {total} row(s) (e.g. row {rows_text(rows, total)}) hold value(s) not "
+        f"in the declared categories: {shown}. Add them to 'categories', or validate with "
+        "on_unknown='missing' (CLI --on-unknown missing) on a nullable column"
+    )
+
+
+def missing_values_error(name: str, total: int, rows: list) -> DataError:
+    return DataError(
+        f"column {name!r}: {total} missing value(s) (e.g. row {rows_text(rows, total)}); set "
+        "'nullable': true in the schema to model missingness, or fill them first"
+    )
+
+
+def bad_values_error(name: str, total: int, value: Any, row: Any, what: str, fix: str) -> DataError:
+    return DataError(
+        f"column {name!r}: {total} value(s) are not {what} (e.g. {value!r} at row {row}); {fix}"
+    )
+
+
+def infinite_values_error(name: str, total: int, rows: list) -> DataError:
+    return DataError(
+        f"column {name!r}: {total} infinite value(s) (e.g. row {rows_text(rows, total)}); "
+        "replace them with a finite value or missing"
+    )
+
+
+#: What :func:`bad_values_error` says for each numeric check of :meth:`Schema.validate`.
+NOT_NUMBERS = ("numbers", "fix them, or declare the column categorical")
+NOT_DATES = ("dates", "use ISO-8601 (YYYY-MM-DD) or fix the column")
+DATES_OUT_OF_RANGE = (f"dates between {DATE_MIN} and {DATE_MAX}", "fix or drop them")
 
 
 def _validate_column(
@@ -610,12 +651,8 @@ def _validate_column(
             elif unknown.any():
                 seen = sorted(set(values[unknown].tolist()))
                 if on_unknown == "error":
-                    shown = ", ".join(repr(v) for v in seen[:5]) + (" ..." if len(seen) > 5 else "")
-                    raise DataError(
-                        f"{where}: {int(unknown.sum())} row(s) (e.g. row {_first_rows(unknown)}) "
-                        f"hold value(s) not in the declared categories: {shown}. Add them to "
-                        "'categories', or validate with on_unknown='missing' (CLI "
-                        "--on-unknown missing) on a nullable column"
+                    raise unknown_categories_error(
+                        col.name, int(unknown.sum()), list(unknown[unknown].index[:3]), seen
                     )
                 if not col.nullable:
                     raise SchemaError(
@@ -634,19 +671,13 @@ def _validate_column(
             report.clipped[col.name] = int(outside.sum())
             values = values.clip(lo, hi)
     if isna.any() and not col.nullable:
-        raise DataError(
-            f"{where}: {int(isna.sum())} missing value(s) (e.g. row {_first_rows(isna)}); set "
-            "'nullable': true in the schema to model missingness, or fill them first"
-        )
+        raise missing_values_error(col.name, int(isna.sum()), list(isna[isna].index[:3]))
     return values
 
 
-def _refuse_bad(where: str, s: pd.Series, bad: pd.Series, what: str, fix: str) -> None:
+def _refuse_bad(name: str, s: pd.Series, bad: pd.Series, what: tuple[str, str]) -> None:
     if bad.any():
-        raise DataError(
-            f"{where}: {int(bad.sum())} value(s) are not {what} (e.g. {s[bad].iloc[0]!r} at row "
-            f"{bad[bad].index[0]}); {fix}"
-        )
+        raise bad_values_error(name, int(bad.sum()), s[bad].iloc[0], bad[bad].index[0], *what)
 
 
 def _float_or_nan(v: Any) -> float:
@@ -660,24 +691,15 @@ def _float_or_nan(v: Any) -> float:
 
 def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
     """Numeric view of a column (datetimes as ns since epoch, as float)."""
-    where = f"column {col.name!r}"
     if col.kind == "datetime":
         # utc=True: values with different UTC offsets (or none, read as UTC) become one axis.
         parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
         # "now", "today"... parse to the time of the run: not a value of the data.
         relative = s.astype(str).str.strip().str.lower().isin(RELATIVE_DATES)
-        _refuse_bad(
-            where,
-            s,
-            (parsed.isna() | relative) & ~isna,
-            "dates",
-            "use ISO-8601 (YYYY-MM-DD) or fix the column",
-        )
+        _refuse_bad(col.name, s, (parsed.isna() | relative) & ~isna, NOT_DATES)
         parsed = parsed.dt.tz_localize(None)
         outside = (parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max)
-        _refuse_bad(
-            where, s, outside, f"dates between {DATE_MIN} and {DATE_MAX}", "fix or drop them"
-        )
+        _refuse_bad(col.name, s, outside, DATES_OUT_OF_RANGE)
         values = pd.Series(np.nan, index=s.index, dtype=float)
         ok = ~parsed.isna()
         values[ok] = parsed[ok].astype("datetime64[ns]").astype("int64").astype(float)
@@ -686,13 +708,8 @@ def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
         values = pd.to_numeric(s, errors="coerce").astype(float)
     except OverflowError:  # an integer beyond float range: parse one by one, it becomes inf
         values = s.map(_float_or_nan).astype(float)
-    _refuse_bad(
-        where, s, values.isna() & ~isna, "numbers", "fix them, or declare the column categorical"
-    )
+    _refuse_bad(col.name, s, values.isna() & ~isna, NOT_NUMBERS)
     inf = np.isinf(values)
     if inf.any():
-        raise DataError(
-            f"{where}: {int(inf.sum())} infinite value(s) (e.g. row {_first_rows(inf)}); "
-            "replace them with a finite value or missing"
-        )
+        raise infinite_values_error(col.name, int(inf.sum()), list(inf[inf].index[:3]))
     return values

@@ -31,7 +31,7 @@ from privsynth.generators.base import MarginalGenerator
 from privsynth.inference import junction_tree as jt
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
-from privsynth.marginals import marginal
+from privsynth.marginals.table import EncodedTable
 
 ALPHA = 0.9  # share of each round's budget spent on measuring (the rest on selecting)
 ROUNDS_PER_COLUMN = 16
@@ -92,15 +92,22 @@ class AIM(MarginalGenerator):
             "round_iters": self.round_iters,
         }
 
-    def _fit_codes(
-        self, codes: np.ndarray, shape: dict[str, int], rho: float
-    ) -> list[PrivacyEvent]:
+    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+        shape = table.shape
         names = list(shape)
         d = len(names)
         col = {a: j for j, a in enumerate(names)}
+        truth_cache: dict[tuple[str, ...], np.ndarray] = {}
+
+        def count_all(cliques: list[tuple[str, ...]]) -> None:
+            """Exact marginals of the cliques not counted yet, in one pass over the table."""
+            todo = [c for c in cliques if c not in truth_cache]
+            got = table.marginals([tuple(col[a] for a in c) for c in todo])
+            truth_cache.update(zip(todo, got, strict=True))
 
         def true_marginal(clique: tuple[str, ...]) -> np.ndarray:
-            return marginal(codes, [col[a] for a in clique], [shape[a] for a in clique])
+            count_all([clique])
+            return truth_cache[clique]
 
         candidates = _candidates(names, min(self.degree, d))
         rounds = ROUNDS_PER_COLUMN * d
@@ -115,11 +122,11 @@ class AIM(MarginalGenerator):
             charges.append(c)
 
         used = 0.0
+        count_all([(a,) for a in names])
         for a in names:
             measure((a,), sigma)
             used += 1 / (2 * sigma**2)
         model = estimate(measurements, shape, iters=self.round_iters, device=self.device)
-        truth_cache: dict[tuple[str, ...], np.ndarray] = {}
         limit_bytes = self.max_model_size * 2**20
         last = False
         while not last and used < rho:
@@ -137,9 +144,8 @@ class AIM(MarginalGenerator):
             est = model.marginals(small)
             weights = np.array([candidates[c] for c in small])
             errors = []
+            count_all(small)
             for c, e in zip(small, est, strict=True):
-                if c not in truth_cache:
-                    truth_cache[c] = true_marginal(c)
                 n_cells = jt.cells(c, shape)
                 errors.append(
                     np.abs(truth_cache[c] - e).sum() - np.sqrt(2 / np.pi) * sigma * n_cells

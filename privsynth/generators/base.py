@@ -35,6 +35,8 @@ from privsynth.budget.accounting import (
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.inference.model import one_cpu_thread
+from privsynth.marginals.source import TableSource, as_source
+from privsynth.marginals.table import EncodedTable
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 log = logging.getLogger("privsynth.generators")
@@ -50,7 +52,7 @@ class Generator(Protocol):
     epsilon: float
     delta: float
 
-    def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self: ...
+    def fit(self, data: pd.DataFrame | TableSource, schema: Schema, ledger: Any = None) -> Self: ...
 
     def sample(self, n: int | None = None, *, seed: int | None = None) -> pd.DataFrame: ...
 
@@ -103,7 +105,7 @@ def check_budget_params(epsilon: float, delta: float, discovery_share: float) ->
 class MarginalGenerator(ABC):
     """Shared fit/sample/save flow of the marginal-based generators (MST, AIM).
 
-    Subclasses implement :meth:`_fit_codes` (the mechanism, on encoded data, spending at most
+    Subclasses implement :meth:`_fit_table` (the mechanism, on encoded data, spending at most
     ``rho`` through :mod:`privsynth.mechanisms`) and :meth:`_sample_codes`.
     """
 
@@ -145,8 +147,11 @@ class MarginalGenerator(ABC):
         return b, [*discovery, ZCDP(b.rho)]
 
     # --------------------------------------------------------------------- fit
-    def fit(self, data: pd.DataFrame, schema: Schema, ledger: Any = None) -> Self:
+    def fit(self, data: pd.DataFrame | TableSource, schema: Schema, ledger: Any = None) -> Self:
         """Fit on ``data`` under ``schema``, charging ``ledger`` (if given) before any DP step.
+
+        ``data`` is a DataFrame, or a :class:`~privsynth.marginals.source.TableSource` whose
+        rows stay in their engine (DuckDB, Spark): then only counts leave it.
 
         Raises
         ------
@@ -163,7 +168,7 @@ class MarginalGenerator(ABC):
         b, planned = self._budget(schema)
         if ledger is not None:
             ledger.check(planned)  # refuses before the data is touched
-        clean, _ = schema.validate(data)
+        source = as_source(data).validate(schema)
         reservation = (
             ledger.reserve(planned, purpose=f"{self.name} fit", metadata=self._params())
             if ledger is not None
@@ -173,18 +178,18 @@ class MarginalGenerator(ABC):
         learned = schema
         if schema.undeclared_columns():
             learned, spent = discover_domains(
-                clean, schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta
+                source, schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta
             )
-            clean, _ = learned.validate(data)  # values too rare to learn become "(other)"
-        encoder = Encoder(learned)
+        # Encoding under the learned schema maps values too rare to learn to "(other)".
+        table = source.encode(learned)
         # The mechanism gets a hair less than reserved, so float rounding in splitting rho
         # over many measurements can never take its exact total past the reservation.
         with one_cpu_thread():
-            spent += self._fit_codes(encoder.encode(clean), encoder.shape, b.rho * RHO_MARGIN)
+            spent += self._fit_table(table, b.rho * RHO_MARGIN)
         self._check_within(spent, planned)
         self.n_rows_ = self._estimated_rows()  # DP estimate (post-processing), public
         self.schema_ = learned
-        self.encoder_ = encoder
+        self.encoder_ = Encoder(learned)
         self.caveats_ = caveats
         self.charges_ = spent
         self.planned_ = planned
@@ -229,10 +234,9 @@ class MarginalGenerator(ABC):
             )
 
     @abstractmethod
-    def _fit_codes(
-        self, codes: np.ndarray, shape: dict[str, int], rho: float
-    ) -> list[PrivacyEvent]:
-        """Run the mechanism on encoded rows; return the charges of every noisy step."""
+    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+        """Run the mechanism on the encoded table's marginals; return the charges of every
+        noisy step."""
 
     @abstractmethod
     def _sample_codes(
@@ -270,6 +274,48 @@ class MarginalGenerator(ABC):
         rng = np.random.default_rng(seed)
         codes = self._sample_codes(int(n), rng, self._condition_codes(conditions or {}))
         return self.encoder_.decode(codes, seed=rng)
+
+    def sample_to_parquet(
+        self,
+        path: str | Path,
+        n: int | None = None,
+        *,
+        chunk_rows: int = 1_000_000,
+        seed: int | np.random.Generator | None = None,
+        conditions: dict[str, Any] | None = None,
+    ) -> int:
+        """Write ``n`` synthetic rows (default: the DP row estimate) to a Parquet file in
+        chunks of ``chunk_rows``, so memory stays bounded by one chunk whatever ``n`` is.
+
+        The file appears atomically (written next to ``path``, renamed at the end): a failed
+        or killed run leaves no partial file. Each chunk is one row group. Returns ``n``.
+        Rows are drawn as :meth:`sample` draws them (post-processing, no privacy cost); the
+        same seed gives the same file for the same ``chunk_rows``.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from privsynth.io import atomic_output
+
+        self._check_fitted()
+        n = self._estimated_rows() if n is None else n
+        for name, v in (("n", n), ("chunk_rows", chunk_rows)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ConfigError(f"{name} ({v!r}) must be a non-negative integer")
+        if chunk_rows < 1:
+            raise ConfigError(f"chunk_rows ({chunk_rows!r}) must be >= 1")
+        types = {"integer": pa.int64(), "continuous": pa.float64(), "datetime": pa.timestamp("us")}
+        schema = pa.schema(
+            [(c.name, types.get(c.kind, pa.string())) for c in self.schema_.synthesised]
+        )
+        rng = np.random.default_rng(seed)
+        conds = self._condition_codes(conditions or {})
+        with atomic_output(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for start in range(0, int(n), chunk_rows) if n else [0]:
+                k = min(chunk_rows, int(n) - start)
+                frame = self.encoder_.decode(self._sample_codes(k, rng, conds), seed=rng)
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        return int(n)
 
     def _condition_codes(self, conditions: dict[str, Any]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}

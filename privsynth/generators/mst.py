@@ -14,8 +14,8 @@ the paper uses thirds, the default gives selection less, see DEFAULT_SPLIT):
    pairs by :func:`allocate`, on their compressed cells);
 5. estimate a graphical model from all measurements (post-processing) and sample from it.
 
-Only :func:`privsynth.marginals.marginal` reads the encoded private rows; every noisy step is
-a call into :mod:`privsynth.mechanisms`.
+Only :meth:`privsynth.marginals.table.EncodedTable.marginals` reads the encoded private
+rows; every noisy step is a call into :mod:`privsynth.mechanisms`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from privsynth.errors import ConfigError
 from privsynth.generators.base import MarginalGenerator
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
-from privsynth.marginals import marginal
+from privsynth.marginals.table import EncodedTable, MappedTable
 
 # A value is kept on its own when its noisy 1-way count reaches this many noise sds.
 COMPRESS_SIGMAS = 3.0
@@ -91,9 +91,6 @@ class Compression:
         sigma * sqrt(k)."""
         out = np.full(len(self.kept[j]), sigma)
         return np.append(out, sigma * np.sqrt(len(self.rare[j]))) if len(self.rare[j]) else out
-
-    def encode(self, codes: np.ndarray) -> np.ndarray:
-        return np.column_stack([f[codes[:, j]] for j, f in enumerate(self.forward)])
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.empty_like(codes)
@@ -176,10 +173,8 @@ class MST(MarginalGenerator):
     def _params(self) -> dict:
         return {**super()._params(), "split": list(self.split)}
 
-    def _fit_codes(
-        self, codes: np.ndarray, shape: dict[str, int], rho: float
-    ) -> list[PrivacyEvent]:
-        names, sizes = list(shape), list(shape.values())
+    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+        names, sizes = list(table.shape), table.sizes
         d = len(names)
         n_pairs = d - 1
         share_1, share_sel, share_2 = (s / sum(self.split) for s in self.split)
@@ -189,15 +184,15 @@ class MST(MarginalGenerator):
         # 1. 1-way marginals.
         noisy_1 = []
         rho_1s = allocate(rho_1, sizes)
-        for j in range(d):
-            y, c = mechanisms.gaussian_counts(marginal(codes, [j], [sizes[j]]), rho_1s[j])
+        for j, true_1 in enumerate(table.marginals([(j,) for j in range(d)])):
+            y, c = mechanisms.gaussian_counts(true_1, rho_1s[j])
             noisy_1.append(y)
             charges.append(c)
         sigma_1 = [np.sqrt(1 / (2 * r)) for r in rho_1s]
 
         # 2. Compress rare values (post-processing).
         comp = Compression.from_noisy(noisy_1, [COMPRESS_SIGMAS * s for s in sigma_1])
-        ccodes = comp.encode(codes)
+        ccodes = MappedTable(table, comp.forward)
         csizes = comp.compressed_sizes()
         cdomain = dict(zip(names, csizes, strict=True))
         ones = [
@@ -214,10 +209,8 @@ class MST(MarginalGenerator):
             charges += sel_charges
             # 4. Measure the tree's 2-way marginals.
             rho_2s = allocate(rho * share_2, [csizes[i] * csizes[j] for i, j in tree])
-            for (i, j), rho_ij in zip(tree, rho_2s, strict=True):
-                y, c = mechanisms.gaussian_counts(
-                    marginal(ccodes, [i, j], [csizes[i], csizes[j]]), rho_ij
-                )
+            for (i, j), rho_ij, true_2 in zip(tree, rho_2s, ccodes.marginals(tree), strict=True):
+                y, c = mechanisms.gaussian_counts(true_2, rho_ij)
                 sigma_2 = np.sqrt(1 / (2 * rho_ij))
                 two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
                 charges.append(c)
@@ -310,7 +303,7 @@ def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) ->
 
 
 def _select_tree(
-    codes: np.ndarray, sizes: list[int], ones: list[Measurement], rho: float
+    table: EncodedTable, sizes: list[int], ones: list[Measurement], rho: float
 ) -> tuple[list[tuple[int, int]], list[PrivacyEvent]]:
     """Kruskal's algorithm with each edge chosen by the exponential mechanism.
 
@@ -327,11 +320,8 @@ def _select_tree(
     pairs = list(itertools.combinations(range(d), 2))
     scores = np.array(
         [
-            np.abs(
-                marginal(codes, [i, j], [sizes[i], sizes[j]])
-                - total * np.outer(probs[i], probs[j]).ravel()
-            ).sum()
-            for i, j in pairs
+            np.abs(true_2 - total * np.outer(probs[i], probs[j]).ravel()).sum()
+            for (i, j), true_2 in zip(pairs, table.marginals(pairs), strict=True)
         ]
     )
     component = list(range(d))

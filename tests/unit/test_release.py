@@ -218,3 +218,42 @@ def test_data_dependent_domains_with_opt_in_are_reported_and_reach_the_canary_fi
     assert report["schema"]["data_dependent_caveats"]
     assert any("CAVEAT" in p for p in report["dp_guarantee"]["data_dependent_preprocessing"])
     assert report["attacks"]["canary"]["status"] in ("consistent", "loose")
+
+
+def test_engine_split_is_a_partition_of_about_the_asked_fraction(data, engine_source, tmp_path):
+    df, _ = data
+    df.to_parquet(tmp_path / "p.parquet")
+    source = engine_source(tmp_path / "p.parquet")
+    train, holdout = source.split(0.2, key=12345)
+    ids = [set(s.sample_rows(10_000, seed=1)["id"].tolist()) for s in (train, holdout)]
+    assert ids[0].isdisjoint(ids[1]) and ids[0] | ids[1] == set(range(len(df)))
+    # Holdout size ~ Binomial(1500, 0.2): mean 300, sd 15.5; 4 sd either side.
+    assert abs(len(ids[1]) - 300) < 62
+    assert set(holdout.sample_rows(50, seed=2)["id"]) <= ids[1]  # a sample stays on its side
+
+
+def test_cli_release_from_an_engine(data, engine_source, tmp_path, capsys):
+    df, schema = data
+    df.to_parquet(tmp_path / "people.parquet")
+    schema.save(tmp_path / "s.json")
+    keygen(tmp_path / "k")
+    engine = engine_source.engine
+    args = ["release", str(tmp_path / "people.parquet"), "--schema", str(tmp_path / "s.json")]
+    args += ["--epsilon", "1", "--cap-epsilon", "3", "--ledger", str(tmp_path / "l.sqlite")]
+    args += ["--key", str(tmp_path / "k"), "--engine", engine, "--seed", "0"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--generator", "dpvae", "--out", str(tmp_path / "no")])
+    assert exc.value.code == EXIT_CODES["ConfigError"]
+    assert "marginal generators" in capsys.readouterr().err and not (tmp_path / "no").exists()
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--format", "parquet", "--out", str(tmp_path / "rel")])
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    report = json.loads((tmp_path / "rel" / "audit.json").read_text())
+    assert report["release"]["engine"] == engine
+    assert report["release"]["split"].startswith("keyed hash of each row's values")
+    assert report["attacks"]["canary"] is not None  # the canary refit ran on the train sample
+    assert verify_release(tmp_path / "rel").report_id == report["report_id"]
+    assert list(pd.read_parquet(tmp_path / "rel" / "synthetic.parquet").columns) == ["sex", "age"]
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="people", readonly=True) as ledger:
+        assert kinds(ledger) == ["cap", "reserve", "commit"]

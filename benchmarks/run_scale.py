@@ -1,0 +1,207 @@
+"""Scale benchmark: MST on a table that never enters Python, and the engines side by side.
+
+1. Adult (``../shared/data/adult/adult.csv``, integer-coded, 48,842 rows) resampled with
+   replacement to ``--rows`` rows (default 10,000,000) and written as Parquet by DuckDB
+   (in ``--workdir``, not committed).
+2. The floor: one DuckDB scan of that file counting a single 1-way marginal (``age``).
+3. MST (epsilon 1) fitted through :class:`privsynth.marginals.duckdb.DuckDBSource` and
+   ``sample_to_parquet`` of as many rows, in a child process: wall time of each step and the
+   child's peak RSS.
+4. pandas vs DuckDB vs Spark (``local[N]``) on ``--compare-rows`` rows (default 1,000,000):
+   validation + encoding + every 1-way and 2-way marginal; the counts must be identical.
+
+DuckDB and Spark get ``--threads`` threads (default 2). Results go to
+``benchmarks/results/scale-<date>.json``.
+
+    .venv/bin/python benchmarks/run_scale.py --workdir /tmp/scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "adult")
+DATA = os.path.join(SHARED, "adult.csv")
+DOMAIN = os.path.join(SHARED, "adult-domain.json")
+
+
+def adult_schema():
+    from privsynth.schema import Schema
+
+    with open(DOMAIN) as fh:
+        domain = json.load(fh)
+    return Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                c: {"kind": "categorical", "categories": [str(v) for v in range(k)]}
+                for c, k in domain.items()
+            },
+        }
+    )
+
+
+def connect(threads: int):
+    import duckdb
+
+    return duckdb.connect(config={"threads": threads})
+
+
+def resample(path: str, rows: int, threads: int, seed: int = 0) -> None:
+    """``rows`` rows drawn uniformly with replacement from Adult, written as Parquet."""
+    con = connect(threads)
+    con.execute(f"CREATE TABLE adult AS SELECT *, row_number() OVER () - 1 AS k FROM '{DATA}'")
+    n = con.execute("SELECT count(*) FROM adult").fetchone()[0]
+    con.execute(
+        f"COPY (SELECT a.* EXCLUDE (k) FROM range({rows}) r(i) "
+        f"JOIN adult a ON a.k = hash(r.i + {seed}) % {n}) TO '{path}' (FORMAT parquet)"
+    )
+
+
+def floor_scan(path: str, threads: int) -> float:
+    con = connect(threads)
+    t = time.perf_counter()
+    con.execute(f"SELECT age, count(*) FROM read_parquet('{path}') GROUP BY 1").fetchall()
+    return time.perf_counter() - t
+
+
+def child_fit(path: str, out: str, threads: int, rows: int) -> dict:
+    from privsynth.generators.mst import MST
+    from privsynth.marginals.duckdb import DuckDBSource
+
+    engine = {"queries": 0, "seconds": 0.0}
+    run = DuckDBSource._run
+
+    def timed_run(self, sql):  # time spent inside DuckDB (validation, counts)
+        t = time.perf_counter()
+        try:
+            return run(self, sql)
+        finally:
+            engine["queries"] += 1
+            engine["seconds"] += time.perf_counter() - t
+
+    DuckDBSource._run = timed_run
+    t0 = time.perf_counter()
+    src = DuckDBSource(path, connection=connect(threads))
+    gen = MST(epsilon=1.0, delta=1e-9, device="cpu").fit(src, adult_schema())
+    t1 = time.perf_counter()
+    gen.sample_to_parquet(out, rows, chunk_rows=1_000_000, seed=0)
+    t2 = time.perf_counter()
+    return {
+        "fit_s": t1 - t0,
+        "engine_queries": engine["queries"],
+        "engine_s": engine["seconds"],
+        "sample_s": t2 - t1,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows_written": rows,
+    }
+
+
+def all_marginals(table) -> list[np.ndarray]:
+    d = len(table.shape)
+    return table.marginals([(j,) for j in range(d)] + list(itertools.combinations(range(d), 2)))
+
+
+def compare(path: str, threads: int) -> dict:
+    from privsynth.marginals.duckdb import DuckDBSource
+    from privsynth.marginals.source import FrameSource
+    from privsynth.marginals.spark import SparkSource
+
+    schema = adult_schema()
+    out: dict = {}
+    t = time.perf_counter()
+    want = all_marginals(FrameSource(pd.read_parquet(path)).validate(schema).encode(schema))
+    out["pandas_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    src = DuckDBSource(path, connection=connect(threads))
+    got_duck = all_marginals(src.validate(schema).encode(schema))
+    out["duckdb_s"] = time.perf_counter() - t
+    from pyspark.sql import SparkSession
+
+    t = time.perf_counter()
+    spark = (
+        SparkSession.builder.master(f"local[{threads}]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(threads))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    out["spark_start_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    got_spark = all_marginals(SparkSource(spark.read.parquet(path)).validate(schema).encode(schema))
+    out["spark_s"] = time.perf_counter() - t
+    spark.stop()
+    out["marginals"] = len(want)
+    out["duckdb_equal"] = all(np.array_equal(a, b) for a, b in zip(want, got_duck, strict=True))
+    out["spark_equal"] = all(np.array_equal(a, b) for a, b in zip(want, got_spark, strict=True))
+    out["duckdb_over_pandas"] = out["duckdb_s"] / out["pandas_s"]
+    out["spark_over_pandas"] = out["spark_s"] / out["pandas_s"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--compare-rows", type=int, default=1_000_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-compare", action="store_true")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    big = os.path.join(args.workdir, f"adult-{args.rows}.parquet")
+    if args.child:
+        print(json.dumps(child_fit(big, args.child, args.threads, args.rows)))
+        return
+    os.makedirs(args.workdir, exist_ok=True)
+    rec: dict = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "threads": args.threads,
+        "rows": args.rows,
+    }
+    if not os.path.exists(big):
+        t = time.perf_counter()
+        resample(big, args.rows, args.threads)
+        rec["resample_s"] = time.perf_counter() - t
+    rec["parquet_mb"] = os.path.getsize(big) / 2**20
+    rec["floor_scan_s"] = min(floor_scan(big, args.threads) for _ in range(3))
+    t = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, __file__, "--workdir", args.workdir, "--rows", str(args.rows)]
+        + ["--threads", str(args.threads), "--child", os.path.join(args.workdir, "syn.parquet")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    rec["mst"] = json.loads(child.stdout.strip().splitlines()[-1])
+    rec["mst"]["wall_s"] = time.perf_counter() - t
+    rec["mst"]["fit_over_floor"] = rec["mst"]["fit_s"] / rec["floor_scan_s"]
+    rec["mst"]["engine_over_floor"] = rec["mst"]["engine_s"] / rec["floor_scan_s"]
+    rec["mst"]["fit_and_sample_over_floor"] = rec["mst"]["wall_s"] / rec["floor_scan_s"]
+    if not args.skip_compare:
+        small = os.path.join(args.workdir, f"adult-{args.compare_rows}.parquet")
+        if not os.path.exists(small):
+            resample(small, args.compare_rows, args.threads, seed=1)
+        rec["compare"] = {"rows": args.compare_rows, **compare(small, args.threads)}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    name = os.path.join(HERE, "results", f"scale-{rec['date'][:10]}.json")
+    with open(name, "w") as fh:
+        json.dump(rec, fh, indent=2)
+    print(json.dumps(rec, indent=2))
+
+
+if __name__ == "__main__":
+    main()

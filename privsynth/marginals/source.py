@@ -1,0 +1,97 @@
+"""Private tables before encoding: validation, DP-discovery counts and encoding, for a pandas
+DataFrame here and inside DuckDB or Spark in the sibling modules.
+
+A :class:`TableSource` is what a marginal generator fits on. It offers exactly the reads the
+fit flow needs: :meth:`~TableSource.validate` (the schema's checks, raising the same errors),
+the exact counts DP domain discovery noises (:meth:`~TableSource.value_counts`,
+:meth:`~TableSource.bucket_counts`) and :meth:`~TableSource.encode` to an
+:class:`~privsynth.marginals.table.EncodedTable`. Every count it returns is exact (private).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import pandas as pd
+
+from privsynth.errors import ConfigError
+from privsynth.marginals.table import ArrayTable, EncodedTable
+from privsynth.schema import Column, Schema, canonical_series
+
+
+class TableSource(ABC):
+    """A private table a generator can fit on without holding its rows."""
+
+    @abstractmethod
+    def validate(self, schema: Schema) -> TableSource:
+        """Check the rows against ``schema`` as :meth:`Schema.validate` does (same errors,
+        naming column, row and value); return the source of validated rows."""
+
+    @abstractmethod
+    def value_counts(self, column: Column) -> dict[str, int]:
+        """Exact count of each canonical value (:func:`~privsynth.schema.canonical_category`)
+        of a categorical column, missing values left out."""
+
+    @abstractmethod
+    def bucket_counts(self, column: Column, edges: np.ndarray) -> np.ndarray:
+        """Exact counts of a numeric column's non-missing values in the buckets
+        ``[edges[j], edges[j+1])``; values beyond the edges count in the edge buckets."""
+
+    @abstractmethod
+    def encode(self, schema: Schema) -> EncodedTable:
+        """The rows as codes of :class:`~privsynth.domain.Encoder` (``schema`` complete)."""
+
+
+def bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bucket of each value: ``#{k in 1..B-1 : edges[k] <= x}`` for ``B = len(edges) - 1``
+    buckets (values beyond the edges fall in the edge buckets)."""
+    return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+
+
+class FrameSource(TableSource):
+    """A pandas DataFrame (the default engine).
+
+    ``validate`` keeps the raw frame, so encoding under a schema with learned domains
+    re-validates it (values too rare to learn become ``(other)``), as ``Schema.validate`` does.
+    """
+
+    def __init__(self, frame: pd.DataFrame, *, raw: pd.DataFrame | None = None) -> None:
+        self.frame = frame
+        self.raw = frame if raw is None else raw
+        self._validated_by: Schema | None = None
+
+    def validate(self, schema: Schema) -> FrameSource:
+        clean, _ = schema.validate(self.raw)
+        out = FrameSource(clean, raw=self.raw)
+        out._validated_by = schema
+        return out
+
+    def value_counts(self, column: Column) -> dict[str, int]:
+        counts = canonical_series(self.frame[column.name].dropna()).value_counts()
+        return {str(k): int(v) for k, v in counts.items()}
+
+    def bucket_counts(self, column: Column, edges: np.ndarray) -> np.ndarray:
+        from privsynth.domain import numeric_values
+
+        x = numeric_values(column, self.frame[column.name].dropna())
+        return np.bincount(bucket_index(x, edges), minlength=len(edges) - 1).astype(np.int64)
+
+    def encode(self, schema: Schema) -> EncodedTable:
+        from privsynth.domain import Encoder
+
+        clean = self.frame if schema is self._validated_by else schema.validate(self.raw)[0]
+        encoder = Encoder(schema)
+        return ArrayTable(encoder.encode(clean), encoder.shape)
+
+
+def as_source(data: object) -> TableSource:
+    """A DataFrame becomes a :class:`FrameSource`; a source stays itself."""
+    if isinstance(data, TableSource):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return FrameSource(data)
+    raise ConfigError(
+        f"cannot fit on a {type(data).__name__}: give a pandas DataFrame, or a DuckDB or Spark "
+        "table (privsynth.marginals.duckdb.DuckDBSource, privsynth.marginals.spark.SparkSource)"
+    )
