@@ -4,14 +4,14 @@ leak?
 * leaky generator: half verbatim copies of training rows, half perturbed copies (numeric
   values moved by up to 2% of their range, one column per row replaced by another training
   row's value) -- exact-match counts miss the second half;
-* null generator: every column sampled independently from the training data's binned 1-way
-  marginals (schema codes), leaving out codes held by fewer than ``MIN_COUNT`` training
-  rows, and numeric values drawn uniformly inside their bin; it cannot reproduce a record
-  beyond chance. (Copying rare or exact values would leak them: a value seen once in the
-  training data that reappears in the release singles its holder out, and the univariate
-  singling-out attack rightly says so.)
+* null generator: every column sampled independently from the binned 1-way marginals (schema
+  codes) of training rows *disjoint from the attacked members*, leaving out codes held by
+  fewer than ``MIN_COUNT`` of those rows, and numeric values drawn uniformly inside their
+  bin; it cannot reproduce a record beyond chance. (Copying rare or exact values would leak
+  them: a value seen once in the training data that reappears in the release singles its
+  holder out, and the univariate singling-out attack rightly says so.)
 
-Both are built from the same (sub-sampled) data as the audit and judged by the same policy.
+Both are built from (sub-samples of) the audit's training data and judged by the same policy.
 """
 
 from __future__ import annotations
@@ -82,20 +82,34 @@ def null_synthetic(
 def self_test(
     run_attacks: Callable[[pd.DataFrame], list[AttackResult]],
     train: pd.DataFrame,
+    null_source: pd.DataFrame,
     schema: Schema,
     rng: np.random.Generator,
 ) -> dict:
-    """Run ``run_attacks(synthetic)`` (judged results) on leaky and null synthetic data."""
+    """Run ``run_attacks(synthetic)`` (judged results) on leaky and null synthetic data.
+
+    The leaky generator copies ``train`` (the members ``run_attacks`` attacks); the null one
+    is fitted on ``null_source``, rows of the same population disjoint from the members and
+    from the control set. Members and controls are then exchangeable with respect to the
+    null's output, so every attack's difference has expectation at most its baseline and
+    the policy's one-sided 2.5% error rate holds. (Fitted on the members, the null is pulled
+    towards each of them: its marginals hold each member's value with weight 1/n, a shift
+    that adds up over the columns and that the membership attacks rightly detect on wide
+    tables.)
+    """
     n = len(train)
     leaky = [r for r in run_attacks(leaky_synthetic(train, schema, n, rng)) if r.passed is not None]
-    null = [r for r in run_attacks(null_synthetic(train, schema, n, rng)) if r.passed is not None]
+    null = [
+        r for r in run_attacks(null_synthetic(null_source, schema, n, rng)) if r.passed is not None
+    ]
     leaky_flags = [r.name for r in leaky if r.passed is False]
     null_flags = [r.name for r in null if r.passed is False]
     return {
         "leaky_generator": "half verbatim, half perturbed copies of training rows",
-        "null_generator": "each column sampled independently from the training data's binned "
-        f"marginals (codes held by fewer than {MIN_COUNT} training rows left out; uniform "
-        "over the schema's domain for a column with no code that common)",
+        "null_generator": "each column sampled independently from the binned marginals of "
+        "training rows disjoint from the attacked members (codes held by fewer than "
+        f"{MIN_COUNT} of those rows left out; uniform over the schema's domain for a column "
+        "with no code that common)",
         "detected_leak": any(name.startswith("membership_") for name in leaky_flags),
         "leak_flagged_by": leaky_flags,
         "false_alarm": bool(null_flags),

@@ -481,3 +481,29 @@ def test_null_generator_copies_no_rare_value_even_when_every_value_is_rare():
     sd = math.sqrt(5000 * 0.15 * 0.85)  # binomial sd, about 25.2
     assert abs(hits - 750) < 5 * sd
     assert set(out["sex"]) == {"F", "M"}
+
+
+def test_self_test_null_raises_no_false_alarm_on_a_wide_table():
+    """200 independent fair binary columns, 50 training and 25 holdout rows (the self-test
+    attacks 25 members). A null generator fitted on those members draws each bit from
+    marginals in which every member has weight 1/25: a member agrees with a null row on
+    about 200 / (2 * 25) = 4 more bits than a non-member does (expected match 1/2 + 1/(2n)
+    per bit), against a nearest-row distance that spreads over a few bits, so the membership
+    attacks read an AUC near 0.8 and their lower bounds pass 0.55: a false alarm (5 of 6
+    seeds before the fix). Fitted on the other training rows, as the self-test now does,
+    members and controls are exchangeable for the null, so each attack flags it with
+    probability at most 2.5% (0 of 6 seeds); the planted copies are still caught (AUC 1).
+    The data and the suite use different seeds (one seed would replay one random stream)."""
+    d, rng = 200, np.random.default_rng(1)
+    names = [f"b{j}" for j in range(d)]
+    binary = {"kind": "categorical", "categories": ["0", "1"]}
+    schema = Schema.from_dict({"version": 1, "columns": dict.fromkeys(names, binary)})
+
+    def table(n: int) -> pd.DataFrame:
+        return pd.DataFrame(rng.integers(0, 2, (n, d)).astype(str), columns=names)
+
+    train, holdout, population = table(50), table(25), table(25)
+    syn = null_synthetic(population, schema, 25, rng)
+    st = run(train, holdout, syn, schema, seed=0).self_test
+    assert st["detected_leak"], st["leak_flagged_by"]
+    assert not st["false_alarm"], (st["null_flagged_by"], st["null"])
