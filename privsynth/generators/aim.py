@@ -54,8 +54,8 @@ class AIM(MarginalGenerator):
     round_iters
         Belief-propagation calls for each warm-started estimate between rounds. Selection
         and the decision to halve sigma read this model, so it pays to estimate it well: on
-        Adult at epsilon 1, 2-way TVD was 0.046-0.048 with 50 calls, 0.045-0.048 with 100
-        and 0.0425-0.0427 with 200 (two fits each).
+        Adult at epsilon 1, 2-way TVD was 0.046-0.048 with 50 calls (two fits), 0.045-0.048
+        with 100 (two) and 0.0425-0.0466 with 200 (seven; see docs/benchmarks.md).
     """
 
     name: ClassVar[str] = "AIM"
