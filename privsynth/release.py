@@ -301,7 +301,7 @@ def release(
 
 def _check_out(out: Path, *, force: bool) -> None:
     """``out`` must name a folder to create; ``force`` replaces only an earlier release (a
-    folder holding ``audit.dsse.json``) or an empty folder, never other files."""
+    folder holding the signed envelope, ``ENVELOPE``) or an empty folder, never other files."""
     if out.name in ("", ".", ".."):
         raise ConfigError(f"--out {out} must end in the name of a new folder, e.g. {out}/release")
     if not (out.exists() or out.is_symlink()):
