@@ -60,6 +60,16 @@ class JunctionTree:
             cache[key] = min(homes, key=lambda i: len(self.cliques[i]))
         return cache[key]
 
+    def path(self, i: int, j: int) -> list[int]:
+        """Clique indices on the tree path from ``i`` to ``j``, both included."""
+        up_i, up_j = [i], [j]
+        while up_i[-1] >= 0:
+            up_i.append(self.parent[up_i[-1]])
+        while up_j[-1] >= 0:
+            up_j.append(self.parent[up_j[-1]])
+        meet = next(k for k in up_i if k in set(up_j))
+        return up_i[: up_i.index(meet) + 1] + up_j[: up_j.index(meet)][::-1]
+
     def size(self, domain: Mapping[str, int]) -> int:
         """Total cells over all cliques: the model's memory footprint in numbers."""
         return sum(cells(c, domain) for c in self.cliques)

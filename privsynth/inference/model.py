@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -153,8 +154,43 @@ class GraphicalModel:
     def project(self, beliefs: Sequence[torch.Tensor], clique: Sequence[str]) -> torch.Tensor:
         """Probabilities over ``clique`` (domain order) from calibrated (unbatched) beliefs."""
         c = jt.canonical(clique, self.domain)
-        home = self.tree.home(c)
-        return self._lse(beliefs[home], self._reduce_dims(self.tree.cliques[home], c))[0].exp()
+        return self._log_marginal(beliefs, self.tree.home(c), c).exp()
+
+    def _log_marginal(self, beliefs: Sequence[torch.Tensor], i: int, keep: Clique) -> torch.Tensor:
+        """log p(keep) from the (unbatched) belief of junction-tree clique ``i``."""
+        return self._lse(beliefs[i], self._reduce_dims(self.tree.cliques[i], keep))[0]
+
+    def _pair(self, beliefs: Sequence[torch.Tensor], a: str, b: str) -> torch.Tensor:
+        """p(a, b) for a pair that no junction-tree clique holds, from calibrated beliefs.
+
+        Along the tree path C_1 .. C_m from a's home to b's home, with separators
+        S_k = C_k & C_{k+1} and S_m = {b}, the calibrated tree gives
+        p(C_1 u .. u C_m) = p(C_1) prod_{k>1} p(C_k | S_{k-1}). Summing out clique by clique
+        while keeping ``a``:
+            phi_1(a, S_1) = p(a, S_1),
+            phi_k(a, S_k) = sum over the rest of S_{k-1} of
+                            phi_{k-1}(a, S_{k-1}) p(S_{k-1} u S_k | S_{k-1}),
+        and phi_m = p(a, b). (``a`` lies in every path clique up to the last one holding it,
+        so it is never summed out.) Each step touches a table over S_{k-1} u S_k only: far
+        cheaper than a calibration of the whole tree for each value of ``a``.
+        """
+        t = self.tree
+        path = t.path(t.home((a,)), t.home((b,)))
+        seps = [set(t.cliques[i]) & set(t.cliques[j]) for i, j in pairwise(path)] + [{b}]
+        keep = jt.canonical({a} | seps[0], self.domain)
+        phi = self._log_marginal(beliefs, path[0], keep).exp()
+        for i, (prev, nxt) in zip(path[1:], pairwise(seps), strict=True):
+            u = jt.canonical(prev | nxt, self.domain)
+            s = jt.canonical(prev, self.domain)
+            log_u = self._log_marginal(beliefs, i, u)
+            log_s = self._expand(self._log_marginal(beliefs, i, s)[None], s, u)[0]
+            cond = torch.nan_to_num((log_u - log_s).exp(), nan=0.0)  # 0/0: an empty cell
+            out = jt.canonical({a} | nxt, self.domain)
+            letter = {x: chr(ord("a") + k) for k, x in enumerate(dict.fromkeys((*keep, *u)))}
+            spec = "".join(map(letter.get, keep)) + "," + "".join(map(letter.get, u))
+            phi = torch.einsum(spec + "->" + "".join(map(letter.get, out)), phi, cond)
+            keep = out
+        return phi
 
     def marginal(self, clique: Sequence[str]) -> np.ndarray:
         """Estimated counts over ``clique`` (domain order), flat, scaled to ``total``."""
@@ -163,39 +199,21 @@ class GraphicalModel:
     def marginals(self, cliques: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Estimated counts (flat, scaled to ``total``) for many cliques at once.
 
-        Cliques inside a junction-tree clique are read off one calibration; a pair (a, b)
-        that is not comes from one batched calibration per ``a`` with ``a`` clamped to each
-        of its values (p(a, b) = p(a) p(b | a)); anything else by variable elimination.
+        Cliques inside a junction-tree clique are read off one calibration, other pairs
+        along the tree path between their attributes (:meth:`_pair`), anything else by
+        variable elimination.
         """
         with torch.no_grad():
             beliefs = self.beliefs()
-            cond: dict[str, list[torch.Tensor]] = {}
             out = []
             for clique in cliques:
                 c = jt.canonical(clique, self.domain)
                 try:
                     p = self.project(beliefs, c)
                 except KeyError:
-                    if len(c) == 2:
-                        a, b = c
-                        if a not in cond:
-                            cond[a] = self._clamped_beliefs(a)
-                        home = self.tree.home((b,))
-                        pb = self._lse(
-                            cond[a][home], self._reduce_dims(self.tree.cliques[home], (b,))
-                        ).exp()
-                        p = self.project(beliefs, (a,))[:, None] * pb
-                    else:
-                        p = self._eliminate(c)
+                    p = self._pair(beliefs, *c) if len(c) == 2 else self._eliminate(c)
                 out.append((p.reshape(-1) * self.total).cpu().numpy())
         return out
-
-    def _clamped_beliefs(self, attr: str) -> list[torch.Tensor]:
-        """Beliefs with ``attr`` clamped to each of its values (batch axis = the value)."""
-        k = self.domain[attr]
-        mask = torch.full((k, k), -torch.inf, device=self.device, dtype=self.dtype)
-        mask.fill_diagonal_(0.0)
-        return self.beliefs({attr: mask})
 
     def _eliminate(self, query: Clique) -> torch.Tensor:
         """Probabilities over ``query`` by variable elimination (log space), greedy order."""
