@@ -55,7 +55,7 @@ TOOLS = {
         ("mst", "aim"),
         False,
     ),
-    "mbi": (os.path.join(VENVS, "mbi", "bin", "python"), "mbi_driver.py", ("mst",), True),
+    "mbi": (os.path.join(VENVS, "mbi", "bin", "python"), "mbi_driver.py", ("mst", "aim"), True),
 }
 
 
