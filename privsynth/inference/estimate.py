@@ -144,10 +144,10 @@ def estimate(
         calls += 1
         opt.zero_grad()
         model.theta = theta
-        beliefs = model.beliefs()
+        mus = model.project(model.beliefs(), [m.clique for m in measurements])
         loss = sum(
-            0.5 * torch.sum(w * (model.project(beliefs, m.clique) - y) ** 2)
-            for w, m, y in zip(weights, measurements, targets, strict=True)
+            0.5 * torch.sum(w * (mu - y) ** 2)
+            for w, mu, y in zip(weights, mus, targets, strict=True)
         )
         loss.backward()
         return loss

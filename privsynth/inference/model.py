@@ -151,10 +151,26 @@ class GraphicalModel:
                 suffix = incoming[k] if suffix is None else suffix + incoming[k]
         return beliefs
 
-    def project(self, beliefs: Sequence[torch.Tensor], clique: Sequence[str]) -> torch.Tensor:
-        """Probabilities over ``clique`` (domain order) from calibrated (unbatched) beliefs."""
-        c = jt.canonical(clique, self.domain)
-        return self._log_marginal(beliefs, self.tree.home(c), c).exp()
+    def project(
+        self, beliefs: Sequence[torch.Tensor], cliques: Sequence[Sequence[str]]
+    ) -> list[torch.Tensor]:
+        """Probabilities over each of ``cliques`` (domain order) from calibrated (unbatched)
+        beliefs; ``KeyError`` for a clique that no junction-tree clique holds.
+
+        Each junction-tree clique's belief is exponentiated once and summed down for every
+        query it is home to: one pass per query instead of a log-sum-exp's several. Beliefs
+        are normalised log-probabilities (at most 0), so the exponential cannot overflow.
+        """
+        probs: dict[int, torch.Tensor] = {}
+        out = []
+        for clique in cliques:
+            c = jt.canonical(clique, self.domain)
+            home = self.tree.home(c)
+            if home not in probs:
+                probs[home] = beliefs[home][0].exp()
+            dims = [d - 1 for d in self._reduce_dims(self.tree.cliques[home], c)]
+            out.append(probs[home].sum(dim=dims) if dims else probs[home])
+        return out
 
     def _log_marginal(self, beliefs: Sequence[torch.Tensor], i: int, keep: Clique) -> torch.Tensor:
         """log p(keep) from the (unbatched) belief of junction-tree clique ``i``."""
@@ -209,7 +225,7 @@ class GraphicalModel:
             for clique in cliques:
                 c = jt.canonical(clique, self.domain)
                 try:
-                    p = self.project(beliefs, c)
+                    [p] = self.project(beliefs, [c])
                 except KeyError:
                     p = self._pair(beliefs, *c) if len(c) == 2 else self._eliminate(c)
                 out.append((p.reshape(-1) * self.total).cpu().numpy())
