@@ -62,12 +62,16 @@ class JunctionTree:
 
     def path(self, i: int, j: int) -> list[int]:
         """Clique indices on the tree path from ``i`` to ``j``, both included."""
-        up_i, up_j = [i], [j]
-        while up_i[-1] >= 0:
-            up_i.append(self.parent[up_i[-1]])
-        while up_j[-1] >= 0:
-            up_j.append(self.parent[up_j[-1]])
-        meet = next(k for k in up_i if k in set(up_j))
+
+        def to_root(k: int) -> list[int]:
+            out = [k]
+            while self.parent[out[-1]] >= 0:
+                out.append(self.parent[out[-1]])
+            return out
+
+        up_i, up_j = to_root(i), to_root(j)
+        on_j = set(up_j)
+        meet = next(k for k in up_i if k in on_j)  # the lowest common ancestor
         return up_i[: up_i.index(meet) + 1] + up_j[: up_j.index(meet)][::-1]
 
     def size(self, domain: Mapping[str, int]) -> int:
