@@ -1,0 +1,82 @@
+"""Time the graphical-model engine on a fixed model, to compare two versions of privsynth.
+
+Builds a model over Adult's 14 columns from every 1-way marginal plus randomly ordered pairs
+(numpy seed 0), adding a pair only while the junction tree stays within ``--cells`` cells, so
+both versions see the same cliques and the same (non-private, noise sd 20) measurements. It
+then times, in one thread, ``--calls`` belief-propagation calls of the estimator and every
+pair's marginal from the fitted model, and prints CPU seconds and the process's peak RSS.
+Run it once per version, e.g. ``PYTHONPATH=<other checkout> python benchmarks/run_inference.py``.
+Reads ``../shared/data/adult/`` beside the repository. Not a privacy mechanism: a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+import privsynth
+from privsynth.inference import junction_tree as jt
+from privsynth.inference.estimate import Measurement, estimate
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cells", type=float, default=1e6, help="junction-tree size cap (cells)")
+    p.add_argument("--calls", type=int, default=100, help="belief-propagation calls to time")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    adult = os.path.join(SHARED, "adult")
+    if not os.path.exists(os.path.join(adult, "adult.csv")):
+        raise SystemExit(f"no Adult data at {adult}: this benchmark needs ../shared/data")
+    with open(os.path.join(adult, "adult-domain.json")) as fh:
+        domain = json.load(fh)
+    codes = pd.read_csv(os.path.join(adult, "adult.csv"))[list(domain)].to_numpy()
+    names = list(domain)
+    rng = np.random.default_rng(0)
+    pairs = list(itertools.combinations(names, 2))
+    rng.shuffle(pairs)
+    cliques = [(a,) for a in names]
+    for pair in pairs:
+        if jt.build([*cliques, jt.canonical(pair, domain)], domain).size(domain) <= args.cells:
+            cliques.append(jt.canonical(pair, domain))
+    measurements = []
+    for c in cliques:
+        shape = tuple(domain[a] for a in c)
+        flat = np.ravel_multi_index(tuple(codes[:, names.index(a)] for a in c), shape)
+        y = np.bincount(flat, minlength=int(np.prod(shape))) + rng.normal(0, 20, np.prod(shape))
+        measurements.append(Measurement(c, y.astype(np.float64), 20.0))
+    cells = jt.build(cliques, domain).size(domain)
+    before = peak_mb()
+    t = time.process_time()
+    model = estimate(measurements, domain, iters=args.calls, device="cpu")
+    t_est = time.process_time() - t
+    t = time.process_time()
+    model.marginals(list(itertools.combinations(names, 2)))
+    t_pairs = time.process_time() - t
+    print(
+        f"privsynth {privsynth.__file__}\n"
+        f"model: {len(cliques) - len(names)} pairs, {cells:,.0f} junction-tree cells "
+        f"({cells * 8 / 2**20:.0f} MB)\n"
+        f"estimate: {model.iterations_} calls, {t_est:.1f} CPU s "
+        f"({1000 * t_est / max(model.iterations_, 1):.1f} ms per call)\n"
+        f"all {len(names) * (len(names) - 1) // 2} pair marginals: {t_pairs:.2f} CPU s\n"
+        f"peak RSS: {before:.0f} MB before, {peak_mb():.0f} MB after"
+    )
+
+
+if __name__ == "__main__":
+    main()
