@@ -28,8 +28,6 @@ import json
 import os
 import platform
 import resource
-import signal
-import subprocess
 import sys
 import time
 
@@ -39,6 +37,7 @@ import pandas as pd
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from jobs import run_logged  # noqa: E402
 from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -119,25 +118,6 @@ def job(args: argparse.Namespace) -> None:
         json.dump(meta, fh)
 
 
-def run_cmd(cmd: list[str], tag: str, timeout: float) -> dict:
-    """Run one job in its own process group; kill the group past ``timeout`` seconds."""
-    t0 = time.perf_counter()
-    with open(os.path.join(WORK, tag + ".log"), "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            wall = time.perf_counter() - t0
-            return {"status": "timeout", "wall_s": wall, "error": f"timeout > {timeout:.0f} s"}
-    rec = {"wall_s": time.perf_counter() - t0}
-    if rc != 0:
-        with open(os.path.join(WORK, tag + ".log")) as fh:
-            return dict(rec, status="failed", returncode=rc, error=fh.read()[-1500:])
-    return dict(rec, status="ok")
-
-
 def run_fit(algo: str, eps: float, seed: int, params: dict, args) -> dict:
     tag = f"privsynth-{algo}-eps{eps:g}-s{seed}"
     out = os.path.join(WORK, tag + ".csv")
@@ -161,7 +141,7 @@ def run_fit(algo: str, eps: float, seed: int, params: dict, args) -> dict:
         out,
     ]
     rec = {"algo": algo, "epsilon": eps, "seed": seed, "params": params}
-    rec.update(run_cmd(cmd, tag, args.timeout))
+    rec.update(run_logged(cmd, os.path.join(WORK, tag + ".log"), args.timeout))
     if rec["status"] == "ok":
         with open(out + ".json") as fh:
             rec.update(json.load(fh))
@@ -198,7 +178,7 @@ def run_anchor(algo: str, eps: float, seed: int, params: dict, args, train_csv: 
     rec = {"algo": algo, "epsilon": eps, "seed": seed, "params": params}
     if not os.path.exists(python):
         return dict(rec, status="not-installed", error=f"{python} missing")
-    rec.update(run_cmd(cmd, tag, args.timeout))
+    rec.update(run_logged(cmd, os.path.join(WORK, tag + ".log"), args.timeout))
     if rec["status"] == "ok":
         with open(out + ".json") as fh:
             meta = json.load(fh)

@@ -19,10 +19,8 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -30,6 +28,7 @@ import pandas as pd
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from jobs import run_logged  # noqa: E402
 from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noqa: E402
 
 # The shared data sits beside the repository: ../shared/data from the repo root.
@@ -154,25 +153,13 @@ def run_job(job: dict, work: str, train_csv: str, timeout: float, n: int | None 
     rec = dict(job, tag=tag, cmd=" ".join(cmd))
     if not os.path.exists(python):
         return dict(rec, status="not-installed", error=f"{python} missing")
-    t0 = time.perf_counter()
-    with open(os.path.join(work, tag + ".log"), "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            return dict(
-                rec,
-                status="timeout",
-                wall_s=time.perf_counter() - t0,
-                error=f"no result within {timeout:.0f} s",
-            )
-    rec["wall_s"] = time.perf_counter() - t0
-    if rc != 0 or not os.path.exists(out + ".json"):
-        with open(os.path.join(work, tag + ".log")) as fh:
-            tail = fh.read()[-1500:]
-        return dict(rec, status="failed", returncode=rc, error=tail)
+    log_path = os.path.join(work, tag + ".log")
+    rec.update(run_logged(cmd, log_path, timeout))
+    if rec["status"] != "ok":
+        return rec
+    if not os.path.exists(out + ".json"):
+        with open(log_path) as fh:
+            return dict(rec, status="failed", error=fh.read()[-1500:])
     with open(out + ".json") as fh:
         rec.update(json.load(fh))
     rec["status"] = "ok"
@@ -328,8 +315,10 @@ def write_json(path: str, doc: dict) -> None:
 def main() -> None:
     args = parse_args()
     if not os.path.exists(DATA):
-        sys.exit(f"benchmark data not found: {DATA} (the shared datasets beside the repository); "
-                 "nothing was run")
+        sys.exit(
+            f"benchmark data not found: {DATA} (the shared datasets beside the repository); "
+            "nothing was run"
+        )
     date = datetime.date.today().isoformat()
     results_dir = os.path.join(HERE, "results")
     work = os.path.join(results_dir, "scratch")
