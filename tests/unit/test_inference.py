@@ -101,7 +101,19 @@ def test_pairs_across_the_tree_match_brute_force_on_wide_models(seed):
         np.testing.assert_allclose(est, joint.sum(axis=drop).reshape(-1), atol=1e-12)
 
 
-def test_noise_free_measurements_are_recovered():
+def needs_cuda(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA (run with -m gpu on a GPU machine)")
+
+
+ON_CPU_AND_GPU = pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+)
+
+
+@ON_CPU_AND_GPU
+def test_noise_free_measurements_are_recovered(device):
+    needs_cuda(device)
     rng = np.random.default_rng(0)
     n = 4000
     a = rng.integers(0, 3, n)
@@ -120,10 +132,46 @@ def test_noise_free_measurements_are_recovered():
         for q in cliques
     ]
     assert estimate_total(ms) == pytest.approx(n)
-    model = estimate(ms, DOMAIN, iters=500, device="cpu")
+    model = estimate(ms, DOMAIN, iters=500, device=device)
     for m in ms:
         # Consistent measurements lie in the model family: the optimum reproduces them.
         np.testing.assert_allclose(model.marginal(m.clique), m.values, atol=0.05)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replays_the_eager_loss_and_gradient():
+    needs_cuda("cuda")
+    from privsynth.inference.estimate import _graphed
+
+    model = GraphicalModel(
+        DOMAIN, [("a", "b"), ("b", "c"), ("a", "c"), ("c", "d")], 1.0, device="cuda"
+    )
+    sizes = [t.numel() for t in model.theta]
+    shapes = [t.shape for t in model.theta]
+    flat = torch.zeros(sum(sizes), device="cuda", dtype=torch.float64, requires_grad=True)
+    target = torch.rand(DOMAIN["a"], DOMAIN["b"], device="cuda", dtype=torch.float64)
+
+    def loss_of(param):
+        def loss_fn():
+            model.theta = [v.view(s) for v, s in zip(param.split(sizes), shapes, strict=True)]
+            (mu,) = model.project(model.beliefs(), [("a", "b")])
+            return torch.sum((mu - target) ** 2)
+
+        return loss_fn
+
+    replay = _graphed(loss_of(flat), flat)
+    buffer = flat.grad  # made at capture: every replay writes the gradient here
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for _ in range(3):  # new values written in place, as L-BFGS does, between replays
+        with torch.no_grad():
+            flat.copy_(torch.randn(flat.shape, generator=g, device="cuda", dtype=flat.dtype))
+        loss = replay()
+        ref = flat.detach().clone().requires_grad_(True)
+        eager = loss_of(ref)()
+        eager.backward()
+        # Same kernels in the same order on the same inputs: equal to rounding.
+        torch.testing.assert_close(loss, eager.detach(), rtol=1e-12, atol=0)
+        torch.testing.assert_close(buffer, ref.grad, rtol=1e-12, atol=1e-15)
 
 
 def test_sampling_follows_the_model_and_the_evidence():
