@@ -1,8 +1,10 @@
-"""Running one benchmark job in its own process, shared by the benchmark runners."""
+"""Running one benchmark job in its own process, and describing the machine it ran on;
+shared by the benchmark runners."""
 
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import time
@@ -31,3 +33,17 @@ def run_logged(cmd: list[str], log_path: str, timeout: float) -> dict:
         with open(log_path) as fh:
             rec.update(status="failed", returncode=rc, error=fh.read()[-1500:])
     return rec
+
+
+def machine(device: str = "cpu") -> dict:
+    """Python, OS and core count, plus the GPU's name when ``device`` is not the CPU."""
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    if device != "cpu":
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return info

@@ -9,7 +9,7 @@ Quality is measured here, once, on the columns binned by the schema's public bin
 train-synthetic-test-real AUC for ``income`` (``benchmarks/metrics.py``). The anchors are given
 the same training split as those integer codes, every column categorical. Baselines on the
 same binning: real data, an independent (non-private) per-column sampler, and privsynth MST.
-``--throughput`` times DP-SGD against plain SGD for the same model and batches on CPU.
+``--throughput`` times DP-SGD against plain SGD for the same model and batches on ``--device``.
 
     .venv/bin/python benchmarks/run_dpsgd.py --epsilons 1 3 --seeds 0
     .venv/bin/python benchmarks/run_dpsgd.py --epsilons 1 --algos dpvae dpctgan \
@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -37,7 +36,7 @@ import pandas as pd
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from jobs import run_logged  # noqa: E402
+from jobs import machine, run_logged  # noqa: E402
 from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -89,13 +88,13 @@ def job(args: argparse.Namespace) -> None:
     if args.algo == "mst":
         from privsynth.generators.mst import MST
 
-        model = MST(epsilon=args.epsilon, delta=args.delta, device="cpu", **params)
+        model = MST(epsilon=args.epsilon, delta=args.delta, device=args.device, **params)
     else:
         from privsynth.generators.dpctgan import DPCTGAN
         from privsynth.generators.dpvae import DPVAE
 
         cls = {"dpvae": DPVAE, "dpctgan": DPCTGAN}[args.algo]
-        model = cls(epsilon=args.epsilon, delta=args.delta, device="cpu", **params)
+        model = cls(epsilon=args.epsilon, delta=args.delta, device=args.device, **params)
     torch.manual_seed(args.seed)
     c0, t0 = cpu_s(), time.perf_counter()
     model.fit(train, schema)
@@ -135,12 +134,14 @@ def run_fit(algo: str, eps: float, seed: int, params: dict, args) -> dict:
         str(seed),
         "--threads",
         str(args.threads),
+        "--device",
+        args.device,
         "--params",
         json.dumps(params),
         "--out",
         out,
     ]
-    rec = {"algo": algo, "epsilon": eps, "seed": seed, "params": params}
+    rec = {"algo": algo, "epsilon": eps, "seed": seed, "params": params, "device": args.device}
     rec.update(run_logged(cmd, os.path.join(WORK, tag + ".log"), args.timeout))
     if rec["status"] == "ok":
         with open(out + ".json") as fh:
@@ -196,54 +197,27 @@ def quality(syn: pd.DataFrame, train_b, test_b, domain, sets, schema, coded: boo
 
 # ----------------------------------------------------------- throughput
 def throughput(args) -> dict:
-    """Steps per second of one DPVAE-sized model, DP-SGD (ghost, hooks) vs plain Adam."""
+    """Steps per second of one DPVAE-sized model on ``--device``, DP-SGD (ghost, hooks) vs
+    plain Adam on the same Poisson batch sizes."""
     import torch
 
-    from privsynth.generators.dpsgd import OneHotBlocks, SGDPlan, train_dp
-    from privsynth.generators.dpvae import _VAE
+    from privsynth.generators.dpsgd import OneHotBlocks, resolve_device
 
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     train, _, schema = split()
     codes, domain = binned(train, schema)
     blocks = OneHotBlocks(list(domain.values()))
     data = blocks.transform(codes.to_numpy())
     out = {}
     for name, hidden, batch in (("dpvae-default", (64,), 2000), ("mlp-256x3", (256, 256), 512)):
-        q = batch / len(data)
-        plan = SGDPlan(q, 1.0, args.throughput_steps, batch)
-
-        def loss_fn(model, x, latent=8):
-            noise = torch.randn(len(x), latent)
-            logits, mu, logvar = model(x, noise)
-            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-            return blocks.block_cross_entropy(logits, x) + kl
-
         rates = {}
-        for mode in ("ghost", "hooks"):
-            torch.manual_seed(0)
-            model = _VAE(blocks.width, hidden, 8)
-            t0 = time.perf_counter()
-            train_dp(
-                model,
-                loss_fn,
-                data,
-                plan,
-                max_grad_norm=1.0,
-                lr=1e-3,
-                grad_sample_mode=mode,
-                device=torch.device("cpu"),
+        for mode in ("ghost", "hooks", "non_dp"):
+            # an untimed warm-up first: library and kernel set-up (CUDA init, cuBLAS handles)
+            steps_per_s(mode, 2, hidden, batch, blocks, data, device)
+            rates[mode] = steps_per_s(
+                mode, args.throughput_steps, hidden, batch, blocks, data, device
             )
-            rates[mode] = plan.steps / (time.perf_counter() - t0)
-        torch.manual_seed(0)
-        model = _VAE(blocks.width, hidden, 8)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        t0 = time.perf_counter()
-        for _ in range(plan.steps):  # the same Poisson batches, no clipping or noise
-            batch_x = data[torch.rand(len(data)) < q]
-            opt.zero_grad()
-            loss_fn(model, batch_x).mean().backward()
-            opt.step()
-        rates["non_dp"] = plan.steps / (time.perf_counter() - t0)
         out[name] = {
             "hidden": list(hidden),
             "batch": batch,
@@ -253,6 +227,52 @@ def throughput(args) -> dict:
         }
         print(name, json.dumps(out[name]))
     return out
+
+
+def steps_per_s(mode: str, steps: int, hidden, batch: int, blocks, data, device) -> float:
+    """DP-SGD in ``mode`` (ghost or hooks), or plain Adam on the same Poisson batch sizes with
+    no clipping or noise (``non_dp``), for a DPVAE network of ``hidden`` widths."""
+    import torch
+
+    from privsynth.generators.dpsgd import SGDPlan, train_dp
+    from privsynth.generators.dpvae import _VAE
+
+    def loss_fn(model, x, latent=8):
+        noise = torch.randn(len(x), latent, device=x.device)
+        logits, mu, logvar = model(x, noise)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return blocks.block_cross_entropy(logits, x) + kl
+
+    def sync() -> None:  # CUDA kernels run asynchronously: wait before reading the clock
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    q = batch / len(data)
+    torch.manual_seed(0)
+    model = _VAE(blocks.width, hidden, 8).to(device)
+    sync()
+    t0 = time.perf_counter()
+    if mode == "non_dp":
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(steps):
+            batch_x = data[torch.rand(len(data)) < q].to(device)
+            opt.zero_grad()
+            loss_fn(model, batch_x).mean().backward()
+            opt.step()
+    else:
+        plan = SGDPlan(q, 1.0, steps, batch)
+        train_dp(
+            model,
+            loss_fn,
+            data,
+            plan,
+            max_grad_norm=1.0,
+            lr=1e-3,
+            grad_sample_mode=mode,
+            device=device,
+        )
+    sync()
+    return steps / (time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------- main
@@ -271,6 +291,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads per fit (2 spin on busy cores)"
+    )
+    p.add_argument(
+        "--device", default="cpu", help="privsynth fits and --throughput: cpu, cuda or auto"
     )
     p.add_argument("--timeout", type=float, default=1500, help="seconds per fit+sample job")
     p.add_argument(
@@ -316,13 +339,7 @@ def main() -> None:
     doc: dict = {
         "date": date,
         "privsynth_version": privsynth.__version__,
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": args.threads,
-            "note": "2 cores shared with other work: times are rough",
-        },
+        "machine": dict(machine(args.device), torch_threads=args.threads, device=args.device),
         "data": "privsynth.datasets.load_adult(), 80/20 split (seed 0), schema's public bins",
     }
     if not args.throughput_only:
@@ -374,7 +391,7 @@ def main() -> None:
                     doc["runs"].append(rec)
                     write_json(out, doc)
     if not args.no_throughput:
-        doc["throughput_cpu"] = throughput(args)
+        doc[f"throughput_{args.device}"] = throughput(args)
     write_json(out, doc)
     print("wrote", out)
 

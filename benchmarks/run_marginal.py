@@ -18,7 +18,6 @@ import concurrent.futures as cf
 import datetime
 import json
 import os
-import platform
 import sys
 import threading
 
@@ -28,7 +27,7 @@ import pandas as pd
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from jobs import run_logged  # noqa: E402
+from jobs import machine, run_logged  # noqa: E402
 from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noqa: E402
 
 # The shared data sits beside the repository: ../shared/data from the repo root.
@@ -87,6 +86,9 @@ def parse_args() -> argparse.Namespace:
         help="subset of tools, or tool:algo entries (e.g. opendp:mst)",
     )
     p.add_argument("--delta", type=float, default=1e-9)
+    p.add_argument(
+        "--device", default="cpu", help="torch device for privsynth's fits (cpu, cuda, auto)"
+    )
     p.add_argument("--timeout", type=float, default=1500, help="seconds per fit+sample job")
     p.add_argument("--jobs", type=int, default=1, help="jobs run at once (times get noisier)")
     p.add_argument("--split-seed", type=int, default=0)
@@ -252,15 +254,6 @@ def ratio_table(summary: dict, results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "note": "2 cores shared with other work: times are rough",
-    }
-
-
 def scale_mode(args, work: str) -> dict:
     full = pd.read_csv(DATA)
     rng = np.random.default_rng(args.split_seed)
@@ -274,6 +267,7 @@ def scale_mode(args, work: str) -> dict:
         "seed": 0,
         "delta": args.delta,
         "tag_suffix": f"-scale{args.scale_rows}",
+        "options": [f"device={args.device}"],
     }
     rec = run_job(job, work, path, args.timeout, n=args.scale_rows)
     rec["rows"] = args.scale_rows
@@ -354,7 +348,7 @@ def main() -> None:
     if args.scale:
         out = args.out or os.path.join(results_dir, f"marginal-scale-{date}.json")
         rec = scale_mode(args, work)
-        write_json(out, {"date": date, "machine": machine(), "scale": rec})
+        write_json(out, {"date": date, "machine": machine(args.device), "scale": rec})
         print("wrote", out)
         return
 
@@ -396,7 +390,7 @@ def main() -> None:
         )
         for eps in eps_list:
             for seed in seed_list:
-                opts = []
+                opts = [f"device={args.device}"] if tool == "privsynth" else []
                 if (
                     tool == "opendp"
                     and algo == "mst"
@@ -443,7 +437,7 @@ def main() -> None:
     out = args.out or os.path.join(results_dir, f"marginal-{date}.json")
     doc = {
         "date": date,
-        "machine": machine(),
+        "machine": machine(args.device),
         "args": vars(args),
         "data": DATA,
         "split": {"seed": args.split_seed, "train_rows": len(train), "test_rows": len(test)},

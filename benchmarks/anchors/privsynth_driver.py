@@ -27,8 +27,11 @@ def fit(train, domain, args):
     device = options(args).get("device", "cpu")
     import privsynth
 
-    args.extra["version"] = getattr(privsynth, "__version__", "?")
-    return cls(epsilon=args.epsilon, delta=args.delta, device=device).fit(train, schema)
+    args.extra.update(version=getattr(privsynth, "__version__", "?"), device=device)
+    model = cls(epsilon=args.epsilon, delta=args.delta, device=device).fit(train, schema)
+    if args.algo == "aim":  # every measurement after the 1-way ones took one selection round
+        args.extra["rounds"] = len(model.measurements_) - len(domain)
+    return model
 
 
 def sample(model, n, args):
