@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from privsynth.inference import junction_tree as jt
+from privsynth.inference import lbfgs
 from privsynth.inference.model import GraphicalModel
 
 log = logging.getLogger("privsynth.inference")
@@ -125,8 +126,7 @@ def estimate(
         )
         for m in measurements
     ]
-    # One flat parameter vector, viewed per clique: L-BFGS then updates one tensor per step
-    # instead of one per clique (fewer small ops, which is what a call costs on small models).
+    # One flat parameter vector, viewed per clique, for L-BFGS (lbfgs.py).
     shapes = [t.shape for t in model.theta]
     sizes = [t.numel() for t in model.theta]
     flat = torch.cat([t.reshape(-1) for t in model.theta]).detach().requires_grad_(True)
@@ -140,39 +140,18 @@ def estimate(
             for w, mu, y in zip(weights, mus, targets, strict=True)
         )
 
-    evaluate = _graphed(loss_fn, flat) if dev.type == "cuda" and measurements else None
-    chunk = min(CHUNK, iters)
-    opt = torch.optim.LBFGS(
-        [flat],
-        lr=1.0,
-        max_iter=chunk,
-        max_eval=chunk,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=1e-10,
-        tolerance_change=1e-12,
-    )
-    calls = 0
-
-    def closure() -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        if evaluate is not None:
-            return evaluate()
+    def eager() -> torch.Tensor:
         flat.grad = None
         loss = loss_fn()
         loss.backward()
-        return loss
+        return loss.detach()
 
-    # Run in chunks (the optimizer keeps its curvature history between them) and stop once a
-    # chunk improves the scaled loss by less than TOL: at the truth that loss is about 1/2,
-    # so TOL is a negligible fraction of the noise.
-    previous = float("inf")
-    while measurements and calls < iters:
-        loss = float(opt.step(closure).detach())
-        if previous - loss < TOL:
-            break
-        previous = loss
+    # Stop once CHUNK calls improve the scaled loss by less than TOL: at the truth that loss is
+    # about 1/2, so TOL is a negligible fraction of the noise.
+    calls = 0
+    if measurements and iters > 0:
+        evaluate = _graphed(loss_fn, flat) if dev.type == "cuda" else eager
+        calls = lbfgs.minimize(evaluate, flat, max_calls=iters, chunk=CHUNK, tol=TOL)
     log.debug("estimate: %d belief-propagation calls", calls)
     final = flat.detach()
     model.theta = [v.view(s) for v, s in zip(final.split(sizes), shapes, strict=True)]
@@ -208,8 +187,6 @@ def _graphed(
 
     def replay() -> torch.Tensor:
         graph.replay()
-        # L-BFGS keeps the first loss of a step to return it: give it a copy, not the buffer
-        # the next replay overwrites.
-        return loss.detach().clone()
+        return loss.detach()  # the graph's buffer: the next replay overwrites it
 
     return replay
