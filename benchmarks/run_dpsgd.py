@@ -201,7 +201,8 @@ def throughput(args) -> dict:
     plain Adam on the same Poisson batch sizes."""
     import torch
 
-    from privsynth.generators.dpsgd import OneHotBlocks, resolve_device
+    from privsynth.device import resolve_device
+    from privsynth.generators.dpsgd import OneHotBlocks
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 
 import privsynth
+from privsynth.device import resolve_device
 from privsynth.inference import junction_tree as jt
 from privsynth.inference.estimate import Measurement, estimate
-from privsynth.inference.model import resolve_device
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 

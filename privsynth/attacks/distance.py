@@ -32,19 +32,6 @@ from privsynth.schema import CATEGORICAL_KINDS, Column, Schema, canonical_series
 CHUNK_BYTES = 32 * 2**20
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda[:i]``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device ({device!r}) must be 'auto', 'cpu' or 'cuda'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device ({device!r}): CUDA is not available; use 'auto' or 'cpu'")
-    return dev
-
-
 class MixedSpace:
     """The embedding of validated rows for the mixed-type distance.
 

@@ -17,8 +17,9 @@ import torch
 from privsynth.attacks import attribute, linkability, membership, selftest, singling_out
 from privsynth.attacks.base import EVIDENCE_NOTE, AttackResult
 from privsynth.attacks.canary import canary_audit
-from privsynth.attacks.distance import MixedSpace, distance_diagnostics, nearest, resolve_device
+from privsynth.attacks.distance import MixedSpace, distance_diagnostics, nearest
 from privsynth.attacks.policy import Policy, load_policy
+from privsynth.device import resolve_device
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 

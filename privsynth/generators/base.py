@@ -32,6 +32,7 @@ from privsynth.budget.accounting import (
     event_to_dict,
     rho_for_epsilon,
 )
+from privsynth.device import resolve_device
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.inference.model import one_cpu_thread
@@ -135,6 +136,7 @@ class MarginalGenerator(ABC):
         check_budget_params(self.epsilon, self.delta, self.discovery_share)
         if int(self.iters) != self.iters or self.iters < 1:
             raise ConfigError(f"iters ({self.iters!r}) must be a positive integer")
+        resolve_device(self.device)
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         """Every charge :meth:`fit` will make on ``schema``, computed without data."""

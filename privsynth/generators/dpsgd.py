@@ -71,6 +71,7 @@ from privsynth.budget.accounting import (
     event_to_dict,
     rho_for_epsilon,
 )
+from privsynth.device import resolve_device
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import BudgetExceeded, ConfigError, PrivsynthError
 from privsynth.generators.base import MarginalGenerator, check_budget_params, split_budget
@@ -91,16 +92,6 @@ IMPLEMENTATION_HAZARD = {
         "category frequencies are noised by OpenDP."
     ),
 }
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device ({device!r}) must be 'auto', 'cpu' or 'cuda[:n]'") from exc
 
 
 # ----------------------------------------------------------------- transform

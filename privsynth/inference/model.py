@@ -14,6 +14,7 @@ from itertools import pairwise
 import numpy as np
 import torch
 
+from privsynth.device import resolve_device
 from privsynth.inference import junction_tree as jt
 from privsynth.inference.junction_tree import Clique, JunctionTree
 
@@ -33,13 +34,6 @@ def one_cpu_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when present, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class GraphicalModel:

@@ -126,6 +126,7 @@ def test_refuses_data_dependent_domains_without_opt_in(make, table):
         {"delta": 1.5},
         {"iters": 0},
         {"split": (0.5, 0.5, 0.5)},
+        {"device": "gpu"},
     ],
 )
 def test_bad_parameters_name_themselves(table, bad):
