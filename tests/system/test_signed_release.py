@@ -3,7 +3,10 @@
 real headless browser (skipped where Chromium is not installed)."""
 
 import base64
+import contextlib
+import io
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -33,23 +36,45 @@ def rel(tmp_path_factory):
     df = df.sample(3917, random_state=0)  # a size no label or threshold happens to equal
     key = Ed25519PrivateKey.generate()
     (root / "signer.pub.pem").write_bytes(public_pem(key.public_key()))
-    with Ledger.open(root / "l.sqlite", dataset_id="adult", cap=Budget(3, 1e-6)) as ledger:
-        res = release(
-            df,
-            schema,
-            out=root / "release",
-            ledger=ledger,
-            key=key,
-            epsilon=1.0,
-            sensitive=["income"],
-            quasi_identifiers=["age", "sex", "race"],
-            target="income",
-            seed=0,
-        )
-    return {"root": root, "res": res, "pub": root / "signer.pub.pem", "rows": len(df), "key": key}
+    # Everything the release prints or logs, at DEBUG, is kept to be searched for the key.
+    console, records = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(records)
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.DEBUG)
+    try:
+        with (
+            contextlib.redirect_stdout(console),
+            contextlib.redirect_stderr(console),
+            Ledger.open(root / "l.sqlite", dataset_id="adult", cap=Budget(3, 1e-6)) as ledger,
+        ):
+            res = release(
+                df,
+                schema,
+                out=root / "release",
+                ledger=ledger,
+                key=key,
+                epsilon=1.0,
+                sensitive=["income"],
+                quasi_identifiers=["age", "sex", "race"],
+                target="income",
+                seed=0,
+            )
+    finally:
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(level)
+    return {
+        "root": root,
+        "res": res,
+        "pub": root / "signer.pub.pem",
+        "rows": len(df),
+        "key": key,
+        "printed": (console.getvalue() + records.getvalue()).encode(),
+    }
 
 
-def test_the_private_key_appears_in_no_released_file(rel):
+def test_the_private_key_appears_in_no_released_file_output_or_log(rel):
     raw = rel["key"].private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
@@ -60,6 +85,8 @@ def test_the_private_key_appears_in_no_released_file(rel):
     for path in rel["res"].out.iterdir():
         data = path.read_bytes()
         assert not any(f in data for f in forms), path.name
+    assert rel["printed"], "nothing was captured: the search below would prove nothing"
+    assert not any(f in rel["printed"] for f in forms)
 
 
 def test_release_folder_verifies_and_holds_every_file(rel):
