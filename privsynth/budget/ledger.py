@@ -931,8 +931,8 @@ class Ledger:
             f"{self.path} --dataset-id {self.dataset_id} --cap-epsilon E --cap-delta D "
             "--force-cap --reason TEXT` (the change is recorded)."
         )
-        if log:
-            logger.warning("%s", msg)
+        if log:  # INFO like the other budget events: the exception carries it to the user
+            logger.info("%s", msg)
         raise BudgetExceeded(msg)
 
     def _close_reservation(self, res: Reservation, kind: str, metadata: dict) -> None:

@@ -363,7 +363,7 @@ def test_budget_events_are_logged_not_printed(ledger, caplog, capsys):
     ]
     assert any(lvl == "INFO" and "reserved PureDP(epsilon=0.5)" in m for lvl, m in records)
     assert any(lvl == "INFO" and "committed" in m for lvl, m in records)
-    assert any(lvl == "WARNING" and "budget exceeded" in m for lvl, m in records)
+    assert any(lvl == "INFO" and "budget exceeded" in m for lvl, m in records)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
 
