@@ -50,6 +50,11 @@ class History:
         self.count = 0  # pairs stored
         self.next = 0  # slot the next pair goes to
         self.gamma = 1.0
+        # slots oldest first, on the device: the first `count` while the ring fills, then the
+        # rotation that starts at `next` (no host-to-device copy per step)
+        ar = torch.arange(m, device=like.device)
+        self._filling = ar
+        self._rotations = (ar[:, None] + ar[None, :]) % m
 
     def push(self, s: torch.Tensor, y: torch.Tensor, sy: float, yy: float) -> None:
         """Store (s, y), whose y·s = ``sy`` > 0 and y·y = ``yy``, over the oldest pair."""
@@ -73,9 +78,9 @@ class History:
         """H g (g itself while the history is empty)."""
         if self.count == 0:
             return g.clone()
-        k, gamma = self.count, self.gamma
-        order = [(self.next - k + j) % self.m for j in range(k)]  # oldest first
-        idx = torch.tensor(order, device=g.device)
+        gamma = self.gamma
+        full = self.count == self.m
+        idx = self._rotations[self.next] if full else self._filling[: self.count]
         p = (self.s @ g)[idx]
         q = (self.y @ g)[idx]
         sy = self.sy[idx][:, idx]
