@@ -138,7 +138,7 @@ class AIM(MarginalGenerator):
                 last = True
             used += 1 / (2 * sigma**2) + eps**2 / 8
             size_cap = limit_bytes * used / rho
-            small = [c for c in candidates if _model_bytes(model.cliques, c, shape) <= size_cap]
+            small = [c for c in candidates if _model_bytes(model, c, shape) <= size_cap]
             if not small:
                 small = [c for c in candidates if len(c) == 1]
             est = model.marginals(small)
@@ -201,8 +201,9 @@ def _candidates(names: list[str], degree: int) -> dict[tuple[str, ...], float]:
     return out
 
 
-def _model_bytes(cliques: list[tuple[str, ...]], extra: tuple[str, ...], shape: dict) -> float:
-    """Memory of the junction tree the model would have with ``extra`` added."""
-    if any(set(extra) <= set(c) for c in cliques):
-        return jt.build(cliques, shape).size(shape) * BYTES_PER_CELL
-    return jt.build([*cliques, extra], shape).size(shape) * BYTES_PER_CELL
+def _model_bytes(model: GraphicalModel, extra: tuple[str, ...], shape: dict) -> float:
+    """Memory of the junction tree the model would have with ``extra`` added (its own tree's
+    when ``extra`` lies inside a clique it already has)."""
+    if any(set(extra) <= set(c) for c in model.cliques):
+        return model.tree.size(shape) * BYTES_PER_CELL
+    return jt.build([*model.cliques, extra], shape).size(shape) * BYTES_PER_CELL
