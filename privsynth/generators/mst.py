@@ -96,10 +96,11 @@ class Compression:
         out = np.empty_like(codes)
         for j, (k, r, w) in enumerate(zip(self.kept, self.rare, self.rare_weights, strict=True)):
             c = codes[:, j]
-            is_rare = c >= len(k)
-            out[~is_rare, j] = k[c[~is_rare]]
-            if is_rare.any():
-                out[is_rare, j] = rng.choice(r, size=int(is_rare.sum()), p=w)
+            col = np.append(k, 0)[c]  # the shared rare code (len(k)) is redrawn below
+            rare_rows = np.flatnonzero(c >= len(k))
+            if len(rare_rows):
+                col[rare_rows] = rng.choice(r, size=len(rare_rows), p=w)
+            out[:, j] = col
         return out
 
     def to_dict(self) -> dict:

@@ -275,7 +275,7 @@ class GraphicalModel:
         with torch.no_grad():
             beliefs = [b[0].exp().cpu().numpy() for b in self.beliefs(evidence)]
         names = list(self.domain)
-        out = np.zeros((n, len(names)), dtype=np.int64)
+        out = np.zeros((n, len(names)), dtype=np.int64, order="F")  # contiguous columns
         t = self.tree
         for i in t.order:
             clique, sep = t.cliques[i], t.separator[i]
@@ -326,7 +326,10 @@ def _stratified_uniforms(groups: np.ndarray, rng: np.random.Generator) -> np.nda
     before: false links between columns.)
     """
     n = len(groups)
-    order = np.lexsort((rng.random(n), groups))
+    # A random permutation, then a stable sort by group: each group's rows in a uniformly
+    # random order (as a sort on random keys would give, without its ties or its cost).
+    shuffled = rng.permutation(n)
+    order = shuffled[np.argsort(groups[shuffled], kind="stable")]
     sorted_groups = groups[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
     sizes = np.diff(np.r_[starts, n])
