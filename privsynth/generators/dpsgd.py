@@ -75,13 +75,14 @@ from privsynth.device import resolve_device
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import BudgetExceeded, ConfigError, PrivsynthError
 from privsynth.generators.base import MarginalGenerator, check_budget_params, split_budget
+from privsynth.generators.clipping import BookkeepingClipper
 from privsynth.schema import Schema
 
 log = logging.getLogger("privsynth.generators")
 
 FORMAT = "privsynth-dpsgd-model"
 FORMAT_VERSION = 1
-GRAD_SAMPLE_MODES = ("ghost", "hooks")
+GRAD_SAMPLE_MODES = ("bookkeeping", "ghost", "hooks")
 IMPLEMENTATION_HAZARD = {
     "hazard": "DP-SGD gradient noise sampler (Mironov 2012; Jin et al. 2022)",
     "status": "NOT mitigated",
@@ -286,7 +287,7 @@ def train_dp(
     *,
     max_grad_norm: float,
     lr: float,
-    grad_sample_mode: str = "ghost",
+    grad_sample_mode: str = "bookkeeping",
     device: torch.device,
     after_step: Callable[[nn.Module], None] | None = None,
     progress: Callable[[int, float], None] | None = None,
@@ -296,7 +297,9 @@ def train_dp(
 
     Each step draws a Poisson sample of ``data`` (every row independently with probability
     ``plan.sample_rate``), computes ``per_sample_loss(wrapped_module, batch)``, clips each
-    row's gradient to ``max_grad_norm`` (ghost clipping, or per-sample hooks), adds Gaussian
+    row's gradient to ``max_grad_norm`` (``grad_sample_mode``: privsynth's one-pass
+    book-keeping clipping for networks of linear layers, :mod:`.clipping`; Opacus' ghost
+    clipping; or Opacus' per-sample hooks), adds Gaussian
     noise of sd ``noise_multiplier * max_grad_norm`` to the sum and divides it by the public
     ``expected_batch_size``; an empty sample still takes a noise-only step.
     ``after_step(wrapped_module)`` runs after each step (e.g. a GAN generator update:
@@ -307,7 +310,6 @@ def train_dp(
     from opacus.validators import ModuleValidator
 
     ModuleValidator.validate(module, strict=True)  # e.g. no BatchNorm in DP-trained parts
-    ghost = grad_sample_mode == "ghost"
     base_opt = torch.optim.Adam(module.parameters(), lr=lr)
     # The subsampling and the gradient noise must be secret: draw them from generators seeded
     # with OS entropy, never from torch's global generator, which a caller's
@@ -320,7 +322,11 @@ def train_dp(
         "loss_reduction": "mean",
         "generator": torch.Generator(device=device).manual_seed(secrets.randbits(63)),
     }
-    if ghost:
+    if grad_sample_mode == "bookkeeping":
+        # privsynth clips (one backward pass); Opacus' optimizer noises and scales the sum
+        wrapped = BookkeepingClipper(module, max_grad_norm)
+        opt = DPOptimizerFastGradientClipping(base_opt, **noise)
+    elif grad_sample_mode == "ghost":
         wrapped = GradSampleModuleFastGradientClipping(
             module, batch_first=True, loss_reduction="mean", max_grad_norm=max_grad_norm
         )
@@ -337,7 +343,7 @@ def train_dp(
     opt.attach_step_hook(count)
     for step in range(plan.steps):
         batch = data[torch.rand(len(data), generator=sampler) < plan.sample_rate].to(device)
-        value = _dp_step(wrapped, opt, per_sample_loss, batch, ghost)
+        value = _dp_step(wrapped, opt, per_sample_loss, batch, grad_sample_mode)
         if after_step is not None:
             after_step(wrapped)
         if progress is not None:
@@ -347,7 +353,7 @@ def train_dp(
 
 
 def _dp_step(
-    wrapped: nn.Module, opt: Any, per_sample_loss: PerSampleLoss, batch: torch.Tensor, ghost: bool
+    wrapped: nn.Module, opt: Any, per_sample_loss: PerSampleLoss, batch: torch.Tensor, mode: str
 ) -> float:
     """One noised step on ``batch``; returns its mean loss (nan for an empty batch)."""
     from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
@@ -359,8 +365,12 @@ def _dp_step(
             # Opacus' backward hooks fire although the inputs need no gradient: expected.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             losses = per_sample_loss(wrapped, batch)
-            loss = DPTensorFastGradientClipping(wrapped, opt, losses) if ghost else losses.mean()
-            loss.backward()
+            if mode == "bookkeeping":
+                wrapped.clipped_backward(losses)
+            elif mode == "ghost":
+                DPTensorFastGradientClipping(wrapped, opt, losses).backward()
+            else:
+                losses.mean().backward()
         value = float(losses.detach().mean())
     else:  # nothing to clip: the step releases noise only
         for p in opt.params:
@@ -426,7 +436,7 @@ class DPSGDGenerator(ABC):
         device: str = "auto",
         discovery_share: float = 0.1,
         measure_share: float = 0.02,
-        grad_sample_mode: str = "ghost",
+        grad_sample_mode: str = "bookkeeping",
         allow_data_dependent_domain: bool = False,
         verbose: bool = False,
     ) -> None:

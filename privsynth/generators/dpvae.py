@@ -72,7 +72,10 @@ class DPVAE(DPSGDGenerator):
     discovery_share, measure_share
         Shares of epsilon for learning undeclared domains and for the row count.
     grad_sample_mode
-        ``"ghost"`` (ghost clipping, fast) or ``"hooks"`` (per-sample gradients).
+        How each row's gradient is clipped: ``"bookkeeping"`` (default: one backward pass,
+        :mod:`privsynth.generators.clipping`), ``"ghost"`` (Opacus' ghost clipping, two
+        passes) or ``"hooks"`` (Opacus' per-sample gradients). All three clip the same
+        per-row gradients to the same norm; they differ in speed.
     allow_data_dependent_domain
         Accept ``source: data`` domains (recorded as a DP caveat).
     verbose
