@@ -83,6 +83,12 @@ log = logging.getLogger("privsynth.generators")
 FORMAT = "privsynth-dpsgd-model"
 FORMAT_VERSION = 1
 GRAD_SAMPLE_MODES = ("bookkeeping", "ghost", "hooks")
+#: Who clips each row's gradient, per ``grad_sample_mode`` (stated in the privacy spec).
+CLIPPING = {
+    "bookkeeping": "privsynth book-keeping clipping (one backward pass, nn.Linear layers)",
+    "ghost": "Opacus ghost clipping (two backward passes)",
+    "hooks": "Opacus per-sample gradients (hooks)",
+}
 IMPLEMENTATION_HAZARD = {
     "hazard": "DP-SGD gradient noise sampler (Mironov 2012; Jin et al. 2022)",
     "status": "NOT mitigated",
@@ -701,6 +707,7 @@ class DPSGDGenerator(ABC):
             "noise_multiplier": self.sgd_["noise_multiplier"],
             "steps": self.sgd_["steps_taken"],
             "max_grad_norm": self.max_grad_norm,
+            "clipping": CLIPPING[self.grad_sample_mode],
             "opacus_epsilon": self.sgd_["opacus_epsilon"],
         }
 

@@ -102,6 +102,7 @@ def test_ledger_holds_the_plan_then_the_dp_sgd_charge_and_stays_under_the_cap(fi
     assert epsilon_spent(gen.planned_, DELTA) <= 5.0
     assert gen.privacy_spec()["epsilon_spent"] <= 5.0
     assert ledger.spent().epsilon <= ledger.cap.epsilon
+    assert gen.privacy_spec()["clipping"].startswith("privsynth book-keeping")  # who clipped
 
 
 def test_accounting_matches_opacus_for_the_fitted_parameters(fitted):
