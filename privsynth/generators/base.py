@@ -90,6 +90,18 @@ def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: 
     return Budgeting(disc_eps, disc_delta, rho)
 
 
+def allocate(rho: float, cells: list[int]) -> list[float]:
+    """Split ``rho`` over measurements of ``cells`` cells each, in proportion to cells^(2/3).
+
+    A measurement given rho_m has noise sd 1/sqrt(2 rho_m) per cell, so its expected L1
+    error is proportional to c_m / sqrt(rho_m). Minimising sum_m c_m rho_m^(-1/2) subject to
+    sum_m rho_m = rho (Lagrange: c_m rho_m^(-3/2) equal for all m) gives rho_m ~ c_m^(2/3).
+    Uses only public sizes (and the DP-selected structure): post-processing.
+    """
+    w = np.asarray(cells, dtype=np.float64) ** (2 / 3)
+    return list(rho * w / w.sum())
+
+
 def check_budget_params(epsilon: float, delta: float, discovery_share: float) -> None:
     """Refuse an invalid (epsilon, delta) or discovery share with a message naming it."""
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):

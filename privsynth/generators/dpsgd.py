@@ -499,7 +499,7 @@ class DPSGDGenerator(ABC):
         self._check_params()
         b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
         discovery = plan_discovery(schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta)
-        measure = self._measure_plan(len(schema.synthesised), self.epsilon * self.measure_share)
+        measure = self._measure_plan()
         return [*discovery, *measure], (b.discovery_epsilon, b.discovery_delta)
 
     def _stand_in(self, fixed: list[PrivacyEvent]) -> ZCDP:
@@ -545,7 +545,7 @@ class DPSGDGenerator(ABC):
         encoder = Encoder(learned)
         codes = encoder.encode(clean)
         blocks = OneHotBlocks(list(encoder.shape.values()))
-        n_hat, measured = self._measure(codes, blocks, self.epsilon * self.measure_share)
+        n_hat, measured = self._measure(codes, blocks)
         spent += measured
         plan = plan_sgd(
             n_hat,
@@ -612,13 +612,11 @@ class DPSGDGenerator(ABC):
 
     # ---------------------------------------------------------- subclass hooks
     @abstractmethod
-    def _measure_plan(self, n_columns: int, epsilon: float) -> list[PrivacyEvent]:
-        """Charges of :meth:`_measure`, from the number of columns and its epsilon alone."""
+    def _measure_plan(self) -> list[PrivacyEvent]:
+        """Charges of :meth:`_measure`, from the parameters alone (before the data is read)."""
 
     @abstractmethod
-    def _measure(
-        self, codes: np.ndarray, blocks: OneHotBlocks, epsilon: float
-    ) -> tuple[float, list[PrivacyEvent]]:
+    def _measure(self, codes: np.ndarray, blocks: OneHotBlocks) -> tuple[float, list[PrivacyEvent]]:
         """DP measurements before training; return the DP row estimate and the charges."""
 
     @abstractmethod
@@ -775,7 +773,13 @@ class DPSGDGenerator(ABC):
         for name, m in self._modules().items():
             prefix = f"{name}."
             state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            m.load_state_dict(state)
+            try:
+                m.load_state_dict(state)
+            except RuntimeError as exc:  # e.g. a network written by another privsynth version
+                raise ConfigError(
+                    f"{path}: its {name} weights do not fit this privsynth's {cls.name} network "
+                    f"(written by privsynth {doc.get('privsynth_version')!r}); refit the model"
+                ) from exc
             m.to(dev).eval()
         return self
 

@@ -126,13 +126,12 @@ class DPVAE(DPSGDGenerator):
     def _params(self) -> dict:
         return {**super()._params(), "hidden": list(self.hidden)}
 
-    def _measure_plan(self, n_columns: int, epsilon: float) -> list[PrivacyEvent]:
-        return [PureDP(epsilon)]
+    def _measure_plan(self) -> list[PrivacyEvent]:
+        return [PureDP(self.epsilon * self.measure_share)]
 
-    def _measure(
-        self, codes: np.ndarray, blocks: OneHotBlocks, epsilon: float
-    ) -> tuple[float, list[PrivacyEvent]]:
+    def _measure(self, codes: np.ndarray, blocks: OneHotBlocks) -> tuple[float, list[PrivacyEvent]]:
         # The row count has sensitivity 1 under add/remove: Laplace(1/epsilon) is epsilon-DP.
+        epsilon = self.epsilon * self.measure_share
         noisy, charge = mechanisms.laplace_counts(np.array([len(codes)]), epsilon)
         return float(noisy[0]), [charge]
 

@@ -28,7 +28,7 @@ import numpy as np
 from privsynth import mechanisms
 from privsynth.budget.accounting import PrivacyEvent
 from privsynth.errors import ConfigError
-from privsynth.generators.base import MarginalGenerator
+from privsynth.generators.base import MarginalGenerator, allocate
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
 from privsynth.marginals.table import EncodedTable, MappedTable
@@ -264,18 +264,6 @@ class MST(MarginalGenerator):
         self.compression_ = Compression.from_dict(state["compression"])
         self.model_ = GraphicalModel.from_dict(state["model"], device=self.device)
         self.measurements_ = [Measurement.from_dict(m) for m in state["measurements"]]
-
-
-def allocate(rho: float, cells: list[int]) -> list[float]:
-    """Split ``rho`` over measurements of ``cells`` cells each, in proportion to cells^(2/3).
-
-    A measurement given rho_m has noise sd 1/sqrt(2 rho_m) per cell, so its expected L1
-    error is proportional to c_m / sqrt(rho_m). Minimising sum_m c_m rho_m^(-1/2) subject to
-    sum_m rho_m = rho (Lagrange: c_m rho_m^(-3/2) equal for all m) gives rho_m ~ c_m^(2/3).
-    Uses only public sizes (and the DP-selected structure): post-processing.
-    """
-    w = np.asarray(cells, dtype=np.float64) ** (2 / 3)
-    return list(rho * w / w.sum())
 
 
 def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) -> dict:

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from privsynth.budget import Budget, Ledger, PureDP, SubsampledGaussian, event_from_dict
-from privsynth.budget.accounting import PRV_EPS_ERROR, SG_ORDERS, ZCDP, epsilon_spent
+from privsynth.budget.accounting import (
+    PRV_EPS_ERROR,
+    SG_ORDERS,
+    ZCDP,
+    epsilon_spent,
+    rho_for_epsilon,
+)
 from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
 from privsynth.generators.base import Generator
 from privsynth.generators.dpctgan import DPCTGAN, project_counts
@@ -172,6 +178,19 @@ def test_seeds_reproduce_and_save_load_round_trips(fitted, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="cannot read"):
         type(gen).load(tmp_path / "junk.safetensors")
+    # Weights that do not fit the network (e.g. written by a version with another generator
+    # architecture): one clear error, not a torch traceback.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    first = sorted(tensors)[0]
+    tensors[first] = torch.zeros(tuple(n + 1 for n in tensors[first].shape))
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=meta)
+    with pytest.raises(ConfigError, match="do not fit .* refit the model"):
+        type(gen).load(tmp_path / "old.safetensors")
 
 
 @pytest.mark.parametrize("make", GENERATORS, ids=IDS)
@@ -251,6 +270,22 @@ def test_bad_generator_steps_name_themselves(table, steps):
     _, schema = table
     with pytest.raises(ConfigError, match="generator_steps"):
         DPCTGAN(generator_steps=steps).fit(Tripwire(), schema)
+
+
+def test_dpctgan_splits_its_gaussian_1_way_measurements_by_cells(table):
+    """DPCTGAN's histograms: one zCDP charge per column, rho_j proportional to cells^(2/3)
+    (OpenDP may round each a hair down), summing to at most measure_share of the zCDP budget
+    that (epsilon, delta) allows -- the single ZCDP the plan reserved for them."""
+    df, schema = table
+    gen = GENERATORS[IDS.index("DPCTGAN")](epsilon=5.0, delta=DELTA, **FAST).fit(df, schema)
+    rhos = np.array([e.rho for e in gen.charges_ if isinstance(e, ZCDP)])
+    sizes = np.asarray(gen.blocks_.sizes, dtype=float)
+    assert len(rhos) == len(sizes) > 1
+    ratio = rhos / sizes ** (2 / 3)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
+    budget = 0.2 * rho_for_epsilon(5.0, DELTA)
+    assert [e.rho for e in gen.planned_ if isinstance(e, ZCDP)] == [budget]
+    assert rhos.sum() <= budget and rhos.sum() == pytest.approx(budget, rel=1e-3)
 
 
 def test_projected_frequencies_drop_the_noise_mass_on_empty_cells():

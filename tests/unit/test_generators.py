@@ -185,7 +185,7 @@ def test_generators_satisfy_the_protocol():
 def test_mst_allocation_spends_rho_exactly_and_minimises_the_expected_l1_error():
     """rho_m ~ cells_m^(2/3) is the minimiser of sum_m cells_m / sqrt(rho_m) (the expected L1
     noise) under sum_m rho_m = rho: any feasible perturbation must do worse."""
-    from privsynth.generators.mst import allocate
+    from privsynth.generators.base import allocate
 
     cells = [2, 16, 100, 7 * 15, 10_000]
     rho = allocate(0.3, cells)
