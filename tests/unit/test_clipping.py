@@ -142,3 +142,19 @@ def test_disabled_hooks_record_nothing_and_unused_layers_add_zero():
     both = BookkeepingClipper(WithUnused(), 1.0)
     both.clipped_backward(_losses(both, _data()))
     assert torch.count_nonzero(head.weight.grad) == 0 and torch.count_nonzero(head.bias.grad) == 0
+
+
+@pytest.mark.gpu
+def test_clipped_sum_on_cuda_equals_the_cpu_reference():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA (run with -m gpu on a GPU machine)")
+    net, x = _net(), _data()
+    expected, _ = _reference(net, x, 1.0)
+    gpu = _net().cuda()
+    wrapped = BookkeepingClipper(gpu, max_grad_norm=1.0)
+    xc = x.cuda()
+    losses = (wrapped(xc) ** 2).sum(dim=1) * torch.arange(1.0, ROWS + 1, device="cuda")
+    wrapped.clipped_backward(losses)
+    for p, e in zip(gpu.parameters(), expected, strict=True):
+        # TF32 matmuls on recent GPUs round to ~1e-3 relative
+        torch.testing.assert_close(p.grad.cpu(), e, rtol=2e-3, atol=2e-4)
