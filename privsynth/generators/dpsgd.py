@@ -82,13 +82,13 @@ log = logging.getLogger("privsynth.generators")
 
 FORMAT = "privsynth-dpsgd-model"
 FORMAT_VERSION = 1
-GRAD_SAMPLE_MODES = ("bookkeeping", "ghost", "hooks")
 #: Who clips each row's gradient, per ``grad_sample_mode`` (stated in the privacy spec).
 CLIPPING = {
     "bookkeeping": "privsynth book-keeping clipping (one backward pass, nn.Linear layers)",
     "ghost": "Opacus ghost clipping (two backward passes)",
     "hooks": "Opacus per-sample gradients (hooks)",
 }
+GRAD_SAMPLE_MODES = tuple(CLIPPING)
 IMPLEMENTATION_HAZARD = {
     "hazard": "DP-SGD gradient noise sampler (Mironov 2012; Jin et al. 2022)",
     "status": "NOT mitigated",

@@ -123,13 +123,24 @@ def test_refuses_a_layer_applied_twice():
         wrapped(torch.ones(2, 3))
 
 
-def test_disabled_hooks_record_nothing_and_unused_layers_add_zero():
-    net = _net()
+def test_hooks_record_only_while_enabled():
+    """A forward outside the wrapper (e.g. a GAN generator step reading the discriminator)
+    records nothing while the hooks are disabled; enabled, a second unwrapped forward is a
+    layer running twice before any clipped backward, and is refused."""
+    net, x = _net(), _data()
     wrapped = BookkeepingClipper(net, 1.0)
     wrapped.disable_hooks()
-    net(_data())  # e.g. a GAN generator step reading the discriminator: not recorded
+    net(x)
+    net(x)
     wrapped.enable_hooks()
-    head = nn.Linear(3, 1)  # a layer the loss never reaches
+    net(x)
+    with pytest.raises(RuntimeError, match="ran twice"):
+        net(x)
+
+
+def test_layers_the_loss_never_reaches_add_zero():
+    net = _net()
+    head = nn.Linear(3, 1)
 
     class WithUnused(nn.Module):
         def __init__(self):
@@ -142,6 +153,7 @@ def test_disabled_hooks_record_nothing_and_unused_layers_add_zero():
     both = BookkeepingClipper(WithUnused(), 1.0)
     both.clipped_backward(_losses(both, _data()))
     assert torch.count_nonzero(head.weight.grad) == 0 and torch.count_nonzero(head.bias.grad) == 0
+    assert all(torch.count_nonzero(p.grad) > 0 for p in net.parameters())
 
 
 @pytest.mark.gpu
