@@ -122,6 +122,11 @@ class DPCTGAN(DPSGDGenerator):
     generator_steps
         Generator updates after each DP-SGD discriminator step (post-processing: they cost
         no privacy, only time).
+    generator_batch_size
+        Generated rows per generator update (post-processing, so any size is private). The
+        discriminator still sees the expected batch size of generated rows per step. At 1,000
+        (half the default discriminator batch) a fit took half the time of 2,000 with the
+        same 2-way TVD and AUC on Adult.
 
     Examples
     --------
@@ -139,6 +144,7 @@ class DPCTGAN(DPSGDGenerator):
         "generator_hidden",
         "discriminator_hidden",
         "generator_steps",
+        "generator_batch_size",
     )
 
     def __init__(
@@ -150,6 +156,7 @@ class DPCTGAN(DPSGDGenerator):
         generator_hidden: tuple[int, ...] | list[int] = (128, 128),
         discriminator_hidden: tuple[int, ...] | list[int] = (64,),
         generator_steps: int = 3,
+        generator_batch_size: int = 1000,
         measure_share: float = 0.2,
         lr: float = 1e-3,
         **kwargs: Any,
@@ -159,6 +166,7 @@ class DPCTGAN(DPSGDGenerator):
         self.generator_hidden = generator_hidden
         self.discriminator_hidden = discriminator_hidden
         self.generator_steps = generator_steps
+        self.generator_batch_size = generator_batch_size
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -167,9 +175,10 @@ class DPCTGAN(DPSGDGenerator):
             raise ConfigError(f"embedding_dim ({e!r}) must be a positive integer")
         check_hidden(self.generator_hidden)
         check_hidden(self.discriminator_hidden)
-        k = self.generator_steps
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"generator_steps ({k!r}) must be a positive integer")
+        for name in ("generator_steps", "generator_batch_size"):
+            k = getattr(self, name)
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ConfigError(f"{name} ({k!r}) must be a positive integer")
 
     def _params(self) -> dict:
         return {
@@ -240,42 +249,31 @@ class DPCTGAN(DPSGDGenerator):
     def _one_hot_samples(self, logits: torch.Tensor) -> torch.Tensor:
         """What the discriminator sees of a generated row: per block, a one-hot Gumbel-max
         sample of softmax(logits), with the relaxed (temperature ``GUMBEL_TAU``) softmax's
-        gradient passed straight through. Real rows are one-hot too, so the discriminator
-        cannot tell generated rows by their soft values (with relaxed rows the fit scored
-        2-way TVD 0.11-0.12, with these 0.09-0.10)."""
-        b = self.blocks_
-        return torch.cat(
-            [
-                F.gumbel_softmax(logits[:, a:e], tau=GUMBEL_TAU, hard=True)
-                for a, e in zip(b.offsets[:-1], b.offsets[1:], strict=True)
-            ],
-            dim=1,
-        )
+        gradient passed straight through, as ``F.gumbel_softmax(hard=True)`` does block by
+        block. Real rows are one-hot too, so the discriminator cannot tell generated rows by
+        their soft values (with relaxed rows the fit scored 2-way TVD 0.11-0.12, with these
+        0.09-0.10)."""
+        u = torch.rand_like(logits).clamp_min_(torch.finfo(logits.dtype).tiny)
+        perturbed = (logits - torch.log(-torch.log(u))) / GUMBEL_TAU
+        soft = torch.exp(self.blocks_.log_softmax(perturbed))
+        hard = self.blocks_.one_hot(self.blocks_.argmax(perturbed))
+        return hard - soft.detach() + soft
 
     def _condition_loss(
-        self, logits: torch.Tensor, cols: np.ndarray, values: np.ndarray
+        self, log_p: torch.Tensor, cols: np.ndarray, values: np.ndarray
     ) -> torch.Tensor:
-        """Mean cross-entropy of the conditioned column's block against the conditioned value."""
-        b = self.blocks_
-        total = logits.new_zeros(())
-        for j in np.unique(cols):
-            rows = torch.from_numpy(np.flatnonzero(cols == j)).to(logits.device)
-            target = torch.from_numpy(values[cols == j]).to(logits.device)
-            total = total + F.cross_entropy(
-                logits[rows, b.offsets[j] : b.offsets[j + 1]], target, reduction="sum"
-            )
-        return total / len(cols)
+        """Mean cross-entropy of the conditioned column's block against the conditioned
+        value; ``log_p`` is the blocks' log-softmax."""
+        cells = torch.from_numpy(self.blocks_.offsets[cols] + values).to(log_p.device)
+        return -log_p.gather(1, cells[:, None]).mean()
 
-    def _marginal_loss(self, logits: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
-        """Sum over columns of KL(noisy frequencies || the batch's mean softmax): pulls every
-        1-way marginal of the generator towards the DP measurement (post-processing)."""
-        b = self.blocks_
-        total = logits.new_zeros(())
-        for j, (a, e) in enumerate(zip(b.offsets[:-1], b.offsets[1:], strict=True)):
-            mean = torch.softmax(logits[:, a:e], dim=1).mean(0)
-            p = target[j]
-            total = total + (p * (torch.log(p + 1e-12) - torch.log(mean + 1e-12))).sum()
-        return total
+    @staticmethod
+    def _marginal_loss(log_p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Sum over columns of KL(noisy frequencies || the batch's mean softmax), the
+        frequencies side by side in ``target``: pulls every 1-way marginal of the generator
+        towards the DP measurement (post-processing)."""
+        mean = log_p.exp().mean(0)
+        return (target * (torch.log(target + 1e-12) - torch.log(mean + 1e-12))).sum()
 
     # -------------------------------------------------------------- training
     def _train(
@@ -290,11 +288,11 @@ class DPCTGAN(DPSGDGenerator):
         m = max(1, round(plan.expected_batch_size))
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
         g_opt = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=(0.5, 0.9))
-        freqs = [torch.as_tensor(f, dtype=torch.float32, device=device) for f in self.frequencies_]
+        freqs = torch.as_tensor(np.concatenate(self.frequencies_), dtype=torch.float32).to(device)
 
-        def fake_batch() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-            cols, values = self._draw_conditions(m, rng)
-            z = torch.randn(m, self.embedding_dim, device=device)
+        def fake_batch(k: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+            cols, values = self._draw_conditions(k, rng)
+            z = torch.randn(k, self.embedding_dim, device=device)
             return self._generate(z, cols, values), cols, values
 
         d = len(self.blocks_.sizes)
@@ -309,7 +307,7 @@ class DPCTGAN(DPSGDGenerator):
                 # frequency) -- training-by-sampling without picking rows by condition.
                 col = torch.randint(0, d, (len(real), 1), device=device)
                 real = torch.cat([real, real * (block_of[None, :] == col)], dim=1)
-                logits, cols, values = fake_batch()
+                logits, cols, values = fake_batch(m)
                 fake = torch.cat(
                     [self._one_hot_samples(logits), self._conditions(cols, values)], dim=1
                 )
@@ -324,14 +322,15 @@ class DPCTGAN(DPSGDGenerator):
             wrapped.disable_hooks()
             self.discriminator_.requires_grad_(False)
             for _ in range(self.generator_steps):
-                logits, cols, values = fake_batch()
+                logits, cols, values = fake_batch(self.generator_batch_size)
                 x = torch.cat(
                     [self._one_hot_samples(logits), self._conditions(cols, values)], dim=1
                 )
+                log_p = self.blocks_.log_softmax(logits)
                 loss = (
                     F.softplus(-self.discriminator_(x).squeeze(1)).mean()
-                    + self._condition_loss(logits, cols, values)
-                    + self._marginal_loss(logits, freqs)
+                    + self._condition_loss(log_p, cols, values)
+                    + self._marginal_loss(log_p, freqs)
                 )
                 g_opt.zero_grad(set_to_none=True)
                 loss.backward()

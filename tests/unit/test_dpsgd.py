@@ -20,6 +20,7 @@ from privsynth.generators.base import Generator
 from privsynth.generators.dpctgan import DPCTGAN, project_counts
 from privsynth.generators.dpsgd import (
     GRAD_SAMPLE_MODES,
+    OneHotBlocks,
     SGDPlan,
     calibrate_sigma,
     opacus_epsilon,
@@ -265,11 +266,12 @@ def test_bad_parameters_name_themselves(table, bad):
         DPVAE(**params).fit(Tripwire(), schema)
 
 
-@pytest.mark.parametrize("steps", [0, 1.5, True])
-def test_bad_generator_steps_name_themselves(table, steps):
+@pytest.mark.parametrize("name", ["generator_steps", "generator_batch_size"])
+@pytest.mark.parametrize("value", [0, 1.5, True])
+def test_bad_generator_counts_name_themselves(table, name, value):
     _, schema = table
-    with pytest.raises(ConfigError, match="generator_steps"):
-        DPCTGAN(generator_steps=steps).fit(Tripwire(), schema)
+    with pytest.raises(ConfigError, match=name):
+        DPCTGAN(**{name: value}).fit(Tripwire(), schema)
 
 
 def test_dpctgan_splits_its_gaussian_1_way_measurements_by_cells(table):
@@ -286,6 +288,68 @@ def test_dpctgan_splits_its_gaussian_1_way_measurements_by_cells(table):
     budget = 0.2 * rho_for_epsilon(5.0, DELTA)
     assert [e.rho for e in gen.planned_ if isinstance(e, ZCDP)] == [budget]
     assert rhos.sum() <= budget and rhos.sum() == pytest.approx(budget, rel=1e-3)
+
+
+def test_block_operations_match_column_by_column():
+    # The padded grid turns per-column softmaxes into one operation; it must give what each
+    # column's own softmax gives, values and gradients alike.
+    blocks = OneHotBlocks([3, 1, 5, 2])
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, blocks.width, generator=gen, requires_grad=True)
+    weights = torch.randn(7, blocks.width, generator=gen)
+    pieces = list(zip(blocks.offsets[:-1], blocks.offsets[1:], strict=True))
+    def by_column(x):
+        return torch.cat([torch.log_softmax(x[:, a:b], dim=1) for a, b in pieces], dim=1)
+
+    expected = by_column(logits)
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), logits)
+    got = blocks.log_softmax(logits)
+    (grad_got,) = torch.autograd.grad((got * weights).sum(), logits)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(grad_got, grad_expected)
+    # A block far below the others still gets its own softmax (the shift is per block: one
+    # shift for the whole row would underflow exp() there to 0 and give -inf).
+    far = logits.detach().clone()
+    far[:, 4:9] -= 1000.0
+    torch.testing.assert_close(blocks.log_softmax(far), by_column(far))
+    assert blocks.argmax(logits).tolist() == [
+        [int(logits[i, a:b].argmax()) for a, b in pieces] for i in range(7)
+    ]
+    codes = np.array([[2, 0, 4, 1], [0, 0, 0, 0]])
+    onehot = blocks.transform(codes)
+    assert onehot.tolist() == [
+        [0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 1],
+        [1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0],
+    ]
+    cross = blocks.block_cross_entropy(logits[:2], onehot)
+    picked = expected[:2][onehot.bool()].reshape(2, 4)
+    torch.testing.assert_close(cross, -picked.sum(1))
+
+
+def test_dpctgan_one_hot_samples_follow_the_softmax_with_relaxed_gradients(table):
+    df, schema = table
+    gen = DPCTGAN(embedding_dim=4, generator_hidden=(8,), discriminator_hidden=(8,), **FAST)
+    gen.blocks_ = blocks = OneHotBlocks([3, 2])
+    n = 20_000
+    row = torch.tensor([[1.0, 0.0, -1.0, 0.5, -0.5]])
+    logits = row.repeat(n, 1).requires_grad_(True)
+    torch.manual_seed(0)
+    out = gen._one_hot_samples(logits)
+    # Forward: exactly one 1 per block, hard - soft + soft leaving the one-hot exactly up to
+    # float rounding.
+    torch.testing.assert_close(out.detach(), out.detach().round(), atol=1e-6, rtol=0)
+    assert (out.detach().round()[:, :3].sum(1) == 1).all()
+    assert (out.detach().round()[:, 3:].sum(1) == 1).all()
+    # Gumbel-max draws each cell with its block's softmax probability: with 20,000 draws the
+    # frequency's standard error is at most 0.5 / sqrt(20,000) = 0.0035; 5 of them = 0.018.
+    expected = torch.cat([torch.softmax(row[0, :3], 0), torch.softmax(row[0, 3:], 0)])
+    torch.testing.assert_close(out.detach().mean(0), expected, atol=0.018, rtol=0)
+    # Backward: the relaxed softmax's gradient, which sums to zero within each block (a
+    # softmax ignores a common shift of its block's logits).
+    (grad,) = torch.autograd.grad((out * torch.arange(5.0)).sum(), logits)
+    assert grad.abs().sum() > 0
+    for a, b in zip(blocks.offsets[:-1], blocks.offsets[1:], strict=True):
+        torch.testing.assert_close(grad[:, a:b].sum(1), torch.zeros(n), atol=1e-4, rtol=0)
 
 
 def test_projected_frequencies_drop_the_noise_mass_on_empty_cells():
