@@ -298,6 +298,7 @@ def test_block_operations_match_column_by_column():
     logits = torch.randn(7, blocks.width, generator=gen, requires_grad=True)
     weights = torch.randn(7, blocks.width, generator=gen)
     pieces = list(zip(blocks.offsets[:-1], blocks.offsets[1:], strict=True))
+
     def by_column(x):
         return torch.cat([torch.log_softmax(x[:, a:b], dim=1) for a, b in pieces], dim=1)
 
