@@ -291,8 +291,8 @@ def test_dpctgan_splits_its_gaussian_1_way_measurements_by_cells(table):
 
 
 def test_block_operations_match_column_by_column():
-    # The padded grid turns per-column softmaxes into one operation; it must give what each
-    # column's own softmax gives, values and gradients alike.
+    # The one-pass block softmax (membership-matrix sums) must give what each column's own
+    # softmax gives, values and gradients alike.
     blocks = OneHotBlocks([3, 1, 5, 2])
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(7, blocks.width, generator=gen, requires_grad=True)
@@ -327,8 +327,7 @@ def test_block_operations_match_column_by_column():
     torch.testing.assert_close(cross, -picked.sum(1))
 
 
-def test_dpctgan_one_hot_samples_follow_the_softmax_with_relaxed_gradients(table):
-    df, schema = table
+def test_dpctgan_one_hot_samples_follow_the_softmax_with_relaxed_gradients():
     gen = DPCTGAN(embedding_dim=4, generator_hidden=(8,), discriminator_hidden=(8,), **FAST)
     gen.blocks_ = blocks = OneHotBlocks([3, 2])
     n = 20_000
