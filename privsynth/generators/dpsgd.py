@@ -114,7 +114,8 @@ class OneHotBlocks:
     def __init__(self, sizes: list[int]) -> None:
         self.sizes = list(sizes)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
-        self._block_of = torch.from_numpy(np.repeat(np.arange(len(self.sizes)), self.sizes))
+        #: Each one-hot cell's column (block) index.
+        self.block_of = torch.from_numpy(np.repeat(np.arange(len(self.sizes)), self.sizes))
         self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -124,7 +125,7 @@ class OneHotBlocks:
     def _index(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Each cell's block and the membership matrix, on ``device`` (kept per device)."""
         if device not in self._on:
-            block_of = self._block_of.to(device)
+            block_of = self.block_of.to(device)
             member = torch.zeros(self.width, len(self.sizes), device=device)
             member[torch.arange(self.width, device=device), block_of] = 1.0
             self._on[device] = (block_of, member)
