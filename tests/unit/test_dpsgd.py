@@ -17,7 +17,7 @@ from privsynth.budget.accounting import (
 )
 from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
 from privsynth.generators.base import Generator
-from privsynth.generators.dpctgan import DPCTGAN, project_counts
+from privsynth.generators.dpctgan import DPCTGAN
 from privsynth.generators.dpsgd import (
     GRAD_SAMPLE_MODES,
     OneHotBlocks,
@@ -27,6 +27,7 @@ from privsynth.generators.dpsgd import (
     train_dp,
 )
 from privsynth.generators.dpvae import DPVAE
+from privsynth.generators.noisy_marginals import coarse_groups, project_counts
 from privsynth.schema import Schema
 
 # Tiny and fast: 3,000 rows, expected batch 500, 2 epochs (about 12 steps), small networks.
@@ -266,7 +267,7 @@ def test_bad_parameters_name_themselves(table, bad):
         DPVAE(**params).fit(Tripwire(), schema)
 
 
-@pytest.mark.parametrize("name", ["generator_steps", "generator_batch_size"])
+@pytest.mark.parametrize("name", ["generator_steps", "generator_batch_size", "pair_groups"])
 @pytest.mark.parametrize("value", [0, 1.5, True])
 def test_bad_generator_counts_name_themselves(table, name, value):
     _, schema = table
@@ -274,20 +275,72 @@ def test_bad_generator_counts_name_themselves(table, name, value):
         DPCTGAN(**{name: value}).fit(Tripwire(), schema)
 
 
-def test_dpctgan_splits_its_gaussian_1_way_measurements_by_cells(table):
-    """DPCTGAN's histograms: one zCDP charge per column, rho_j proportional to cells^(2/3)
-    (OpenDP may round each a hair down), summing to at most measure_share of the zCDP budget
-    that (epsilon, delta) allows -- the single ZCDP the plan reserved for them."""
+@pytest.mark.parametrize(
+    "params",
+    [{"pair_share": -0.1}, {"pair_share": 1.0}, {"pair_share": True}, {"pair_share": 0.75}],
+)
+def test_bad_pair_shares_name_themselves(table, params):
+    # 0.75 is valid alone but leaves nothing for training with the 0.1 + 0.2 beside it.
+    _, schema = table
+    with pytest.raises(ConfigError, match="pair_share"):
+        DPCTGAN(**params).fit(Tripwire(), schema)
+
+
+def test_dpctgan_splits_its_gaussian_measurements_by_cells(table):
+    """DPCTGAN's histograms: one zCDP charge per column, then one per column pair, each
+    group's rho proportional to its cells^(2/3) (OpenDP may round each a hair down), the
+    1-way ones summing to measure_share and the pairs to pair_share of the zCDP budget that
+    (epsilon, delta) allows -- together the single ZCDP the plan reserved for them."""
     df, schema = table
     gen = GENERATORS[IDS.index("DPCTGAN")](epsilon=5.0, delta=DELTA, **FAST).fit(df, schema)
     rhos = np.array([e.rho for e in gen.charges_ if isinstance(e, ZCDP)])
     sizes = np.asarray(gen.blocks_.sizes, dtype=float)
-    assert len(rhos) == len(sizes) > 1
-    ratio = rhos / sizes ** (2 / 3)
-    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
-    budget = 0.2 * rho_for_epsilon(5.0, DELTA)
-    assert [e.rho for e in gen.planned_ if isinstance(e, ZCDP)] == [budget]
-    assert rhos.sum() <= budget and rhos.sum() == pytest.approx(budget, rel=1e-3)
+    d = len(sizes)
+    groups = [int(coarse_groups(f, gen.pair_groups).max()) + 1 for f in gen.frequencies_]
+    pair_cells = np.array([groups[i] * groups[j] for i in range(d) for j in range(i + 1, d)])
+    assert len(rhos) == d + d * (d - 1) // 2 and d > 1
+    rho = rho_for_epsilon(5.0, DELTA)
+    for part, cells, share in ((rhos[:d], sizes, 0.2), (rhos[d:], pair_cells, 0.3)):
+        ratio = part / cells ** (2 / 3)
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
+        assert part.sum() <= share * rho and part.sum() == pytest.approx(share * rho, rel=1e-3)
+    assert [e.rho for e in gen.planned_ if isinstance(e, ZCDP)] == [0.5 * rho]
+
+
+def test_dpctgan_without_pairs_or_with_one_column_spends_the_plan_on_1_way(table):
+    df, schema = table
+    small = dict(embedding_dim=4, generator_hidden=(8,), discriminator_hidden=(8,), **FAST)
+    rho = rho_for_epsilon(5.0, DELTA)
+    gen = DPCTGAN(epsilon=5.0, delta=DELTA, pair_share=0.0, **small).fit(df, schema)
+    zcdp = [e.rho for e in gen.charges_ if isinstance(e, ZCDP)]
+    assert len(zcdp) == len(schema.names) and gen.pairs_ is None
+    assert sum(zcdp) == pytest.approx(0.2 * rho, rel=1e-3)
+    one = Schema.from_dict({"version": 1, "columns": {"x": schema.to_dict()["columns"]["x"]}})
+    gen = DPCTGAN(epsilon=5.0, delta=DELTA, **small).fit(df[["x"]], one)
+    (only,) = [e.rho for e in gen.charges_ if isinstance(e, ZCDP)]
+    assert only == pytest.approx(0.5 * rho, rel=1e-3) and gen.pairs_ is None
+
+
+def test_dpctgan_learns_a_link_its_pair_measurement_holds(table):
+    """x and y are equal in every row. Independent columns would make them equal a quarter
+    of the time; the (x, y) measurement at epsilon 5 has noise sd about 10 against ~750 rows
+    per diagonal cell, and the pairs' KL term pulls the generator there (0.99 in a trial run;
+    0.24 with pair_share=0, where the ~180 discriminator steps alone teach it nothing)."""
+    df, schema = table
+    torch.manual_seed(0)
+    gen = DPCTGAN(
+        epsilon=5.0,
+        delta=DELTA,
+        embedding_dim=8,
+        generator_hidden=(32,),
+        discriminator_hidden=(16,),
+        epochs=30,
+        batch_size=500,
+        lr=3e-3,
+        device="cpu",
+    ).fit(df, schema)
+    out = gen.sample(3000, seed=0)
+    assert (out["x"] == out["y"]).mean() > 0.8
 
 
 def test_block_operations_match_column_by_column():
