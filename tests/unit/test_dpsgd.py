@@ -17,7 +17,7 @@ from privsynth.budget.accounting import (
 )
 from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
 from privsynth.generators.base import Generator
-from privsynth.generators.dpctgan import DPCTGAN
+from privsynth.generators.dpctgan import DPCTGAN, _CondLinear
 from privsynth.generators.dpsgd import (
     GRAD_SAMPLE_MODES,
     OneHotBlocks,
@@ -378,6 +378,20 @@ def test_block_operations_match_column_by_column():
     cross = blocks.block_cross_entropy(logits[:2], onehot)
     picked = expected[:2][onehot.bool()].reshape(2, 4)
     torch.testing.assert_close(cross, -picked.sum(1))
+
+
+def test_the_generators_row_lookup_is_a_linear_layer_over_the_one_hot_condition():
+    torch.manual_seed(0)
+    layer = _CondLinear(5, 7, 3)
+    x, cells = torch.randn(11, 5), torch.randint(0, 7, (11,))
+    full = torch.nn.Linear(12, 3)
+    with torch.no_grad():
+        full.weight.copy_(torch.cat([layer.dense.weight, layer.cell.weight.T], dim=1))
+        full.bias.copy_(layer.dense.bias)
+    onehot = torch.nn.functional.one_hot(cells, 7).float()
+    torch.testing.assert_close(layer(x, cells), full(torch.cat([x, onehot], dim=1)))
+    # Initialised as nn.Linear over all 12 inputs would be: uniform in +-1/sqrt(12).
+    assert layer.cell.weight.abs().max() <= 1 / 12**0.5
 
 
 def test_dpctgan_one_hot_samples_follow_the_softmax_with_relaxed_gradients():
