@@ -113,6 +113,9 @@ def test_ledger_holds_the_plan_then_the_dp_sgd_charge_and_stays_under_the_cap(fi
     assert gen.privacy_spec()["clipping"].startswith("privsynth book-keeping")  # who clipped
 
 
+# Few DP-SGD steps at a large sigma (DPCTGAN's fifth of the budget at epsilon 5): Opacus
+# warns that its RDP bound is loose at its largest order, which this test compares anyway.
+@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
 def test_accounting_matches_opacus_for_the_fitted_parameters(fitted):
     from opacus.accountants import PRVAccountant, RDPAccountant
 
@@ -277,10 +280,10 @@ def test_bad_generator_counts_name_themselves(table, name, value):
 
 @pytest.mark.parametrize(
     "params",
-    [{"pair_share": -0.1}, {"pair_share": 1.0}, {"pair_share": True}, {"pair_share": 0.75}],
+    [{"pair_share": -0.1}, {"pair_share": 1.0}, {"pair_share": True}, {"pair_share": 0.7}],
 )
 def test_bad_pair_shares_name_themselves(table, params):
-    # 0.75 is valid alone but leaves nothing for training with the 0.1 + 0.2 beside it.
+    # 0.7 is valid alone but leaves nothing for training with the 0.1 + 0.2 beside it.
     _, schema = table
     with pytest.raises(ConfigError, match="pair_share"):
         DPCTGAN(**params).fit(Tripwire(), schema)
@@ -300,11 +303,11 @@ def test_dpctgan_splits_its_gaussian_measurements_by_cells(table):
     pair_cells = np.array([groups[i] * groups[j] for i in range(d) for j in range(i + 1, d)])
     assert len(rhos) == d + d * (d - 1) // 2 and d > 1
     rho = rho_for_epsilon(5.0, DELTA)
-    for part, cells, share in ((rhos[:d], sizes, 0.2), (rhos[d:], pair_cells, 0.3)):
+    for part, cells, share in ((rhos[:d], sizes, 0.2), (rhos[d:], pair_cells, 0.6)):
         ratio = part / cells ** (2 / 3)
         np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
         assert part.sum() <= share * rho and part.sum() == pytest.approx(share * rho, rel=1e-3)
-    assert [e.rho for e in gen.planned_ if isinstance(e, ZCDP)] == [0.5 * rho]
+    assert [e.rho for e in gen.planned_ if isinstance(e, ZCDP)] == [pytest.approx(0.8 * rho)]
 
 
 def test_dpctgan_without_pairs_or_with_one_column_spends_the_plan_on_1_way(table):
@@ -318,7 +321,7 @@ def test_dpctgan_without_pairs_or_with_one_column_spends_the_plan_on_1_way(table
     one = Schema.from_dict({"version": 1, "columns": {"x": schema.to_dict()["columns"]["x"]}})
     gen = DPCTGAN(epsilon=5.0, delta=DELTA, **small).fit(df[["x"]], one)
     (only,) = [e.rho for e in gen.charges_ if isinstance(e, ZCDP)]
-    assert only == pytest.approx(0.5 * rho, rel=1e-3) and gen.pairs_ is None
+    assert only == pytest.approx(0.8 * rho, rel=1e-3) and gen.pairs_ is None
 
 
 def test_dpctgan_learns_a_link_its_pair_measurement_holds(table):
