@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import datetime
+import itertools
 import json
 import os
+import re
 import sys
 import threading
 
@@ -84,6 +86,14 @@ def parse_args() -> argparse.Namespace:
         nargs="+",
         default=list(TOOLS),
         help="subset of tools, or tool:algo entries (e.g. opendp:mst)",
+    )
+    p.add_argument(
+        "--privsynth-variants",
+        nargs="+",
+        default=[""],
+        metavar="K=V[,K=V]",
+        help="privsynth runs each variant: comma-separated driver options, '' for the "
+        "defaults (e.g. '' 'target=income>50K' runs MST without and with a target)",
     )
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument(
@@ -179,11 +189,12 @@ def add_quality(rec: dict, train, test, domain, sets) -> None:
 
 
 def summarize(results: list[dict]) -> dict:
-    """Mean over seeds per (tool, algo, epsilon) of the finished runs."""
+    """Mean over seeds per (tool and privsynth variant, algo, epsilon) of the finished runs."""
     groups: dict = {}
     for r in results:
         if r.get("status") == "ok":
-            groups.setdefault((r["tool"], r["algo"], r["epsilon"]), []).append(r)
+            tool = r["tool"] + r.get("tag_suffix", "")
+            groups.setdefault((tool, r["algo"], r["epsilon"]), []).append(r)
     out = {}
     for (tool, algo, eps), rs in groups.items():
 
@@ -231,7 +242,7 @@ def ratio_table(summary: dict, results: list[dict]) -> str:
             f"{s['tvd1']:>7.4f}{s['tvd2']:>7.4f}{s['tvd3']:>7.4f}{s['auc']:>7.3f}"
         )
         ps = summary.get(f"privsynth|{s['algo']}|{s['epsilon']:g}")
-        if ps and s["tool"] != "privsynth":
+        if ps and not s["tool"].startswith("privsynth"):
             row += (
                 f"  | {'':>17} {ps['fit_s'] / s['fit_s']:>6.3f}"
                 f"{ps['fit_cpu_s'] / s['fit_cpu_s']:>6.3f}"
@@ -388,27 +399,29 @@ def main() -> None:
         eps_list, seed_list = (
             (args.epsilons, args.seeds) if tool == "privsynth" else (anchor_eps, anchor_seeds)
         )
-        for eps in eps_list:
-            for seed in seed_list:
-                opts = [f"device={args.device}"] if tool == "privsynth" else []
-                if (
-                    tool == "opendp"
-                    and algo == "mst"
-                    and eps == 1
-                    and seed == seed_list[0]
-                    and not args.no_opendp_round
-                ):
-                    opts.append("also_round=1")
-                jobs.append(
-                    {
-                        "tool": tool,
-                        "algo": algo,
-                        "epsilon": eps,
-                        "seed": seed,
-                        "delta": args.delta,
-                        "options": opts,
-                    }
-                )
+        variants = args.privsynth_variants if tool == "privsynth" else [""]
+        for eps, seed, variant in itertools.product(eps_list, seed_list, variants):
+            opts = [f"device={args.device}"] if tool == "privsynth" else []
+            extra = [kv for kv in variant.split(",") if kv]
+            if (
+                tool == "opendp"
+                and algo == "mst"
+                and eps == 1
+                and seed == seed_list[0]
+                and not args.no_opendp_round
+            ):
+                opts.append("also_round=1")
+            jobs.append(
+                {
+                    "tool": tool,
+                    "algo": algo,
+                    "epsilon": eps,
+                    "seed": seed,
+                    "delta": args.delta,
+                    "options": opts + extra,
+                    "tag_suffix": "".join("-" + re.sub(r"[^\w.=-]", "_", kv) for kv in extra),
+                }
+            )
     # Anchors are recorded as not offering what their driver lacks.
     for tool in {t.partition(":")[0] for t in args.tools}:
         for algo in ("mst", "aim"):

@@ -191,7 +191,11 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 @click.option(
     "--quasi-identifiers", help="Comma-separated quasi-identifier columns (inference, linkage)."
 )
-@click.option("--target", help="A column to predict: adds a train-synthetic-test-real score.")
+@click.option(
+    "--target",
+    help="A column to predict: adds a train-synthetic-test-real score, and MST measures its "
+    "2-way marginal with every other column.",
+)
 @click.option("--no-canary", is_flag=True, help="Skip the canary audit (a second, unreleased fit).")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True

@@ -159,7 +159,9 @@ def release(
         Attack thresholds: a name in ``audits/policies`` or a TOML file.
     sensitive, quasi_identifiers, target
         Columns for attribute inference / linkability, and an optional prediction target
-        for the train-synthetic-test-real score.
+        for the train-synthetic-test-real score. MST also builds its model around the
+        target (``MST(target=...)``: the target's 2-way marginal with every column) unless
+        ``generator_params`` name another.
     canary
         Run the canary audit (a second fit, never released) for an empirical epsilon bound.
     rows, fmt, pdf, seed
@@ -191,6 +193,8 @@ def release(
         **(generator_params or {}),
         "allow_data_dependent_domain": allow_data_dependent_domain,
     }
+    if target is not None and generator.lower() == "mst":
+        gen_params.setdefault("target", target)
     gen = make_generator(generator, epsilon, delta, **gen_params)
     schema.release_caveats(allow_data_dependent_domain=allow_data_dependent_domain)
     rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))

@@ -1,4 +1,6 @@
-"""privsynth's MST / AIM under the shared harness (run with the project's .venv)."""
+"""privsynth's MST / AIM under the shared harness (run with the project's .venv).
+
+Options: ``device=cpu|cuda``, ``target=COLUMN`` (MST's prediction target)."""
 
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ def fit(train, domain, args):
         }
     )
     cls = {"mst": MST, "aim": AIM}[args.algo]
-    device = options(args).get("device", "cpu")
+    opts = options(args)
+    device = opts.get("device", "cpu")
+    params = {"target": opts["target"]} if "target" in opts else {}
     import privsynth
 
-    args.extra.update(version=getattr(privsynth, "__version__", "?"), device=device)
-    model = cls(epsilon=args.epsilon, delta=args.delta, device=device).fit(train, schema)
+    args.extra.update(version=getattr(privsynth, "__version__", "?"), device=device, **params)
+    model = cls(epsilon=args.epsilon, delta=args.delta, device=device, **params).fit(train, schema)
     if args.algo == "aim":  # every measurement after the 1-way ones took one selection round
         args.extra["rounds"] = len(model.measurements_) - len(domain)
     return model

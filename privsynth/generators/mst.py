@@ -14,6 +14,13 @@ the paper uses thirds, the default gives selection less, see DEFAULT_SPLIT):
    pairs by :func:`allocate`, on their compressed cells);
 5. estimate a graphical model from all measurements (post-processing) and sample from it.
 
+With a ``target`` (a column the synthetic data will be used to predict; public, named by the
+user), the tree of step 3 spans the other columns and step 4 also measures the target's 2-way
+marginal with every other column: a tree-augmented naive Bayes structure (Friedman, Geiger &
+Goldszmidt 1997), so a model trained on the output sees each feature's relation to the target,
+not only the one or two the tree gives it. The budget and its split are unchanged; the 2-way
+share is spread over the 2d - 3 pairs instead of d - 1.
+
 Only :meth:`privsynth.marginals.table.EncodedTable.marginals` reads the encoded private
 rows; every noisy step is a call into :mod:`privsynth.mechanisms`.
 """
@@ -28,10 +35,11 @@ import numpy as np
 from privsynth import mechanisms
 from privsynth.budget.accounting import PrivacyEvent
 from privsynth.errors import ConfigError
-from privsynth.generators.base import MarginalGenerator, allocate
+from privsynth.generators.base import Budgeting, MarginalGenerator, allocate
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
 from privsynth.marginals.table import EncodedTable, MappedTable
+from privsynth.schema import Schema
 
 # A value is kept on its own when its noisy 1-way count reaches this many noise sds.
 COMPRESS_SIGMAS = 3.0
@@ -142,6 +150,11 @@ class MST(MarginalGenerator):
         Shares of rho for (1-way measurements, tree selection, 2-way measurements). The paper
         uses thirds; selection on real tables is decided by large scores, so a small share
         suffices and the rest buys less noise on the marginals.
+    target
+        A column to be predicted from the others (public: its name, not its values): its
+        2-way marginal with every other column is measured too, and the tree spans the rest.
+        On Adult at epsilon 1 this took TSTR AUC for income from 0.82 to 0.89 and mean
+        2-way TVD from 0.051 to 0.044 (docs/generators.md). ``None``: MST as in the paper.
 
     Examples
     --------
@@ -160,26 +173,46 @@ class MST(MarginalGenerator):
         delta: float = 1e-9,
         *,
         split: tuple[float, float, float] = DEFAULT_SPLIT,
+        target: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(epsilon, delta, **kwargs)
         self.split = split
+        self.target = target
 
     def _check_params(self) -> None:
         super()._check_params()
         split = tuple(self.split)
         if len(split) != 3 or not all(s > 0 for s in split) or abs(sum(split) - 1) > 1e-9:
             raise ConfigError(f"split ({self.split!r}) must be three positive shares summing to 1")
+        if self.target is not None and not (isinstance(self.target, str) and self.target):
+            raise ConfigError(f"target ({self.target!r}) must be a column name or None")
+
+    def _budget(self, schema: Schema) -> tuple[Budgeting, list[PrivacyEvent]]:
+        modelled = [c.name for c in schema.synthesised]
+        if self.target is not None and self.target not in modelled:
+            raise ConfigError(
+                f"target ({self.target!r}) is not a synthesised column of the schema; "
+                f"choose one of {modelled}"
+            )
+        return super()._budget(schema)
 
     def _params(self) -> dict:
-        return {**super()._params(), "split": list(self.split)}
+        return {**super()._params(), "split": list(self.split), "target": self.target}
 
     def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
         names, sizes = list(table.shape), table.sizes
         d = len(names)
-        n_pairs = d - 1
-        share_1, share_sel, share_2 = (s / sum(self.split) for s in self.split)
-        rho_1 = rho * share_1 if n_pairs else rho
+        # The tree spans every column but the target; the target is paired with all others.
+        span = [j for j in range(d) if names[j] != self.target]
+        star = [] if self.target is None else [(names.index(self.target), j) for j in span]
+        picks = len(span) - 1
+        # Shares of the steps that run (no selection with one column to span, no 2-way
+        # measurement with one column), renormalised so that together they spend rho.
+        runs = (True, picks > 0, picks > 0 or bool(star))
+        split = [s if run else 0.0 for s, run in zip(self.split, runs, strict=True)]
+        share_1, share_sel, share_2 = (s / sum(split) for s in split)
+        rho_1 = rho * share_1
         charges: list[PrivacyEvent] = []
 
         # 1. 1-way marginals.
@@ -203,18 +236,20 @@ class MST(MarginalGenerator):
             for j in range(d)
         ]
 
-        two: list[Measurement] = []
-        if n_pairs:
-            # 3. Select a tree.
-            tree, sel_charges = _select_tree(ccodes, csizes, ones, rho * share_sel)
+        # 3. Select a tree over the spanned columns.
+        tree: list[tuple[int, int]] = []
+        if picks:
+            tree, sel_charges = _select_tree(ccodes, csizes, ones, rho * share_sel, span)
             charges += sel_charges
-            # 4. Measure the tree's 2-way marginals.
-            rho_2s = allocate(rho * share_2, [csizes[i] * csizes[j] for i, j in tree])
-            for (i, j), rho_ij, true_2 in zip(tree, rho_2s, ccodes.marginals(tree), strict=True):
-                y, c = mechanisms.gaussian_counts(true_2, rho_ij)
-                sigma_2 = np.sqrt(1 / (2 * rho_ij))
-                two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
-                charges.append(c)
+        # 4. Measure the tree's 2-way marginals (and the target's with every other column).
+        pairs = [tuple(sorted(p)) for p in tree + star]
+        two: list[Measurement] = []
+        rho_2s = allocate(rho * share_2, [csizes[i] * csizes[j] for i, j in pairs]) if pairs else []
+        for (i, j), rho_ij, true_2 in zip(pairs, rho_2s, ccodes.marginals(pairs), strict=True):
+            y, c = mechanisms.gaussian_counts(true_2, rho_ij)
+            sigma_2 = np.sqrt(1 / (2 * rho_ij))
+            two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
+            charges.append(c)
 
         # 5. Estimate (post-processing).
         self.measurements_ = ones + two
@@ -224,7 +259,7 @@ class MST(MarginalGenerator):
             cdomain,
             iters=self.iters,
             device=self.device,
-            init=_tree_init(ones, two, cdomain),
+            init=_tree_init(ones, two[: len(tree)], cdomain),
         )
         return charges
 
@@ -292,32 +327,36 @@ def _tree_init(ones: list[Measurement], two: list[Measurement], domain: dict) ->
 
 
 def _select_tree(
-    table: EncodedTable, sizes: list[int], ones: list[Measurement], rho: float
+    table: EncodedTable,
+    sizes: list[int],
+    ones: list[Measurement],
+    rho: float,
+    columns: list[int],
 ) -> tuple[list[tuple[int, int]], list[PrivacyEvent]]:
-    """Kruskal's algorithm with each edge chosen by the exponential mechanism.
+    """Kruskal's algorithm over ``columns`` with each edge chosen by the exponential mechanism.
 
     Score of pair (i, j): || M_ij(data) - M_ij(independent 1-way model) ||_1. The model part
     comes from noisy measurements; adding or removing a row moves M_ij by one count in one
-    cell, so each score has sensitivity 1.
+    cell, so each score has sensitivity 1. The len(columns) - 1 picks share ``rho``.
     """
-    d = len(sizes)
     probs = []
     for m in ones:
         p = np.clip(m.values, 0, None)
         probs.append(p / p.sum() if p.sum() > 0 else np.full(len(p), 1 / len(p)))
     total = max(1.0, float(np.mean([np.sum(m.values) for m in ones])))
-    pairs = list(itertools.combinations(range(d), 2))
+    pairs = list(itertools.combinations(columns, 2))
     scores = np.array(
         [
             np.abs(true_2 - total * np.outer(probs[i], probs[j]).ravel()).sum()
             for (i, j), true_2 in zip(pairs, table.marginals(pairs), strict=True)
         ]
     )
-    component = list(range(d))
+    picks = len(columns) - 1
+    component = list(range(len(sizes)))
     tree, charges = [], []
-    for _ in range(d - 1):
+    for _ in range(picks):
         open_idx = [k for k, (i, j) in enumerate(pairs) if component[i] != component[j]]
-        pick, charge = mechanisms.select_max(scores[open_idx], sensitivity=1.0, rho=rho / (d - 1))
+        pick, charge = mechanisms.select_max(scores[open_idx], sensitivity=1.0, rho=rho / picks)
         i, j = pairs[open_idx[pick]]
         old, new = component[j], component[i]
         component = [new if c == old else c for c in component]

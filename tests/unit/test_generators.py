@@ -127,13 +127,45 @@ def test_refuses_data_dependent_domains_without_opt_in(make, table):
         {"iters": 0},
         {"split": (0.5, 0.5, 0.5)},
         {"device": "gpu"},
+        {"target": "no-such-column"},
+        {"target": ""},
     ],
 )
 def test_bad_parameters_name_themselves(table, bad):
-    df, schema = table
+    _, schema = table
     params = {"epsilon": 1.0, "delta": 1e-9, **bad}
     with pytest.raises(ConfigError, match=next(iter(bad))):
-        MST(**params).fit(df, schema)
+        MST(**params).fit(Tripwire(), schema)  # refused before the data is read
+
+
+def test_mst_with_a_target_pairs_it_with_every_column_and_spans_the_rest(table, tmp_path):
+    """Tree-augmented naive Bayes: the target's 2-way marginal with each other column, and a
+    spanning tree of the other columns picked by d - 2 exponential-mechanism draws; the same
+    rho in total."""
+    from privsynth.budget import ZCDP
+
+    df, schema = table
+    gen = MST(epsilon=5.0, delta=1e-9, device="cpu", target="income").fit(df, schema)
+    others = [c for c in schema.names if c != "income"]
+    pairs = [m.clique for m in gen.measurements_ if len(m.clique) == 2]
+    star = sorted(c for p in pairs if "income" in p for c in p if c != "income")
+    assert star == sorted(others)
+    tree = [p for p in pairs if "income" not in p]
+    assert len(tree) == len(others) - 1
+    component = {c: c for c in others}  # the tree joins all the other columns
+    for a, b in tree:
+        old = component[b]
+        component = {c: component[a] if k == old else k for c, k in component.items()}
+    assert len(set(component.values())) == 1
+    d = len(schema.names)
+    zcdp = [e for e in gen.charges_ if isinstance(e, ZCDP)]
+    assert len(zcdp) == d + (d - 2) + len(pairs)  # 1-way, selection picks, 2-way
+    planned = sum(e.rho for e in gen.planned_ if isinstance(e, ZCDP))
+    assert sum(e.rho for e in zcdp) == pytest.approx(planned, rel=1e-6)
+    gen.save(tmp_path / "m.json")
+    back = MST.load(tmp_path / "m.json", device="cpu")
+    assert back.target == "income"
+    pd.testing.assert_frame_equal(back.sample(50, seed=4), gen.sample(50, seed=4))
 
 
 def test_an_overspending_mechanism_is_caught_before_release():

@@ -179,6 +179,27 @@ def test_cli_release_end_to_end(data, tmp_path, capsys):
         assert kinds(ledger) == ["cap", "reserve", "commit"]
 
 
+def test_a_release_target_reaches_mst_unless_its_parameters_say_otherwise(data, key, tmp_path):
+    df, schema = data
+    targets = []
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
+        for name, params in (("a", None), ("b", {"target": None})):
+            res = release(
+                df,
+                schema,
+                out=tmp_path / name,
+                ledger=ledger,
+                key=key,
+                epsilon=1.0,
+                target="sex",
+                generator_params=params,
+                canary=False,
+                seed=0,
+            )
+            targets.append(verify_release(res.out).report["release"]["parameters"]["target"])
+    assert targets == ["sex", None]
+
+
 def test_holdout_fraction_zero_skips_membership_attacks_and_says_so(data, key, tmp_path):
     df, schema = data
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
