@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 py="${PYTHON:-python3.11}"
 mk() { [ -x "$here/.venvs/$1/bin/python" ] || "$py" -m venv "$here/.venvs/$1"; }
 
-mk opendp     && "$here/.venvs/opendp/bin/pip" install -q 'opendp[mbi]==0.16.0'
+mk opendp     && "$here/.venvs/opendp/bin/pip" install -q 'opendp[mbi]==0.16.0' pandas
 mk dpmm       && "$here/.venvs/dpmm/bin/pip" install -q 'dpmm==0.1.9'
 # torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
 mk smartnoise && "$here/.venvs/smartnoise/bin/pip" install -q 'torch==2.13.0' \
