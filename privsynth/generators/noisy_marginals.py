@@ -48,8 +48,8 @@ def coarse_groups(freq: np.ndarray, k: int) -> np.ndarray:
     """Each code's group: runs of adjacent codes, a run closed as soon as its mass (by the
     DP frequencies ``freq``) reaches 1/k. Post-processing.
 
-    Every closed run holds at least 1/k of the mass, so there are at most k of them, plus one
-    lighter last run when the mass after the k-th close is left over (kept apart: for
+    Every closed run holds at least 1/k of the mass, so there are at most k of them, plus
+    possibly a lighter last run holding what follows the last close (kept apart: for
     capital-gain, the 8% of rows with a gain must not merge into the 92% without). A column
     of at most k codes keeps a group per code. Adjacent codes are grouped because numeric
     bins and ordinal levels are ordered; for a categorical column the order is the schema's.
