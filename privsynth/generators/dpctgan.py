@@ -66,7 +66,7 @@ from privsynth.generators.dpsgd import (
     mlp,
     train_dp,
 )
-from privsynth.generators.noisy_marginals import PairTargets, measure_pairs, project_counts
+from privsynth.generators.noisy_marginals import PairTargets, kl, measure_pairs, project_counts
 
 GUMBEL_TAU = 0.2  # CTGAN's temperature for the relaxed outputs (their gradient only)
 
@@ -263,7 +263,7 @@ class DPCTGAN(DPSGDGenerator):
         if with_pairs:
             self.pairs_, pair_charges = measure_pairs(
                 codes,
-                blocks.sizes,
+                blocks,
                 self.frequencies_,
                 n_hat,
                 self.pair_share * rho,
@@ -281,11 +281,14 @@ class DPCTGAN(DPSGDGenerator):
         self.discriminator_ = mlp(2 * width, d_hidden, 1, slope=0.2).to(device)
         self.device_ = device
 
+    def _cells(self, cols: np.ndarray, values: np.ndarray) -> torch.Tensor:
+        """The one-hot cell of value ``values[i]`` of column ``cols[i]``."""
+        return torch.from_numpy(self.blocks_.offsets[cols] + values).to(self.device_)
+
     def _conditions(self, cols: np.ndarray, values: np.ndarray) -> torch.Tensor:
         """One-hot conditional vectors: value ``values[i]`` of column ``cols[i]``."""
-        cond = torch.zeros(len(cols), self.blocks_.width)
-        cond[np.arange(len(cols)), self.blocks_.offsets[cols] + values] = 1.0
-        return cond.to(self.device_)
+        cond = torch.zeros(len(cols), self.blocks_.width, device=self.device_)
+        return cond.scatter_(1, self._cells(cols, values)[:, None], 1.0)
 
     def _draw_conditions(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A column uniformly, then one of its values by its noisy frequency."""
@@ -297,8 +300,7 @@ class DPCTGAN(DPSGDGenerator):
         return cols, values
 
     def _generate(self, z: torch.Tensor, cols: np.ndarray, values: np.ndarray) -> torch.Tensor:
-        cells = torch.from_numpy(self.blocks_.offsets[cols] + values).to(self.device_)
-        return self.generator_(z, cells)
+        return self.generator_(z, self._cells(cols, values))
 
     def _one_hot_samples(self, logits: torch.Tensor) -> torch.Tensor:
         """What the discriminator sees of a generated row: per block, a one-hot Gumbel-max
@@ -318,8 +320,7 @@ class DPCTGAN(DPSGDGenerator):
     ) -> torch.Tensor:
         """Mean cross-entropy of the conditioned column's block against the conditioned
         value; ``log_p`` is the blocks' log-softmax."""
-        cells = torch.from_numpy(self.blocks_.offsets[cols] + values).to(log_p.device)
-        return -log_p.gather(1, cells[:, None]).mean()
+        return -log_p.gather(1, self._cells(cols, values)[:, None]).mean()
 
     def _marginal_loss(
         self, log_p: torch.Tensor, target: torch.Tensor, pairs: PairTargets | None
@@ -329,8 +330,7 @@ class DPCTGAN(DPSGDGenerator):
         (:meth:`PairTargets.loss`): pulls the generator's 1- and 2-way marginals towards the
         DP measurements (post-processing)."""
         probs = log_p.exp()
-        mean = probs.mean(0)
-        one_way = (target * (torch.log(target + 1e-12) - torch.log(mean + 1e-12))).sum()
+        one_way = kl(target, probs.mean(0))
         return one_way if pairs is None else one_way + pairs.loss(probs)
 
     # -------------------------------------------------------------- training

@@ -22,6 +22,7 @@ import torch
 from privsynth import mechanisms
 from privsynth.budget.accounting import PrivacyEvent
 from privsynth.generators.base import allocate
+from privsynth.generators.dpsgd import OneHotBlocks
 
 
 def project_counts(noisy: np.ndarray, total: float) -> np.ndarray:
@@ -67,21 +68,26 @@ def coarse_groups(freq: np.ndarray, k: int) -> np.ndarray:
     return groups
 
 
+def kl(target: torch.Tensor, model: torch.Tensor) -> torch.Tensor:
+    """Sum of target * log(target / model) over all cells: a sum of KL divergences when the
+    cells hold several distributions side by side. Cells where ``target`` is 0 add 0."""
+    return (target * (torch.log(target + 1e-12) - torch.log(model + 1e-12))).sum()
+
+
 @dataclass(frozen=True)
 class PairTargets:
     """Noisy 2-way marginals of every column pair on coarse groups (DP outputs).
 
     ``assign`` maps the generator's one-hot cells (width W, blocks side by side) to the groups
     (G in all, per column side by side); ``target`` is (G, G) with pair (i, j)'s frequencies,
-    i < j, in block (i, j) and zeros elsewhere; ``mask`` is 1 on those blocks.
+    i < j, in block (i, j) and zeros elsewhere.
     """
 
     assign: torch.Tensor
     target: torch.Tensor
-    mask: torch.Tensor
 
     def to(self, device: torch.device) -> PairTargets:
-        return PairTargets(self.assign.to(device), self.target.to(device), self.mask.to(device))
+        return PairTargets(self.assign.to(device), self.target.to(device))
 
     def loss(self, probs: torch.Tensor) -> torch.Tensor:
         """Sum over pairs of KL(target || the batch's 2-way marginal on the groups).
@@ -93,14 +99,12 @@ class PairTargets:
         (groups^T groups / rows) for all pairs at once.
         """
         grouped = probs @ self.assign
-        model = grouped.T @ grouped / len(probs)
-        t = self.target
-        return (self.mask * t * (torch.log(t + 1e-12) - torch.log(model + 1e-12))).sum()
+        return kl(self.target, grouped.T @ grouped / len(probs))
 
 
 def measure_pairs(
     codes: np.ndarray,
-    sizes: list[int],
+    blocks: OneHotBlocks,
     frequencies: list[np.ndarray],
     total: float,
     rho: float,
@@ -118,16 +122,14 @@ def measure_pairs(
     groups = [coarse_groups(f, k) for f in frequencies]
     n_groups = [int(g.max()) + 1 for g in groups]
     goff = np.concatenate([[0], np.cumsum(n_groups)]).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    assign = np.zeros((int(offsets[-1]), int(goff[-1])), dtype=np.float32)
+    assign = np.zeros((blocks.width, int(goff[-1])), dtype=np.float32)
     for j, g in enumerate(groups):
-        assign[offsets[j] + np.arange(sizes[j]), goff[j] + g] = 1.0
+        assign[blocks.offsets[j] + np.arange(blocks.sizes[j]), goff[j] + g] = 1.0
     grouped = np.column_stack([g[codes[:, j]] for j, g in enumerate(groups)])
 
-    pairs = list(itertools.combinations(range(len(sizes)), 2))
+    pairs = list(itertools.combinations(range(len(blocks.sizes)), 2))
     rhos = allocate(rho, [n_groups[i] * n_groups[j] for i, j in pairs])
     target = np.zeros((goff[-1], goff[-1]), dtype=np.float32)
-    mask = np.zeros_like(target)
     charges: list[PrivacyEvent] = []
     for (i, j), rho_ij in zip(pairs, rhos, strict=True):
         cells = n_groups[i] * n_groups[j]
@@ -136,8 +138,4 @@ def measure_pairs(
         charges.append(charge)
         block = (slice(goff[i], goff[i + 1]), slice(goff[j], goff[j + 1]))
         target[block] = project_counts(noisy, total).reshape(n_groups[i], n_groups[j])
-        mask[block] = 1.0
-    targets = PairTargets(
-        torch.from_numpy(assign), torch.from_numpy(target), torch.from_numpy(mask)
-    )
-    return targets, charges
+    return PairTargets(torch.from_numpy(assign), torch.from_numpy(target)), charges

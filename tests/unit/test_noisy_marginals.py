@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from privsynth.budget.accounting import ZCDP
+from privsynth.generators.dpsgd import OneHotBlocks
 from privsynth.generators.noisy_marginals import coarse_groups, measure_pairs
 
 
@@ -48,7 +49,7 @@ def test_noise_free_pairs_are_the_exact_coarse_frequencies_and_charge_their_spli
     freqs = [np.bincount(codes[:, j], minlength=s) / len(codes) for j, s in enumerate(sizes)]
     # rho 1e8 per pair-ish: discrete Gaussian sd ~1e-4, so every count comes back exactly.
     rho = 3e8
-    targets, charges = measure_pairs(codes, sizes, freqs, len(codes), rho, k=4)
+    targets, charges = measure_pairs(codes, OneHotBlocks(sizes), freqs, len(codes), rho, k=4)
     groups = [coarse_groups(f, 4) for f in freqs]
     n_groups = [int(g.max()) + 1 for g in groups]
     # c: the 0.6 code alone, seven codes of 0.036 reaching 1/4, the last four (0.15) apart
@@ -60,9 +61,11 @@ def test_noise_free_pairs_are_the_exact_coarse_frequencies_and_charge_their_spli
         np.add.at(exact, (groups[i][codes[:, i]], groups[j][codes[:, j]]), 1)
         got = targets.target[goff[i] : goff[i + 1], goff[j] : goff[j + 1]].numpy()
         np.testing.assert_allclose(got, exact / len(codes), atol=1e-6)
-    # Only the pair blocks above the diagonal are targets.
-    assert targets.mask.sum() == sum(n_groups[i] * n_groups[j] for i, j in pairs)
-    assert np.allclose(targets.mask.numpy(), np.triu(targets.mask.numpy()))
+    # Only the pair blocks above the diagonal hold targets (each a distribution summing to 1).
+    outside = targets.target.numpy().copy()
+    for i, j in pairs:
+        outside[goff[i] : goff[i + 1], goff[j] : goff[j + 1]] = 0
+    assert not outside.any() and targets.target.sum() == pytest.approx(len(pairs))
     # One zCDP charge per pair, rho split by cells^(2/3), summing to at most rho.
     assert all(isinstance(c, ZCDP) for c in charges) and len(charges) == len(pairs)
     rhos = np.array([c.rho for c in charges])
@@ -77,7 +80,7 @@ def test_noise_free_pairs_are_the_exact_coarse_frequencies_and_charge_their_spli
 def test_the_loss_is_the_sum_of_the_pairs_kl_and_vanishes_at_the_data():
     codes, sizes = _table()
     freqs = [np.bincount(codes[:, j], minlength=s) / len(codes) for j, s in enumerate(sizes)]
-    targets, _ = measure_pairs(codes, sizes, freqs, len(codes), 3e8, k=4)
+    targets, _ = measure_pairs(codes, OneHotBlocks(sizes), freqs, len(codes), 3e8, k=4)
     offsets = np.r_[0, np.cumsum(sizes)]
     # The data's own one-hot rows: their batch 2-way marginal is the target, KL 0.
     onehot = torch.zeros(len(codes), offsets[-1])
