@@ -110,22 +110,21 @@ def estimate(
         ).reshape(model._shape(model.cliques[k]))
 
     dev, dt = model.device, model.dtype
-    targets = [
-        torch.as_tensor(
-            np.asarray(m.values, dtype=np.float64) / total, device=dev, dtype=dt
-        ).reshape(model._shape(m.clique))
-        for m in measurements
-    ]
     # On the probability scale L = sum_i w_i ||mu_i - y_i/total||^2 / 2 with
     # w_i = total^2 / sigma_i^2; dividing by sum_i cells_i (twice L's expected value at the
-    # truth) makes the stopping tolerance scale-free.
+    # truth) makes the stopping tolerance scale-free. Every measurement's cells sit in one
+    # flat vector, so the loss is a handful of tensor ops however many measurements there are.
     n_cells = sum(len(m.values) for m in measurements)
-    weights = [
-        torch.as_tensor(total**2 / m.variances() / n_cells, device=dev, dtype=dt).reshape(
-            model._shape(m.clique)
-        )
-        for m in measurements
-    ]
+    target = torch.as_tensor(
+        np.concatenate([np.asarray(m.values, dtype=np.float64) / total for m in measurements]),
+        device=dev,
+        dtype=dt,
+    )
+    weight = torch.as_tensor(
+        np.concatenate([total**2 / m.variances() / n_cells for m in measurements]),
+        device=dev,
+        dtype=dt,
+    )
     # One flat parameter vector, viewed per clique, for L-BFGS (lbfgs.py).
     shapes = [t.shape for t in model.theta]
     sizes = [t.numel() for t in model.theta]
@@ -134,11 +133,8 @@ def estimate(
 
     def loss_fn() -> torch.Tensor:
         model.theta = [v.view(s) for v, s in zip(flat.split(sizes), shapes, strict=True)]
-        mus = model.project(model.beliefs(), cliques)
-        return sum(
-            0.5 * torch.sum(w * (mu - y) ** 2)
-            for w, mu, y in zip(weights, mus, targets, strict=True)
-        )
+        mu = torch.cat([p.reshape(-1) for p in model.project(model.beliefs(), cliques)])
+        return 0.5 * torch.sum(weight * (mu - target) ** 2)
 
     def eager() -> torch.Tensor:
         flat.grad = None

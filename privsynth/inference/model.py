@@ -79,7 +79,8 @@ class GraphicalModel:
 
     def _expand(self, t: torch.Tensor, sub: Clique, sup: Clique) -> torch.Tensor:
         """View batched ``t`` over ``sub`` broadcastable over ``sup`` (both in domain order)."""
-        return t.reshape([t.shape[0]] + [self.domain[a] if a in sub else 1 for a in sup])
+        shape = [t.shape[0]] + [self.domain[a] if a in sub else 1 for a in sup]
+        return t if list(t.shape) == shape else t.reshape(shape)
 
     @staticmethod
     def _reduce_dims(sup: Clique, keep: Sequence[str]) -> list[int]:
@@ -98,15 +99,22 @@ class GraphicalModel:
     def _potentials(self, evidence: Mapping[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Junction-tree log-potentials; ``evidence`` maps an attribute to log-masks of shape
         (batch, codes)."""
-        psi = [
-            torch.zeros((1, *self._shape(c)), device=self.device, dtype=self.dtype)
-            for c in self.tree.cliques
-        ]
+        terms: list[list[torch.Tensor]] = [[] for _ in self.tree.cliques]
         for c, home, th in zip(self.cliques, self._home, self.theta, strict=True):
-            psi[home] = psi[home] + self._expand(th.unsqueeze(0), c, self.tree.cliques[home])
+            terms[home].append(self._expand(th.unsqueeze(0), c, self.tree.cliques[home]))
         for attr, log_mask in (evidence or {}).items():
             home = self.tree.home((attr,))
-            psi[home] = psi[home] + self._expand(log_mask, (attr,), self.tree.cliques[home])
+            terms[home].append(self._expand(log_mask, (attr,), self.tree.cliques[home]))
+        psi = []
+        for clique, ts in zip(self.tree.cliques, terms, strict=True):
+            # A sum that starts from a term covering the whole clique needs no zeros tensor;
+            # a junction-tree clique that triangulation merged from smaller ones has no such
+            # term and starts from zeros.
+            ts.sort(key=lambda t: -t.numel())
+            full = (max(t.shape[0] for t in ts) if ts else 1, *self._shape(clique))
+            if not ts or ts[0].shape != full:
+                ts.insert(0, torch.zeros(full, device=self.device, dtype=self.dtype))
+            psi.append(sum(ts[1:], ts[0]))
         return psi
 
     def beliefs(self, evidence: Mapping[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
