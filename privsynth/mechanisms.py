@@ -19,12 +19,26 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-import opendp.prelude as dp
+
+# OpenDP's modules one by one: ``opendp.prelude`` also imports scikit-learn, about 0.8 s of every
+# command's start-up.
+from opendp import measurements as dpm
+from opendp.domains import atom_domain, map_domain, vector_domain
+from opendp.measures import max_divergence, zero_concentrated_divergence
+from opendp.metrics import (
+    absolute_distance,
+    l01inf_distance,
+    l1_distance,
+    l2_distance,
+    linf_distance,
+    symmetric_distance,
+)
+from opendp.mod import Measurement, binary_search_param, enable_features
 
 from privsynth.budget.accounting import ZCDP, ApproxDP, PureDP, _check_param
 from privsynth.errors import ConfigError
 
-dp.enable_features("contrib")
+enable_features("contrib")
 
 # Add/remove one row moves one count by one.
 COUNT_SENSITIVITY = 1
@@ -38,8 +52,8 @@ def _positive(name: str, value: float) -> float:
 
 
 def _calibrate(
-    make: Callable[[float], dp.Measurement], d_in, d_out: float, guess: float
-) -> dp.Measurement:
+    make: Callable[[float], Measurement], d_in, d_out: float, guess: float
+) -> Measurement:
     """A measurement whose OpenDP privacy map at ``d_in`` is <= ``d_out``.
 
     ``guess`` is the textbook scale for the target. OpenDP's map rounds conservatively, so it
@@ -51,7 +65,7 @@ def _calibrate(
         meas = make(scale)
         if meas.map(d_in) <= d_out:
             return meas
-    return make(dp.binary_search_param(make, d_in=d_in, d_out=d_out))
+    return make(binary_search_param(make, d_in=d_in, d_out=d_out))
 
 
 def _int_counts(counts: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -75,8 +89,8 @@ def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.
     rho = _positive("rho", rho)
     noisy, used = _noisy_counts(
         counts,
-        dp.m.make_gaussian,
-        dp.l2_distance(T="i64"),
+        dpm.make_gaussian,
+        l2_distance(T="i64"),
         rho,
         COUNT_SENSITIVITY / math.sqrt(2 * rho),
     )
@@ -91,7 +105,7 @@ def laplace_counts(counts: Sequence[int] | np.ndarray, epsilon: float) -> tuple[
     """
     epsilon = _positive("epsilon", epsilon)
     noisy, used = _noisy_counts(
-        counts, dp.m.make_laplace, dp.l1_distance(T="i64"), epsilon, COUNT_SENSITIVITY / epsilon
+        counts, dpm.make_laplace, l1_distance(T="i64"), epsilon, COUNT_SENSITIVITY / epsilon
     )
     return noisy, PureDP(used)
 
@@ -100,7 +114,7 @@ def _noisy_counts(counts, make, metric, target: float, guess: float) -> tuple[np
     """Run OpenDP's ``make`` (Gaussian or Laplace) on an integer count vector, calibrated to
     ``target`` at sensitivity 1; return the noisy counts and OpenDP's charge."""
     x = _int_counts(counts)
-    space = dp.vector_domain(dp.atom_domain(T="i64")), metric
+    space = vector_domain(atom_domain(T="i64")), metric
     meas = _calibrate(lambda s: make(*space, scale=s), COUNT_SENSITIVITY, target, guess=guess)
     noisy = np.asarray(meas(x), dtype=np.int64) if x.size else x.copy()
     return noisy, meas.map(COUNT_SENSITIVITY)
@@ -131,16 +145,16 @@ def select_max(
         raise ConfigError("scores must be a non-empty 1-d vector")
     if not np.all(np.isfinite(x)):
         raise ConfigError("scores must be finite numbers")
-    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.linf_distance(T=float)
+    space = vector_domain(atom_domain(T=float, nan=False)), linf_distance(T=float)
     if epsilon is not None:
         target = _positive("epsilon", epsilon)
-        measure, event, guess = dp.max_divergence(), PureDP, 2 * delta_in / target
+        measure, event, guess = max_divergence(), PureDP, 2 * delta_in / target
     else:
         target = _positive("rho", rho)
-        measure, event = dp.zero_concentrated_divergence(), ZCDP
+        measure, event = zero_concentrated_divergence(), ZCDP
         guess = delta_in / math.sqrt(2 * target)
     meas = _calibrate(
-        lambda s: dp.m.make_noisy_max(*space, output_measure=measure, scale=s),
+        lambda s: dpm.make_noisy_max(*space, output_measure=measure, scale=s),
         delta_in,
         target,
         guess=guess,
@@ -170,10 +184,10 @@ def dp_quantile(
         raise ConfigError("candidates must hold at least two distinct finite numbers")
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
-    space = dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.symmetric_distance()
+    space = vector_domain(atom_domain(T=float, nan=False)), symmetric_distance()
     meas = _calibrate(
-        lambda s: dp.m.make_private_quantile(
-            *space, dp.max_divergence(), candidates=cands.tolist(), alpha=alpha, scale=s
+        lambda s: dpm.make_private_quantile(
+            *space, max_divergence(), candidates=cands.tolist(), alpha=alpha, scale=s
         ),
         COUNT_SENSITIVITY,
         epsilon,
@@ -202,31 +216,31 @@ def stable_histogram(
         raise ConfigError(f"delta ({delta!r}) must be < 1")
     data = {str(k): int(v) for k, v in counts.items() if int(v) > 0}
     space = (
-        dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64")),
-        dp.l01inf_distance(dp.absolute_distance(T="i64")),
+        map_domain(atom_domain(T=str), atom_domain(T="i64")),
+        l01inf_distance(absolute_distance(T="i64")),
     )
     d_in = (1, COUNT_SENSITIVITY, COUNT_SENSITIVITY)
     # The epsilon part of the map does not depend on the threshold: fix the scale first
     # (nudged up until OpenDP's conservative map is within epsilon), then the threshold.
     scale = 1.0 / epsilon
-    while dp.m.make_laplace_threshold(*space, scale=scale, threshold=1).map(d_in)[0] > epsilon:
+    while dpm.make_laplace_threshold(*space, scale=scale, threshold=1).map(d_in)[0] > epsilon:
         scale = math.nextafter(scale, math.inf) * (1 + 1e-12)
     threshold = _threshold_for(
-        lambda t: dp.m.make_laplace_threshold(*space, scale=scale, threshold=t), d_in, delta
+        lambda t: dpm.make_laplace_threshold(*space, scale=scale, threshold=t), d_in, delta
     )
     # OpenDP 0.16 keeps a key whose noisy count is >= threshold T but its map charges
     # P(Z >= T) for a key of count 1, which needs P(1 + Z >= T) = P(Z >= T - 1): a delta too
     # small by a factor e^(1/scale) (opendp/opendp#2922; tests/unit/test_mechanisms_dp.py
     # measures it). So release at T + 1, whose true delta P(Z >= T) is the map's value at T.
-    eps_used, delta_used = dp.m.make_laplace_threshold(
-        *space, scale=scale, threshold=threshold
-    ).map(d_in)
-    meas = dp.m.make_laplace_threshold(*space, scale=scale, threshold=threshold + 1)
+    eps_used, delta_used = dpm.make_laplace_threshold(*space, scale=scale, threshold=threshold).map(
+        d_in
+    )
+    meas = dpm.make_laplace_threshold(*space, scale=scale, threshold=threshold + 1)
     noisy = dict(meas(data)) if data else {}
     return {k: int(v) for k, v in noisy.items()}, ApproxDP(eps_used, delta_used)
 
 
-def _threshold_for(make: Callable[[int], dp.Measurement], d_in, delta: float) -> int:
+def _threshold_for(make: Callable[[int], Measurement], d_in, delta: float) -> int:
     """Smallest integer threshold whose privacy map gives a delta <= ``delta``."""
     lo, hi = 1, 2
     while make(hi).map(d_in)[1] > delta:

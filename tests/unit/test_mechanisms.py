@@ -5,6 +5,9 @@ draws noise from the OS CSPRNG, which cannot be seeded (on purpose), so the stat
 assertions here state their failure probability.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -57,3 +60,14 @@ def test_counts_must_be_integer_vectors():
         mechanisms.laplace_counts(np.zeros((2, 2), dtype=int), 1.0)
     with pytest.raises(ConfigError, match="exactly one"):
         mechanisms.select_max([1.0], sensitivity=1.0)
+
+
+def test_fitting_a_marginal_generator_does_not_import_scikit_learn():
+    # opendp.prelude imports scikit-learn (0.8 s of start-up on this machine); mechanisms
+    # imports OpenDP's modules one by one so that MST and AIM start without it.
+    code = (
+        "import sys, privsynth, privsynth.generators.mst, privsynth.generators.aim; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn')[:3])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
