@@ -9,7 +9,8 @@ As in the paper, with zCDP budget rho:
    clique whose model would stay within the size limit, which grows with the budget used)
    by the exponential mechanism with rho_sel = eps^2/8, eps = sqrt(8 * 0.1 * rho / T), scored
    by weight * (L1 error of the current model on it - the error noise alone would cause);
-   measure it with sigma; re-estimate the model (warm start); if the model barely moved on
+   measure it with sigma; re-estimate the model (warm start, the new clique's potential
+   moved half an IPF step towards its measurement: _ipf_start); if the model barely moved on
    that clique, halve sigma and double eps (the next rounds buy more accuracy);
 3. the last round spends exactly what is left; sample from the model.
 
@@ -36,6 +37,7 @@ from privsynth.marginals.table import EncodedTable
 ALPHA = 0.9  # share of each round's budget spent on measuring (the rest on selecting)
 ROUNDS_PER_COLUMN = 16
 BYTES_PER_CELL = 8
+IPF_STEP = 0.5  # how far each round's warm start moves towards the new measurement (_ipf_start)
 
 
 class AIM(MarginalGenerator):
@@ -159,7 +161,12 @@ class AIM(MarginalGenerator):
             before = model.marginal(clique)
             measure(clique, sigma)
             model = estimate(
-                measurements, shape, iters=self.round_iters, warm_start=model, device=self.device
+                measurements,
+                shape,
+                iters=self.round_iters,
+                warm_start=model,
+                init=_ipf_start(model, clique, measurements[-1].values, before, IPF_STEP),
+                device=self.device,
             )
             after = model.marginal(clique)
             if np.abs(after - before).sum() <= np.sqrt(2 / np.pi) * sigma * jt.cells(clique, shape):
@@ -199,6 +206,34 @@ def _candidates(names: list[str], degree: int) -> dict[tuple[str, ...], float]:
     for r in out:
         out[r] = float(sum(len(set(r) & set(q)) for q in workload))
     return out
+
+
+def _ipf_start(
+    model: GraphicalModel,
+    clique: tuple[str, ...],
+    y: np.ndarray,
+    before: np.ndarray,
+    step: float,
+) -> dict[tuple[str, ...], np.ndarray]:
+    """Starting log-potential on ``clique`` for the estimate after it was measured as ``y``
+    (noisy counts), given the model's counts ``before`` on it. Post-processing.
+
+    An iterative-proportional-fitting step theta_c += log(y / before) makes the model's
+    marginal on c equal y, since theta_c is one of its factors; ``step`` = 1/2 goes half way in
+    log space, weighting the model's current estimate and the new measurement equally, and the
+    estimator then finds the least-squares optimum. Half a count keeps empty and negative cells
+    finite. Starting from zero instead, ``round_iters`` calls under-fit the new measurement, the
+    model seems to barely move on it and AIM halves its noise too early: on Adult at epsilon 1
+    (12 fits on the same noise draws) 2-way TVD 0.0448 -> 0.0438 (docs/benchmarks.md).
+    """
+    ratio = np.log((np.clip(y, 0, None) + 0.5) / (np.clip(before, 0, None) + 0.5))
+    c = jt.canonical(clique, model.domain)
+    old = (
+        model.theta[model.cliques.index(c)].reshape(-1).cpu().numpy()
+        if c in model.cliques
+        else np.zeros(len(ratio))
+    )
+    return {c: old + step * ratio}
 
 
 def _model_bytes(model: GraphicalModel, extra: tuple[str, ...], shape: dict) -> float:
