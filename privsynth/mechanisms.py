@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-# OpenDP's modules one by one: ``opendp.prelude`` also imports scikit-learn, about 0.8 s of every
-# command's start-up.
+# OpenDP's modules one by one: ``opendp.prelude`` also imports scikit-learn, which took about
+# 0.8 s of every generator's start-up.
 from opendp import measurements as dpm
 from opendp.domains import atom_domain, map_domain, vector_domain
 from opendp.measures import max_divergence, zero_concentrated_divergence
