@@ -6,11 +6,12 @@
 #   bash benchmarks/gpu_check.sh run        # on the GPU machine, with .gpu carried:
 #       run(command="bash benchmarks/gpu_check.sh run", carry=[".gpu"], timeout_s=540)
 #
-# `run` writes its logs and result JSON under $OUT (default: .gpu/out). It takes about five
-# minutes on an H100/H200 host: the GPU tests, the estimator per call on a small (MST-sized)
-# and an 8 MB model on CUDA and on one CPU core, then MST and AIM at epsilon 1 over three
-# seeds on CUDA and one seed on the CPU. PY and DEVICE override python3 and cuda (a smoke test
-# here: PY=.venv/bin/python DEVICE=cpu bash benchmarks/gpu_check.sh run).
+# `run` writes its logs and result JSON under $OUT (default: .gpu/out), each step's as soon as
+# it ends, so a run cut short still returns what it measured. Estimated six minutes on an
+# H100/H200 host (2026-11-23 timings there): the GPU tests, the estimator per call on a small
+# (MST-sized) and an 8 MB model on CUDA and on one CPU core, MST and AIM at epsilon 1 over two
+# seeds on CUDA, then one seed of each on the CPU. PY and DEVICE override python3 and cuda (a
+# smoke test here: PY=.venv/bin/python DEVICE=cpu bash benchmarks/gpu_check.sh run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -45,7 +46,8 @@ run() {
     fi
     if [ "$DEVICE" = cuda ]; then
         nvidia-smi --query-gpu=name,driver_version --format=csv | tee "$OUT/gpu.txt"
-        "$PY" -m pytest -q -m gpu -p no:cacheprovider $(grep -rl "pytest.mark.gpu" tests) 2>&1 | tee "$OUT/pytest-gpu.txt"
+        "$PY" -m pytest -q -m gpu -p no:cacheprovider $(grep -rl "pytest.mark.gpu" tests) 2>&1 |
+            tee "$OUT/pytest-gpu.txt" || echo "GPU tests FAILED (pytest-gpu.txt); measuring anyway"
     fi
     for cells in 1e4 1e6; do
         for dev in "$DEVICE" cpu; do
@@ -54,7 +56,7 @@ run() {
         done
     done 2>&1 | tee "$OUT/inference.txt"
     "$PY" benchmarks/run_marginal.py --tools privsynth:mst privsynth:aim --epsilons 1 \
-        --seeds 0 1 2 --device "$DEVICE" --out "$OUT/marginal-$DEVICE.json" 2>&1 |
+        --seeds 0 1 --device "$DEVICE" --out "$OUT/marginal-$DEVICE.json" 2>&1 |
         tee "$OUT/marginal-$DEVICE.txt"
     "$PY" benchmarks/run_marginal.py --tools privsynth:mst privsynth:aim --epsilons 1 \
         --seeds 0 --device cpu --out "$OUT/marginal-cpu.json" 2>&1 | tee "$OUT/marginal-cpu.txt"
