@@ -371,3 +371,37 @@ def test_aim_warm_start_takes_a_damped_ipf_step_towards_the_new_counts():
     new = np.random.default_rng(1).uniform(10, 20, 6)
     [theta] = _ipf_start(model, ("a", "c"), new, np.full(6, 15.0), 0.5).values()
     np.testing.assert_allclose(theta, 0.5 * np.log((new + 0.5) / 15.5))
+
+
+def test_aim_starts_every_round_estimate_from_the_ipf_step_on_the_clique_it_measured(
+    table, monkeypatch
+):
+    # If the round loop dropped the start (or passed another clique's), this fails: each
+    # warm-started estimate between rounds must get exactly _ipf_start's output for the
+    # measurement just taken.
+    import privsynth.generators.aim as aim
+
+    calls, real = [], aim.estimate
+
+    def spy(measurements, domain, **kw):
+        calls.append((list(measurements), kw))
+        return real(measurements, domain, **kw)
+
+    starts = []
+    real_start = aim._ipf_start
+
+    def start_spy(model, clique, y, before, step):
+        out = real_start(model, clique, y, before, step)
+        starts.append((clique, y, out))
+        return out
+
+    monkeypatch.setattr(aim, "estimate", spy)
+    monkeypatch.setattr(aim, "_ipf_start", start_spy)
+    df, schema = table
+    AIM(epsilon=5.0, delta=1e-9, round_iters=5, iters=5, device="cpu").fit(df, schema)
+    rounds = calls[1:-1]  # the first estimate (1-way only) and the final one have no start
+    assert rounds and len(starts) == len(rounds)
+    for (measurements, kw), (clique, y, out) in zip(rounds, starts, strict=True):
+        assert measurements[-1].clique == clique and measurements[-1].values is y
+        assert kw["init"] is out and kw["warm_start"] is not None
+    assert "init" not in calls[0][1] and "init" not in calls[-1][1]
