@@ -33,6 +33,7 @@ class JunctionTree:
 
     ``order`` lists clique indices root first (breadth first); ``parent[i]`` is the parent of
     clique ``i`` (``-1`` for the root); ``separator[i]`` the attributes it shares with it.
+    :func:`build` roots the tree at a centre, so it has as few levels as it can.
     """
 
     cliques: tuple[Clique, ...]
@@ -48,6 +49,15 @@ class JunctionTree:
 
     def children(self, i: int) -> tuple[int, ...]:
         return self._children[i]
+
+    @cached_property
+    def levels(self) -> tuple[tuple[int, ...], ...]:
+        """Clique indices by depth: ``levels[0]`` is the root, ``levels[k]`` its grandchildren
+        k times removed, each level in breadth-first order."""
+        depth = [0] * len(self.cliques)
+        for i in self.order[1:]:
+            depth[i] = depth[self.parent[i]] + 1
+        return tuple(tuple(i for i in self.order if depth[i] == k) for k in range(max(depth) + 1))
 
     def home(self, clique: Sequence[str]) -> int:
         """Index of the smallest junction-tree clique that contains ``clique``."""
@@ -140,15 +150,19 @@ def build(cliques: Sequence[Sequence[str]], domain: Mapping[str, int]) -> Juncti
             nbrs[i].append(j)
             nbrs[j].append(i)
 
-    parent = [-1] * n
-    order = [0]
-    seen = {0}
-    for i in order:  # breadth first from clique 0; `order` grows while we walk it
-        for j in nbrs[i]:
-            if j not in seen:
-                seen.add(j)
-                parent[j] = i
-                order.append(j)
+    def breadth_first(root: int) -> tuple[list[int], list[int], int]:
+        """Visiting order, parents and depth of the tree walked from ``root``."""
+        parent, depth, order = [-1] * n, [0] * n, [root]
+        for i in order:  # `order` grows while we walk it
+            for j in nbrs[i]:
+                if j != root and parent[j] < 0:
+                    parent[j], depth[j] = i, depth[i] + 1
+                    order.append(j)
+        return order, parent, max(depth)
+
+    # Root at a centre (the clique whose farthest clique is nearest): the fewest tree levels,
+    # and level-batched belief propagation (flat_bp.py) runs one round of tensor ops per level.
+    order, parent, _ = min((breadth_first(r) for r in range(n)), key=lambda walk: walk[2])
     separator = tuple(
         canonical(set(jt_cliques[i]) & set(jt_cliques[p]), domain) if p >= 0 else ()
         for i, p in enumerate(parent)
