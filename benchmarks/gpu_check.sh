@@ -7,10 +7,11 @@
 #       run(command="bash benchmarks/gpu_check.sh run", carry=[".gpu"], timeout_s=540)
 #
 # `run` writes its logs and result JSON under $OUT (default: .gpu/out), each step's as soon as
-# it ends, so a run cut short still returns what it measured. Estimated six minutes on an
+# it ends, so a run cut short still returns what it measured. Estimated seven minutes on an
 # H100/H200 host (2026-11-23 timings there): the GPU tests, the estimator per call on a small
-# (MST-sized) and an 8 MB model on CUDA and on one CPU core, MST and AIM at epsilon 1 over two
-# seeds on CUDA, then one seed of each on the CPU. PY and DEVICE override python3 and cuda (a
+# (MST-sized) and an 8 MB model on CUDA and on one CPU core, both belief-propagation engines
+# on CUDA from 1e4 to 1e6 cells, MST and AIM at epsilon 1 over two seeds on CUDA, then one
+# seed of each on the CPU. PY and DEVICE override python3 and cuda (a
 # smoke test here: PY=.venv/bin/python DEVICE=cpu bash benchmarks/gpu_check.sh run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,15 @@ run() {
             "$PY" benchmarks/run_inference.py --calls 200 --cells "$cells" --device "$dev"
         done
     done 2>&1 | tee "$OUT/inference.txt"
+    # Where the level-batched engine stops paying on this device (FLAT_MAX_CELLS was set on
+    # one CPU core): both engines on the same models.
+    for cells in 1e4 4e4 1e5 1e6; do
+        for limit in 0 1e9; do
+            echo "== estimator, $cells cells, $DEVICE, --flat-max-cells $limit"
+            "$PY" benchmarks/run_inference.py --calls 200 --cells "$cells" --device "$DEVICE" \
+                --flat-max-cells "$limit"
+        done
+    done 2>&1 | tee "$OUT/inference-engines.txt"
     "$PY" benchmarks/run_marginal.py --tools privsynth:mst privsynth:aim --epsilons 1 \
         --seeds 0 1 --device "$DEVICE" --out "$OUT/marginal-$DEVICE.json" 2>&1 |
         tee "$OUT/marginal-$DEVICE.txt"

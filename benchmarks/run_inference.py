@@ -6,8 +6,8 @@ both versions see the same cliques and the same (non-private, noise sd 20) measu
 then times ``--calls`` belief-propagation calls of the estimator and every pair's marginal
 from the fitted model on ``--device`` (``--threads`` torch threads), and prints wall and CPU
 seconds and the process's peak RSS (on CUDA, the GPU's peak allocation too).
-Run it once per version, e.g. ``PYTHONPATH=<other checkout> python benchmarks/run_inference.py``,
-or once per device.
+``--flat-max-cells`` picks the belief-propagation engine. Run it once per version, e.g.
+``PYTHONPATH=<other checkout> python benchmarks/run_inference.py``, or once per device.
 Reads ``../shared/data/adult/`` beside the repository. Not a privacy mechanism: a benchmark.
 """
 
@@ -27,6 +27,7 @@ import torch
 import privsynth
 from privsynth.device import resolve_device
 from privsynth.inference import junction_tree as jt
+from privsynth.inference import estimate as estimate_module
 from privsynth.inference.estimate import Measurement, estimate
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
@@ -42,7 +43,15 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=100, help="belief-propagation calls to time")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, auto)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument(
+        "--flat-max-cells",
+        type=float,
+        help="largest model on the level-batched engine (default: the estimator's "
+        "FLAT_MAX_CELLS; 0 forces the per-clique engine, 1e9 the level-batched one)",
+    )
     args = p.parse_args()
+    if args.flat_max_cells is not None:
+        estimate_module.FLAT_MAX_CELLS = args.flat_max_cells
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     adult = os.path.join(SHARED, "adult")
@@ -76,6 +85,9 @@ def main() -> None:
     model.marginals(list(itertools.combinations(names, 2)))
     t_pairs, c_pairs = time.perf_counter() - wall, time.process_time() - cpu
     calls = max(model.iterations_, 1)
+    # (a checkout older than the level-batched engine has no FLAT_MAX_CELLS)
+    flat_max = getattr(estimate_module, "FLAT_MAX_CELLS", 0)
+    engine = "level-batched" if cells <= flat_max else "per-clique"
     gpu = (
         f"; GPU peak allocated {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB"
         if device.type == "cuda"
@@ -84,7 +96,7 @@ def main() -> None:
     print(
         f"privsynth {privsynth.__file__} on {device} ({args.threads} threads)\n"
         f"model: {len(cliques) - len(names)} pairs, {cells:,.0f} junction-tree cells "
-        f"({cells * 8 / 2**20:.0f} MB)\n"
+        f"({cells * 8 / 2**20:.0f} MB), {engine} belief propagation\n"
         f"estimate: {model.iterations_} calls, {t_est:.2f} s wall, {c_est:.1f} CPU s "
         f"({1000 * t_est / calls:.2f} ms wall per call)\n"
         f"all {len(names) * (len(names) - 1) // 2} pair marginals: {t_pairs:.2f} s wall, "
