@@ -26,8 +26,8 @@ import torch
 
 import privsynth
 from privsynth.device import resolve_device
-from privsynth.inference import junction_tree as jt
 from privsynth.inference import estimate as estimate_module
+from privsynth.inference import junction_tree as jt
 from privsynth.inference.estimate import Measurement, estimate
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
