@@ -8,7 +8,8 @@ cliques' cells sit in one vector, laid out level by level from the root. Each st
 passes handles a whole level at once: a gather (``index_select``) or a segment sum
 (``index_add``) over index vectors computed once per model structure. A gather costs more
 per cell than the per-clique engine's dense reductions, so :func:`estimate.estimate` takes
-this path for small models only.
+this path for small models only. On CUDA, ``index_add`` accumulates with atomic adds, whose
+order varies: two estimates from the same measurements agree to rounding, not bit for bit.
 
 Pure post-processing: it maps log-potentials to marginals and never sees data.
 """
