@@ -52,8 +52,8 @@ class JunctionTree:
 
     @cached_property
     def levels(self) -> tuple[tuple[int, ...], ...]:
-        """Clique indices by depth: ``levels[0]`` is the root, ``levels[k]`` its grandchildren
-        k times removed, each level in breadth-first order."""
+        """Clique indices by depth: ``levels[0]`` holds the root, ``levels[k]`` the cliques k
+        steps below it, each level in breadth-first order."""
         depth = [0] * len(self.cliques)
         for i in self.order[1:]:
             depth[i] = depth[self.parent[i]] + 1

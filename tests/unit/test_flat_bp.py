@@ -1,4 +1,5 @@
-"""Level-batched belief propagation (flat_bp.py) against the per-clique engine and brute force."""
+"""Level-batched belief propagation (flat_bp.py) against the per-clique engine, which
+test_inference.py checks against brute force."""
 
 import itertools
 
