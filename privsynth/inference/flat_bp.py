@@ -69,9 +69,10 @@ class FlatBP:
                                       log p_P(s) = log sum_{y in P: s_C(y) = s} exp beta_P(y).
 
     b_C - u_C is the clique's distribution given its separator, and p_P the parent's
-    calibrated marginal on that separator, so beta_C is the clique's normalised log-marginal.
-    The estimator clamps no evidence, so every b and u is finite and the subtraction is safe
-    (the per-clique engine, which does clamp, avoids it).
+    calibrated marginal on that separator, so beta_C is the clique's normalised log-marginal
+    (the per-clique engine's downward pass is the same). The estimator clamps no evidence, so
+    every b and u is finite and the subtraction never meets -inf - -inf (the per-clique
+    engine, which clamps evidence when sampling, handles that case).
     """
 
     def __init__(self, model: GraphicalModel, queries: Sequence[jt.Clique]) -> None:

@@ -121,36 +121,27 @@ class GraphicalModel:
         """Normalised log-marginals of every junction-tree clique (two-pass sum-product)."""
         t = self.tree
         psi = self._potentials(evidence)
+        full: list[torch.Tensor] = list(psi)  # psi plus the messages from the clique's children
         up: dict[int, torch.Tensor] = {}  # message child -> parent, over the separator
-        for i in reversed(t.order[1:]):
-            b = psi[i]
+        for i in reversed(t.order):
             for ch in t.children(i):
-                b = b + self._expand(up[ch], t.separator[ch], t.cliques[i])
-            up[i] = self._lse(b, self._reduce_dims(t.cliques[i], t.separator[i]))
-        down: dict[int, torch.Tensor] = {}  # message parent -> child
-        beliefs: list[torch.Tensor] = [psi[0]] * len(t.cliques)
-        for i in t.order:
-            b = psi[i]
+                full[i] = full[i] + self._expand(up[ch], t.separator[ch], t.cliques[i])
             if t.parent[i] >= 0:
-                b = b + self._expand(down[i], t.separator[i], t.cliques[i])
-            kids = t.children(i)
-            incoming = [self._expand(up[ch], t.separator[ch], t.cliques[i]) for ch in kids]
-            # Child k is sent everything except its own message. Prefix and suffix sums build
-            # that without subtracting, which would give -inf - -inf = nan under evidence.
-            prefix = [b]
-            for m in incoming:
-                prefix.append(prefix[-1] + m)
-            # Calibrated beliefs share one normaliser: compute it once, at the root.
-            if i == t.order[0]:
-                log_z = torch.logsumexp(prefix[-1].reshape(prefix[-1].shape[0], -1), dim=1)
-            beliefs[i] = prefix[-1] - log_z.reshape([-1] + [1] * len(t.cliques[i]))
-            suffix = None
-            for k in reversed(range(len(kids))):
-                msg = prefix[k] if suffix is None else prefix[k] + suffix
-                down[kids[k]] = self._lse(
-                    msg, self._reduce_dims(t.cliques[i], t.separator[kids[k]])
-                )
-                suffix = incoming[k] if suffix is None else suffix + incoming[k]
+                up[i] = self._lse(full[i], self._reduce_dims(t.cliques[i], t.separator[i]))
+        root = t.order[0]
+        log_z = torch.logsumexp(full[root].reshape(full[root].shape[0], -1), dim=1)
+        beliefs = list(full)
+        beliefs[root] = full[root] - log_z.reshape([-1] + [1] * len(t.cliques[root]))
+        for i in t.order[1:]:  # breadth first: a parent's belief is ready before its children's
+            p, sep = t.parent[i], t.separator[i]
+            # log belief_i = (full_i - up_i) + log p_parent(separator): the clique's
+            # distribution given its separator times the parent's calibrated marginal on it.
+            # Where clamped evidence leaves the clique's side no mass at a separator value,
+            # up_i, the parent's marginal and every cell of full_i are -inf there: the
+            # -inf - -inf = nan becomes 0, which leaves those cells at -inf.
+            log_sep = self._lse(beliefs[p], self._reduce_dims(t.cliques[p], sep))
+            given = torch.nan_to_num(log_sep - up[i], nan=0.0, posinf=torch.inf, neginf=-torch.inf)
+            beliefs[i] = full[i] + self._expand(given, sep, t.cliques[i])
         return beliefs
 
     def project(
