@@ -106,7 +106,8 @@ class FlatBP:
         # psi: each log-potential broadcast onto the cells of its home clique.
         theta_start = np.cumsum([0, *(jt.cells(c, domain) for c in model.cliques)])
         dst, src = [], []
-        for k, (c, home) in enumerate(zip(model.cliques, model._home, strict=True)):
+        for k, c in enumerate(model.cliques):
+            home = tree.home(c)
             dst.append(cells_of(home, offset))
             src.append(theta_start[k] + cell_index(tree.cliques[home], c, domain))
         self._psi_dst, self._psi_src, self._n = cat(dst), cat(src), int(level_start[-1])
