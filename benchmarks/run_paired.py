@@ -12,10 +12,11 @@ never for a release.
         --variant '{}' --variant '{"@IPF_STEP": 0}' --variant '{"round_iters": 400}'
 
 A variant is a JSON object of constructor arguments; a key starting with ``@`` sets that
-constant of the generator's module for the fit. Same split and metrics as ``run_marginal.py``
-(80/20, seed 0; 2-way TVD of one sample of the training size; TSTR AUC), plus the model's own
-2-way TVD against the training data (no sampling noise; AIM only: MST's model lives on
-compressed codes). Reads ``../shared/data/adult/``.
+constant of the generator's module for the fit (``@package.module:NAME``: of another module,
+e.g. ``@privsynth.inference.estimate:FLAT_MAX_CELLS``). Same split and metrics as
+``run_marginal.py`` (80/20, seed 0; 2-way TVD of one sample of the training size; TSTR
+AUC), plus the model's own 2-way TVD against the training data (no sampling noise; AIM
+only: MST's model lives on compressed codes). Reads ``../shared/data/adult/``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ class SeededNoise:
         return int(np.argmax(x + noise)), charge
 
 
+def where(key: str, default) -> tuple:
+    """(module, name) a variant's ``@`` key names: ``NAME`` in the generator's module ``default``,
+    or ``package.module:NAME`` anywhere."""
+    if ":" in key:
+        path, name = key.split(":", 1)
+        return importlib.import_module(path), name
+    return default, key
+
+
 def model_tvd(model, train: pd.DataFrame, domain: dict[str, int]) -> float | None:
     """Mean 2-way TVD between the fitted model's marginals and the training data's (None for
     a model on another domain, e.g. MST's compressed one)."""
@@ -103,17 +113,17 @@ def main() -> None:
     rows = []
     for eps, seed, text in itertools.product(args.epsilons, args.seeds, args.variant):
         variant = json.loads(text)
-        consts = {k[1:]: v for k, v in variant.items() if k.startswith("@")}
-        saved = {k: getattr(module, k) for k in consts}
+        consts = {where(k[1:], module): v for k, v in variant.items() if k.startswith("@")}
+        saved = {k: getattr(*k) for k in consts}
         for k, v in consts.items():
-            setattr(module, k, v)
+            setattr(*k, v)
         noise.rng = np.random.default_rng(1000 + seed)
         params = {k: v for k, v in variant.items() if not k.startswith("@")}
         t0 = time.perf_counter()
         gen = getattr(module, cls_name)(epsilon=eps, device="cpu", **params).fit(train, schema)
         fit_s = time.perf_counter() - t0
         for k, v in saved.items():
-            setattr(module, k, v)
+            setattr(*k, v)
         syn = gen.sample(len(train), seed=0)
         row = {
             "epsilon": eps,
