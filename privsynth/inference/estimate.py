@@ -141,17 +141,19 @@ def estimate(
     cliques = [m.clique for m in measurements]
 
     if model.tree.size(domain) <= FLAT_MAX_CELLS:
-        marginals = FlatBP(model, cliques)
+        level_batched = FlatBP(model, cliques)
 
-        def loss_fn() -> torch.Tensor:
-            return 0.5 * torch.sum(weight * (marginals(flat) - target) ** 2)
+        def marginals() -> torch.Tensor:
+            return level_batched(flat)
 
     else:
 
-        def loss_fn() -> torch.Tensor:
+        def marginals() -> torch.Tensor:
             model.theta = [v.view(s) for v, s in zip(flat.split(sizes), shapes, strict=True)]
-            mu = torch.cat([p.reshape(-1) for p in model.project(model.beliefs(), cliques)])
-            return 0.5 * torch.sum(weight * (mu - target) ** 2)
+            return torch.cat([p.reshape(-1) for p in model.project(model.beliefs(), cliques)])
+
+    def loss_fn() -> torch.Tensor:
+        return 0.5 * torch.sum(weight * (marginals() - target) ** 2)
 
     def eager() -> torch.Tensor:
         flat.grad = None
