@@ -95,6 +95,15 @@ def parse_args() -> argparse.Namespace:
         help="privsynth runs each variant: comma-separated driver options, '' for the "
         "defaults (e.g. '' 'target=income>50K' runs MST without and with a target)",
     )
+    p.add_argument(
+        "--anchor-variants",
+        nargs="+",
+        default=[""],
+        metavar="K=V[,K=V]",
+        help="every anchor runs each variant: comma-separated driver options, '' for the "
+        "defaults (e.g. '' 'score=entrywise' runs OpenDP's MST with its own and the paper's "
+        "pair score)",
+    )
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument(
         "--device", default="cpu", help="torch device for privsynth's fits (cpu, cuda, auto)"
@@ -399,7 +408,7 @@ def main() -> None:
         eps_list, seed_list = (
             (args.epsilons, args.seeds) if tool == "privsynth" else (anchor_eps, anchor_seeds)
         )
-        variants = args.privsynth_variants if tool == "privsynth" else [""]
+        variants = args.privsynth_variants if tool == "privsynth" else args.anchor_variants
         for eps, seed, variant in itertools.product(eps_list, seed_list, variants):
             opts = [f"device={args.device}"] if tool == "privsynth" else []
             extra = [kv for kv in variant.split(",") if kv]
