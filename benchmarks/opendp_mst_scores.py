@@ -109,6 +109,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=2)
     args = p.parse_args()
+    if not os.path.exists(DATA):
+        sys.exit(f"benchmark data not found: {DATA} (the shared datasets beside the repository)")
     train, domain = training_split()
     columns = list(domain)
     for run in range(args.runs):
