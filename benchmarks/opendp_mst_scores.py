@@ -19,26 +19,16 @@ Each run is one OpenDP MST fit at the benchmark's rho for epsilon 1 (about a min
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 import pandas as pd
+from adult_split import DATA, adult
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "anchors"))
-DATA = os.path.join(HERE, "..", "..", "shared", "data", "adult")
 RHO_EPS1 = 0.014973  # privsynth's rho for (epsilon 1, delta 1e-9), rounded to 5 figures
-
-
-def training_split() -> tuple[pd.DataFrame, dict]:
-    """The first 80 % of run_marginal.py's seeded shuffle (--split-seed 0)."""
-    with open(os.path.join(DATA, "adult-domain.json")) as f:
-        domain = json.load(f)
-    full = pd.read_csv(os.path.join(DATA, "adult.csv"))[list(domain)]
-    shuffled = full.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    return shuffled.iloc[: int(round(0.8 * len(shuffled)))].reset_index(drop=True), domain
 
 
 def kruskal(scores: dict[tuple[str, str], float], columns: list[str]) -> list[tuple[str, str]]:
@@ -111,7 +101,7 @@ def main() -> None:
     args = p.parse_args()
     if not os.path.exists(DATA):
         sys.exit(f"benchmark data not found: {DATA} (the shared datasets beside the repository)")
-    train, domain = training_split()
+    train, _, domain = adult()
     columns = list(domain)
     for run in range(args.runs):
         errors, picks = fit_and_record(train, domain)

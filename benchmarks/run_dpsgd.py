@@ -36,6 +36,7 @@ import pandas as pd
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import adult_split  # noqa: E402
 from jobs import machine, run_logged  # noqa: E402
 from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noqa: E402
 
@@ -58,9 +59,7 @@ def split(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     from privsynth.datasets import load_adult
 
     df, schema = load_adult()
-    shuffled = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    cut = int(round(0.8 * len(shuffled)))
-    return shuffled.iloc[:cut].reset_index(drop=True), shuffled.iloc[cut:], schema
+    return (*adult_split.split(df, seed), schema)
 
 
 def binned(df: pd.DataFrame, schema) -> tuple[pd.DataFrame, dict[str, int]]:

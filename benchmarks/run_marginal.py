@@ -29,13 +29,11 @@ import pandas as pd
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from adult_split import DATA, DOMAIN, adult, load_domain  # noqa: E402
 from jobs import machine, run_logged  # noqa: E402
 from metrics import independent_sample, marginal_sets, mean_tvd, tstr_auc  # noqa: E402
 
 # The shared data sits beside the repository: ../shared/data from the repo root.
-SHARED = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "adult")
-DATA = os.path.join(SHARED, "adult.csv")
-DOMAIN = os.path.join(SHARED, "adult-domain.json")
 VENVS = os.path.join(HERE, ".venvs")
 ANCHORS = os.path.join(HERE, "anchors")
 
@@ -337,8 +335,7 @@ def main() -> None:
     results_dir = os.path.join(HERE, "results")
     work = os.path.join(results_dir, "scratch")
     os.makedirs(work, exist_ok=True)
-    with open(DOMAIN) as fh:
-        domain = {k: int(v) for k, v in json.load(fh).items()}
+    domain = load_domain()
 
     if args.merge:
         docs = []
@@ -372,13 +369,7 @@ def main() -> None:
         print("wrote", out)
         return
 
-    full = pd.read_csv(DATA)[list(domain)]
-    shuffled = full.sample(frac=1.0, random_state=args.split_seed).reset_index(drop=True)
-    cut = int(round(0.8 * len(shuffled)))
-    train, test = (
-        shuffled.iloc[:cut].reset_index(drop=True),
-        shuffled.iloc[cut:].reset_index(drop=True),
-    )
+    train, test, _ = adult(args.split_seed)
     train_csv = os.path.join(work, "train.csv")
     train.to_csv(train_csv, index=False)
     sets = marginal_sets(list(domain))

@@ -25,19 +25,17 @@ import argparse
 import importlib
 import itertools
 import json
-import os
 import time
 
 import numpy as np
 import pandas as pd
 import torch
+from adult_split import adult
 from metrics import marginal_sets, mean_tvd, tstr_auc
 
 import privsynth.mechanisms as mechanisms
 from privsynth.schema import Schema
 
-ADULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-ADULT = os.path.join(ADULT, "adult")
 GENERATORS = {
     "mst": ("privsynth.generators.mst", "MST"),
     "aim": ("privsynth.generators.aim", "AIM"),
@@ -97,12 +95,7 @@ def main() -> None:
     p.add_argument("--out", help="results JSON (default: print only)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    with open(os.path.join(ADULT, "adult-domain.json")) as fh:
-        domain = json.load(fh)
-    full = pd.read_csv(os.path.join(ADULT, "adult.csv"))[list(domain)]
-    shuffled = full.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    cut = int(round(0.8 * len(shuffled)))
-    train, test = shuffled.iloc[:cut], shuffled.iloc[cut:]
+    train, test, domain = adult()
     cols = {c: {"kind": "categorical", "categories": list(range(k))} for c, k in domain.items()}
     schema = Schema.from_dict({"version": 1, "columns": cols})
     sets = {"2way": marginal_sets(list(domain))["2way"]}

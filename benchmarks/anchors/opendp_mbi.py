@@ -70,10 +70,13 @@ def fit(train, domain, args):
     dp.enable_features("contrib")
     _patch_prior()
     opts = options(args)
-    if opts.get("score") == "entrywise":
+    for key, allowed in (("score", ("opendp", "entrywise")), ("columns", ("domain", "reversed"))):
+        if opts.setdefault(key, allowed[0]) not in allowed:
+            sys.exit(f"--option {key}={opts[key]}: use one of {', '.join(allowed)}")
+    if opts["score"] == "entrywise":
         _patch_mst_score()
     rho = float(opts["rho"])
-    if opts.get("columns") == "reversed":
+    if opts["columns"] == "reversed":
         train, domain = train[train.columns[::-1]], dict(reversed(domain.items()))
     degree = int(opts.get("degree", 2))
     algorithm = dp.mbi.MST() if args.algo == "mst" else dp.mbi.AIM(queries=degree)
@@ -90,8 +93,8 @@ def fit(train, domain, args):
         rho=rho,
         method=opts.get("method", "sample"),
         aim_queries=degree if args.algo == "aim" else None,
-        mst_score=opts.get("score", "opendp"),
-        column_order=opts.get("columns", "domain"),
+        mst_score=opts["score"],
+        column_order=opts["columns"],
     )
     return table
 
