@@ -285,6 +285,8 @@ def release_cmd(
             source=data,
         )
         remaining = ledger.remaining()
+    for line in result.custodian_notes:
+        click.echo(f"note (for you only, not released): {line}", err=True)
     v = result.verdict
     status = "passed" if v["passed"] else "FAILED (" + ", ".join(v.get("failed_checks", [])) + ")"
     click.echo(

@@ -16,20 +16,26 @@ import numpy as np
 import pandas as pd
 
 from privsynth import mechanisms
-from privsynth.budget.accounting import ApproxDP, PrivacyEvent, PureDP
+from privsynth.budget.accounting import ApproxDP, PrivacyEvent
+from privsynth.encoding_dp import (  # noqa: F401 (bound_candidates: re-exported)
+    bound_candidates,
+    draw_within,
+    learn_column,
+    needs,
+    plan_column,
+    value_step,
+)
 from privsynth.errors import ConfigError, DataError, SchemaError
 from privsynth.marginals.source import TableSource, as_source
 from privsynth.schema import (
     CATEGORICAL_KINDS,
+    DATE_UNITS,
     DEFAULT_BINS,
     OTHER,
     Column,
     Schema,
     canonical_series,
 )
-
-#: Chance that some bucket holding no row clears the threshold in :func:`_dp_bounds`.
-BOUNDS_FALSE_POSITIVE = 1e-6
 
 
 # ------------------------------------------------------------------ encoding
@@ -44,6 +50,7 @@ class ColumnCodec:
     column: Column
     labels: tuple[str, ...] | None = None
     edges: np.ndarray | None = None
+    point_masses: tuple[float, ...] = ()
 
     @classmethod
     def from_column(cls, col: Column) -> ColumnCodec:
@@ -54,12 +61,17 @@ class ColumnCodec:
             )
         if col.kind in CATEGORICAL_KINDS:
             return cls(col, labels=col.categories)
+        if col.learned is not None:
+            enc = col.learned
+            return cls(col, edges=np.asarray(enc.edges), point_masses=enc.point_masses)
         return cls(col, edges=bin_edges(col))
 
     @property
     def n_values(self) -> int:
-        """Codes for values (excluding the missing code)."""
-        return len(self.labels) if self.labels is not None else len(self.edges) - 1
+        """Codes for values (excluding the missing code): point masses first, then bins."""
+        if self.labels is not None:
+            return len(self.labels)
+        return len(self.point_masses) + len(self.edges) - 1
 
     @property
     def size(self) -> int:
@@ -79,9 +91,15 @@ class ColumnCodec:
                     "validate the data with Schema.validate first"
                 )
         else:
-            x = numeric_values(col, s)
-            codes = np.searchsorted(self.edges, np.nan_to_num(x), side="right") - 1
-            codes = np.clip(codes, 0, self.n_values - 1).astype(np.int64)
+            x = np.nan_to_num(numeric_values(col, s))
+            n_pm = len(self.point_masses)
+            codes = np.searchsorted(self.edges, x, side="right") - 1
+            codes = n_pm + np.clip(codes, 0, len(self.edges) - 2).astype(np.int64)
+            if n_pm:
+                pms = np.asarray(self.point_masses)
+                at = np.clip(np.searchsorted(pms, x), 0, n_pm - 1)
+                hit = pms[at] == x
+                codes[hit] = at[hit]
         if isna.any():
             if not col.nullable:
                 raise DataError(
@@ -100,20 +118,30 @@ class ColumnCodec:
             out = np.asarray(self.labels, dtype=object)[safe]
             out[missing] = None
             return pd.Series(out, name=col.name, dtype=object)
-        lo, hi = self.edges[safe], self.edges[safe + 1]
+        vals = self._values(safe, rng)
         if col.kind == "integer":
-            # Integer bins hold the integers lo .. hi-1.
-            vals = rng.integers(lo.astype(np.int64), hi.astype(np.int64))
-            ser = pd.Series(vals, name=col.name, dtype="Int64" if col.nullable else "int64")
+            ser = pd.Series(vals.astype(np.int64), name=col.name)
+            ser = ser.astype("Int64") if col.nullable else ser
+        elif col.kind == "datetime":
+            unit = DATE_UNITS[col.unit or "second"]
+            whole = (np.floor(vals / unit) * unit).astype(np.int64)
+            ser = pd.Series(pd.to_datetime(whole, unit="ns"), name=col.name)
         else:
-            vals = lo + rng.random(len(codes)) * (hi - lo)
-            if col.kind == "datetime":
-                ser = pd.Series(
-                    pd.to_datetime(np.round(vals / 1e9).astype(np.int64), unit="s"), name=col.name
-                )
-            else:
-                ser = pd.Series(vals, name=col.name, dtype=float)
+            if col.decimals is not None:
+                vals = np.round(vals, col.decimals)
+            ser = pd.Series(vals, name=col.name, dtype=float)
         return ser.mask(pd.Series(missing), None) if missing.any() else ser
+
+    def _values(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A value inside each code's bin: from the learned fine density, or uniform over a
+        declared bin (integer bins hold the integers lo .. hi-1)."""
+        col = self.column
+        if col.learned is not None:
+            return draw_within(col.learned, codes, value_step(col), rng)
+        lo, hi = self.edges[codes], self.edges[codes + 1]
+        if col.kind == "integer":
+            return rng.integers(lo.astype(np.int64), hi.astype(np.int64)).astype(np.float64)
+        return lo + rng.random(len(codes)) * (hi - lo)
 
 
 def bin_edges(col: Column) -> np.ndarray:
@@ -193,39 +221,36 @@ class Encoder:
 
 
 # ------------------------------------------------------------- DP discovery
-def bound_candidates(kind: str) -> np.ndarray:
-    """Public candidate values for DP bounds: a 1-2-3-5-ish log grid, or monthly dates."""
-    if kind == "datetime":
-        months = pd.date_range("1900-01-01", "2100-01-01", freq="MS")
-        return months.astype("datetime64[ns]").astype("int64").to_numpy(dtype=np.float64)
-    mantissas = np.array([1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9])
-    pos = (mantissas[None, :] * 10.0 ** np.arange(-2, 10)[:, None]).ravel()
-    return np.unique(np.concatenate([-pos, [0.0], pos]))
-
-
 def plan_discovery(schema: Schema, *, epsilon: float, delta: float) -> list[PrivacyEvent]:
     """The charges :func:`discover_domains` will make, computed from the schema alone.
 
-    The budget is split evenly over the undeclared columns; a categorical column spends its
-    share on one stable histogram (with an equal share of ``delta``), a numeric column on one
-    noisy histogram over public log-scale buckets (see :func:`_dp_bounds`).
+    The budget is split evenly over the undeclared columns (``delta`` evenly over those that
+    need one). A categorical column spends its share on one stable histogram; a numeric
+    column on what :func:`privsynth.encoding_dp.plan_column` lists for it (bounds, point
+    masses, the fine density).
     """
     cols = [schema[n] for n in schema.undeclared_columns()]
     if not cols:
         return []
     if epsilon <= 0 or not np.isfinite(epsilon):
         raise ConfigError(f"domain epsilon ({epsilon!r}) must be > 0")
-    n_cat = sum(c.kind in CATEGORICAL_KINDS for c in cols)
-    if n_cat and not 0 < delta < 1:
-        raise ConfigError(f"domain delta ({delta!r}) must be in (0, 1) to learn categories")
+    n_delta = sum(_needs_delta(c) for c in cols)
+    if n_delta and not 0 < delta < 1:
+        raise ConfigError(
+            f"domain delta ({delta!r}) must be in (0, 1) to learn categories or point masses"
+        )
     eps_col = epsilon / len(cols)
     events: list[PrivacyEvent] = []
     for c in cols:
         if c.kind in CATEGORICAL_KINDS:
-            events.append(ApproxDP(eps_col, delta / n_cat))
+            events.append(ApproxDP(eps_col, delta / n_delta))
         else:
-            events.append(PureDP(eps_col))
+            events += plan_column(c, epsilon=eps_col, delta=delta / max(n_delta, 1))
     return events
+
+
+def _needs_delta(col: Column) -> bool:
+    return col.kind in CATEGORICAL_KINDS or "point_masses" in needs(col)
 
 
 def discover_domains(
@@ -240,13 +265,13 @@ def discover_domains(
     each no larger than planned.
     """
     source = as_source(data)
-    planned = iter(plan_discovery(schema, epsilon=epsilon, delta=delta))
+    planned = plan_discovery(schema, epsilon=epsilon, delta=delta)
     learned: list[Column] = []
     spent: list[PrivacyEvent] = []
     for name in schema.undeclared_columns():
         col = schema[name]
         if col.kind in CATEGORICAL_KINDS:
-            share = next(planned)
+            share = planned.pop(0)
             kept, charge = mechanisms.stable_histogram(
                 source.value_counts(col), epsilon=share.epsilon, delta=share.delta
             )
@@ -261,53 +286,11 @@ def discover_domains(
             )
             spent.append(charge)
         else:
-            cands = bound_candidates(col.kind)
-            counts = source.bucket_counts(col, cands)
-            lo, hi, charge = _dp_bounds(counts, cands, next(planned).epsilon)
-            learned.append(
-                replace(
-                    col,
-                    lower=_bound_value(col, lo),
-                    upper=_bound_value(col, hi),
-                    source="dp",
-                    note="bounds learned with DP; values beyond are clipped",
-                )
-            )
-            spent.append(charge)
+            mine, planned = planned[: len(needs(col))], planned[len(needs(col)) :]
+            col, charges = learn_column(source, col, mine)
+            learned.append(col)
+            spent += charges
     return schema.with_columns(learned), spent
-
-
-def _dp_bounds(
-    counts: np.ndarray, cands: np.ndarray, epsilon: float
-) -> tuple[float, float, PureDP]:
-    """Numeric bounds from a noisy histogram over public buckets; epsilon-DP.
-
-    Math: bucket j is [c_j, c_{j+1}) for the public candidates c (values beyond the grid fall
-    in the edge buckets; ``counts`` holds the exact bucket counts). Counting rows per bucket
-    has L1 sensitivity 1, so Laplace noise of scale 1/epsilon makes the histogram epsilon-DP;
-    everything after is post-processing.
-    The bounds are the outer edges of the lowest and highest buckets whose noisy count
-    reaches T = ln(B / beta) / epsilon, chosen so that any of the B buckets holding no row
-    clears it with probability <= beta / 2. A bucket needs about T rows to be kept, so one
-    outlier never sets a bound; it is clipped. (Exponential-mechanism quantiles are a poor
-    fit here: on a wide public grid the many equally bad candidates outside the data win
-    too often at extreme quantiles.)
-    """
-    n_buckets = len(cands) - 1
-    noisy, charge = mechanisms.laplace_counts(counts, epsilon)
-    threshold = np.log(n_buckets / BOUNDS_FALSE_POSITIVE) / epsilon
-    kept = np.flatnonzero(noisy >= threshold)
-    if kept.size == 0:  # too few rows for this epsilon: fall back to the fullest bucket
-        kept = np.array([int(np.argmax(noisy))])
-    return float(cands[kept[0]]), float(cands[kept[-1] + 1]), charge
-
-
-def _bound_value(col: Column, v: float) -> float | int | str:
-    if col.kind == "datetime":
-        return pd.Timestamp(int(v)).isoformat()
-    if col.kind == "integer":
-        return int(round(v))
-    return float(v)
 
 
 def _sorted_categories(values: Sequence[str]) -> list[str]:

@@ -17,7 +17,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,9 @@ class ReleaseResult:
     verdict: dict[str, Any]
     privacy: dict[str, Any]
     ledger: dict[str, Any]
+    #: Exact diagnostics for the custodian's screen only (e.g. values clipped by bounds
+    #: learned with DP); never written into the release.
+    custodian_notes: list[str] = field(default_factory=list)
 
 
 def make_generator(name: str, epsilon: float, delta: float, **params: Any) -> Generator:
@@ -299,7 +302,14 @@ def release(
         raise
     signed = {p.name: sha256_file(p) for p in sorted(out.iterdir()) if p.name != ENVELOPE}
     return ReleaseResult(
-        out, signed, len(synthetic), report["report_id"], report["verdict"], spec, ledger_info
+        out,
+        signed,
+        len(synthetic),
+        report["report_id"],
+        report["verdict"],
+        spec,
+        ledger_info,
+        list(getattr(gen, "custodian_notes_", [])),
     )
 
 

@@ -34,6 +34,9 @@ DEFAULT_BINS = 32
 #: released, and validation maps such values to it.
 OTHER = "(other)"
 UNITS_OF_PRIVACY = ("row",)
+#: Granularities a datetime column can declare (``"unit"``): values are whole units, and
+#: synthetic values come out as whole units (a ``day`` column holds dates, never times).
+DATE_UNITS = {"day": 86_400 * 10**9, "hour": 3_600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
 RELATIVE_DATES = ("now", "today", "tomorrow", "yesterday")
 #: Dates are handled as nanoseconds since 1970 (int64): this is the range that fits.
 DATE_MIN, DATE_MAX = pd.Timestamp.min.date().isoformat(), pd.Timestamp.max.date().isoformat()
@@ -91,6 +94,18 @@ class Column:
         integer edges; the last bin includes the upper bound.
     nullable
         Missing values are a value of their own (its own code), not an error.
+    point_masses
+        Public values that many rows hold exactly (0, a top-code, 40 hours), each kept as its
+        own code. Undeclared, a learned encoding finds them with DP.
+    unit
+        Datetime granularity (``day``, ``hour``, ``minute``, ``second``): values must be
+        whole units and synthetic values are. Default: seconds.
+    decimals
+        Continuous columns: synthetic values are rounded to this many decimals (public
+        precision, e.g. 2 for amounts in cents).
+    learned
+        The DP-learned encoding of a numeric column declared with bounds only (no ``bins``
+        or ``edges``): set by the fit, see :mod:`privsynth.encoding_dp`.
     source
         ``public`` (declared), ``dp`` (learned under DP) or ``data`` (read from the data).
     note
@@ -105,6 +120,10 @@ class Column:
     bins: int | None = None
     edges: tuple[float, ...] | None = None
     nullable: bool = False
+    point_masses: tuple[float, ...] | None = None
+    unit: str | None = None
+    decimals: int | None = None
+    learned: Any = None
     source: str = "public"
     note: str | None = None
 
@@ -143,6 +162,49 @@ class Column:
                 raise SchemaError(f"{where}: 'bins' only applies to numeric/datetime kinds")
             if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 1:
                 raise SchemaError(f"{where}: bins ({self.bins!r}) must be an integer >= 1")
+        self._check_numeric_options(where)
+
+    def _check_numeric_options(self, where: str) -> None:
+        if self.unit is not None:
+            if self.kind != "datetime":
+                raise SchemaError(f"{where}: 'unit' only applies to datetime columns")
+            if self.unit not in DATE_UNITS:
+                raise SchemaError(
+                    f"{where}: unit {self.unit!r} must be one of {', '.join(DATE_UNITS)}"
+                )
+        if self.decimals is not None:
+            if self.kind != "continuous":
+                raise SchemaError(f"{where}: 'decimals' only applies to continuous columns")
+            if (
+                isinstance(self.decimals, bool)
+                or not isinstance(self.decimals, int)
+                or not (0 <= self.decimals <= 12)
+            ):
+                raise SchemaError(f"{where}: decimals ({self.decimals!r}) must be 0..12")
+        if self.point_masses is not None:
+            if self.kind not in ("integer", "continuous"):
+                raise SchemaError(f"{where}: 'point_masses' applies to integer/continuous columns")
+            if self.bins is not None or self.edges is not None:
+                raise SchemaError(
+                    f"{where}: 'point_masses' go with a learned encoding; drop 'bins'/'edges' "
+                    "(or put the value in 'edges' as a bin of its own)"
+                )
+            try:
+                pms = tuple(sorted({float(v) for v in self.point_masses}))
+            except (TypeError, ValueError) as exc:
+                raise SchemaError(f"{where}: 'point_masses' must be a list of numbers") from exc
+            if not all(map(math.isfinite, pms)):
+                raise SchemaError(f"{where}: 'point_masses' must be finite numbers")
+            if self.kind == "integer" and not all(v.is_integer() for v in pms):
+                raise SchemaError(f"{where}: an integer column needs integer 'point_masses'")
+            if self.lower is not None:
+                lo, hi = self.bound_values()
+                outside = [v for v in pms if not lo <= v <= hi]
+                if outside:
+                    raise SchemaError(
+                        f"{where}: point mass(es) {outside} lie outside the bounds {lo:g}..{hi:g}"
+                    )
+            object.__setattr__(self, "point_masses", pms)
 
     def _check_edges(self, where: str) -> None:
         if self.kind not in ("integer", "continuous"):
@@ -178,11 +240,27 @@ class Column:
 
     @property
     def has_domain(self) -> bool:
-        """Whether the domain is known (declared, DP-learned or read from data)."""
+        """Whether the column can be encoded: its domain is known (declared, DP-learned or
+        read from data) and, if numeric, so is its encoding (public bins/edges, one code per
+        value of a narrow integer range, or a learned encoding)."""
         if self.kind in CATEGORICAL_KINDS:
             return self.categories is not None
         if self.kind in NUMERIC_KINDS:
-            return self.lower is not None
+            return self.lower is not None and not self.needs_learned_encoding
+        return True
+
+    @property
+    def needs_learned_encoding(self) -> bool:
+        """A numeric column without public ``bins``/``edges`` (and wider than
+        :data:`DEFAULT_BINS` integers) whose encoding is not learned yet."""
+        if self.kind not in NUMERIC_KINDS or self.learned is not None:
+            return False
+        if self.bins is not None or self.edges is not None:
+            return False
+        if self.kind == "integer" and self.lower is not None:
+            lo, hi = self.bound_values()
+            if math.floor(hi) - math.ceil(lo) + 1 <= DEFAULT_BINS:
+                return False  # one code per value: exact, nothing to learn
         return True
 
     def bound_values(self) -> tuple[float, float]:
@@ -224,6 +302,14 @@ class Column:
             del out["lower"], out["upper"]
         if self.nullable:
             out["nullable"] = True
+        if self.point_masses is not None:
+            cast = int if self.kind == "integer" else float
+            out["point_masses"] = [cast(v) for v in self.point_masses]
+        for key in ("unit", "decimals"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.learned is not None:
+            out["learned"] = self.learned.to_dict()
         if self.source != "public":
             out["source"] = self.source
         if self.note:
@@ -242,6 +328,10 @@ class Column:
             "bins",
             "edges",
             "nullable",
+            "point_masses",
+            "unit",
+            "decimals",
+            "learned",
             "source",
             "note",
         }
@@ -266,9 +356,29 @@ class Column:
             if isinstance(data.get("edges"), list)
             else data.get("edges"),
             nullable=bool(data.get("nullable", False)),
+            point_masses=_tuple_or_none(name, "point_masses", data.get("point_masses")),
+            unit=data.get("unit"),
+            decimals=data.get("decimals"),
+            learned=_learned_from_dict(name, data.get("learned")),
             source=data.get("source", "public"),
             note=data.get("note"),
         )
+
+
+def _tuple_or_none(name: str, key: str, value: Any) -> tuple | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise SchemaError(f"column {name!r}: {key!r} must be a list")
+    return tuple(value)
+
+
+def _learned_from_dict(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    from privsynth.encoding_dp import LearnedEncoding
+
+    return LearnedEncoding.from_dict(name, value)
 
 
 @dataclass
@@ -702,7 +812,20 @@ def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
         _refuse_bad(col.name, s, outside, DATES_OUT_OF_RANGE)
         values = pd.Series(np.nan, index=s.index, dtype=float)
         ok = ~parsed.isna()
-        values[ok] = parsed[ok].astype("datetime64[ns]").astype("int64").astype(float)
+        ns = parsed[ok].astype("datetime64[ns]").astype("int64")
+        if col.unit is not None:
+            off = pd.Series(False, index=s.index)
+            off[ok] = ns % DATE_UNITS[col.unit] != 0
+            _refuse_bad(
+                col.name,
+                s,
+                off,
+                (
+                    f"whole {col.unit}s",
+                    f"the schema declares unit {col.unit!r}; fix the values or the unit",
+                ),
+            )
+        values[ok] = ns.astype(float)
         return values
     try:
         values = pd.to_numeric(s, errors="coerce").astype(float)

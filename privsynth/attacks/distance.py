@@ -26,7 +26,7 @@ from privsynth.attacks.base import AttackResult
 from privsynth.attacks.stats import wilson
 from privsynth.domain import Encoder, numeric_values
 from privsynth.errors import ConfigError, DataError
-from privsynth.schema import CATEGORICAL_KINDS, Column, Schema, canonical_series
+from privsynth.schema import CATEGORICAL_KINDS, DEFAULT_BINS, Column, Schema, canonical_series
 
 #: Working memory for one block of the distance matrix (float32 entries).
 CHUNK_BYTES = 32 * 2**20
@@ -119,7 +119,7 @@ def _resolve(col: Column, frames: Sequence[pd.DataFrame]) -> Column:
             cats = ["(none)"]
         return replace(col, categories=tuple(cats), nullable=nullable, source="public")
     if col.lower is not None:
-        return replace(col, nullable=nullable)
+        return _binned(replace(col, nullable=nullable))
     vals = numeric_values(col, frames[0][col.name])
     vals = vals[np.isfinite(vals)]
     if not len(vals):
@@ -131,8 +131,16 @@ def _resolve(col: Column, frames: Sequence[pd.DataFrame]) -> Column:
     hi = hi if hi > lo else lo + 1.0
     if col.kind == "datetime":
         lo_s, hi_s = pd.Timestamp(int(lo)).isoformat(), pd.Timestamp(int(hi)).isoformat()
-        return replace(col, lower=lo_s, upper=hi_s, nullable=nullable, edges=None)
-    return replace(col, lower=lo, upper=hi, nullable=nullable, edges=None)
+        return _binned(replace(col, lower=lo_s, upper=hi_s, nullable=nullable, edges=None))
+    return _binned(replace(col, lower=lo, upper=hi, nullable=nullable, edges=None))
+
+
+def _binned(col: Column) -> Column:
+    """Equal-width public bins where the schema leaves the encoding to be learned: the
+    distance's codes only need some public binning, not the model's."""
+    if not col.needs_learned_encoding:
+        return col
+    return replace(col, bins=DEFAULT_BINS, point_masses=None)
 
 
 def _exact(queries: np.ndarray, reference: np.ndarray, idx: np.ndarray) -> np.ndarray:

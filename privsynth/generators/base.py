@@ -34,6 +34,7 @@ from privsynth.budget.accounting import (
 )
 from privsynth.device import resolve_device
 from privsynth.domain import Encoder, discover_domains, plan_discovery
+from privsynth.encoding_dp import clipped_shares, custodian_notes
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.inference.model import one_cpu_thread
 from privsynth.marginals.source import TableSource, as_source
@@ -201,6 +202,7 @@ class MarginalGenerator(ABC):
         with one_cpu_thread():
             spent += self._fit_table(table, b.rho * RHO_MARGIN)
         self._check_within(spent, planned)
+        self.custodian_notes_ = custodian_notes(clipped_shares(source, schema, learned))
         self.n_rows_ = self._estimated_rows()  # DP estimate (post-processing), public
         self.schema_ = learned
         self.encoder_ = Encoder(learned)

@@ -73,6 +73,8 @@ from privsynth.budget.accounting import (
 )
 from privsynth.device import resolve_device
 from privsynth.domain import Encoder, discover_domains, plan_discovery
+from privsynth.encoding_dp import clipped_shares, custodian_notes
+from privsynth.marginals.source import FrameSource
 from privsynth.errors import BudgetExceeded, ConfigError, PrivsynthError
 from privsynth.generators.base import MarginalGenerator, check_budget_params, split_budget
 from privsynth.generators.clipping import BookkeepingClipper
@@ -571,8 +573,10 @@ class DPSGDGenerator(ABC):
         )
         spent: list[PrivacyEvent] = []
         learned = schema
+        notes: list[str] = []
         if schema.undeclared_columns():
             learned, spent = discover_domains(clean, schema, epsilon=disc_eps, delta=disc_delta)
+            notes = custodian_notes(clipped_shares(FrameSource(clean), schema, learned))
             clean, _ = learned.validate(data)  # values too rare to learn become "(other)"
         encoder = Encoder(learned)
         codes = encoder.encode(clean)
@@ -597,6 +601,7 @@ class DPSGDGenerator(ABC):
         planned = [*fixed, plan.event]
         MarginalGenerator._check_within(spent, planned)
         opacus_eps = self._check_opacus(plan, taken)
+        self.custodian_notes_ = notes
         self.schema_ = learned
         self.encoder_ = encoder
         self.caveats_ = caveats

@@ -38,6 +38,7 @@ from privsynth.schema import (
     CATEGORICAL_KINDS,
     DATES_OUT_OF_RANGE,
     NOT_NUMBERS,
+    NUMERIC_KINDS,
     OTHER,
     Column,
     Schema,
@@ -121,6 +122,7 @@ class _ColumnSql:
     raw: str
     missing: str
     value: str
+    clipped: str
     pos: str | None
     checks: tuple[str, ...]  # names of checks, see SqlSource._check_sql
 
@@ -191,9 +193,14 @@ class SqlSource(TableSource):
         else:
             value = f"TRY_CAST({x} AS DOUBLE)" if family == "string" else f"CAST({x} AS DOUBLE)"
             checks += ["numbers", "infinite"]
+        clipped = value
+        if col.kind in NUMERIC_KINDS and col.lower is not None:
+            # clipped to the bounds as Schema.validate clips (the checks see the raw value)
+            lo, hi = (d.double(b) for b in col.bound_values())
+            clipped = f"LEAST(GREATEST({value}, {lo}), {hi})"
         if not col.nullable:
             checks.append("missing")
-        return _ColumnSql(col, x, missing, value, pos, tuple(checks))
+        return _ColumnSql(col, x, missing, value, clipped, pos, tuple(checks))
 
     def _position_sql(self, x: str, family: str, categories: Sequence[str]) -> str:
         """Index of ``x``'s canonical string in ``categories``, or -1."""
@@ -248,22 +255,30 @@ class SqlSource(TableSource):
             if col.source == "dp" and OTHER in col.categories:
                 code = f"(CASE WHEN p{j} < 0 THEN {col.categories.index(OTHER)} ELSE p{j} END)"
         else:
+            n_pm = len(codec.point_masses)
             code = self.dialect.bucket(f"v{j}", [float(e) for e in codec.edges[1:-1]])
+            if n_pm:
+                hits = " ".join(
+                    f"WHEN v{j} = {self.dialect.double(v)} THEN {i}"
+                    for i, v in enumerate(codec.point_masses)
+                )
+                code = f"(CASE {hits} ELSE {n_pm} + {code} END)"
         return f"(CASE WHEN m{j} THEN {codec.n_values} ELSE {code} END)"
 
     def _check_sql(self, check: str, j: int) -> str:
         return {
             "unknown": f"(NOT m{j} AND p{j} < 0)",
-            "numbers": f"(NOT m{j} AND (v{j} IS NULL OR isnan(v{j})))",
-            "infinite": f"(NOT m{j} AND abs(v{j}) = {self.dialect.double(math.inf)})",
-            "dates_range": f"(NOT m{j} AND v{j} IS NULL)",
+            "numbers": f"(NOT m{j} AND (u{j} IS NULL OR isnan(u{j})))",
+            "infinite": f"(NOT m{j} AND abs(u{j}) = {self.dialect.double(math.inf)})",
+            "dates_range": f"(NOT m{j} AND u{j} IS NULL)",
             "missing": f"m{j}",
         }[check]
 
     def _inner(self, parts: dict[int, _ColumnSql], *, row: bool = False) -> str:
         cols = [f"{self.dialect.row_number()} AS __row"] if row else []
         for j, cs in parts.items():
-            cols += [f"{cs.raw} AS r{j}", f"{cs.missing} AS m{j}", f"{cs.value} AS v{j}"]
+            cols += [f"{cs.raw} AS r{j}", f"{cs.missing} AS m{j}", f"{cs.value} AS u{j}"]
+            cols.append(f"{cs.clipped} AS v{j}")
             if cs.pos is not None:
                 cols.append(f"{cs.pos} AS p{j}")
         return f"SELECT {', '.join(cols)} FROM {self._from}"
@@ -319,8 +334,10 @@ class SqlSource(TableSource):
 
     def value_counts(self, column: Column) -> dict[str, int]:
         cs = self._column_sql(column)
+        v = "r0" if column.kind in CATEGORICAL_KINDS else "v0"  # numbers as validated doubles
         res = self._run(
-            f"SELECT r0 AS v, count(*) AS n FROM ({self._inner({0: cs})}) WHERE NOT m0 GROUP BY r0"
+            f"SELECT {v} AS v, count(*) AS n FROM ({self._inner({0: cs})}) WHERE NOT m0 "
+            f"GROUP BY {v}"
         )
         out: dict[str, int] = {}
         for v, n in zip(res["v"].tolist(), res["n"].tolist(), strict=True):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.budget.accounting import ApproxDP, PureDP
+from privsynth.budget.accounting import ZCDP, ApproxDP
 from privsynth.domain import (
     Encoder,
     bin_edges,
@@ -11,6 +11,7 @@ from privsynth.domain import (
     plan_discovery,
 )
 from privsynth.errors import SchemaError
+from privsynth.generators.base import MarginalGenerator
 from privsynth.schema import OTHER, Column, Schema
 
 
@@ -82,7 +83,15 @@ def test_plan_splits_the_budget_over_undeclared_columns():
         b={"kind": "integer"},
         c={"kind": "categorical", "categories": ("x",)},
     )
-    assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [ApproxDP(0.5, 1e-8), PureDP(0.5)]
+    # epsilon 0.5 per column; the integer column's rho 0.5^2/2 = 0.125 goes 1/4 to bounds,
+    # 1/4 to point masses (a stable histogram at epsilon sqrt(2 * 0.03125) = 0.25) and 1/2 to
+    # the fine density; delta is shared by the two columns that need one.
+    assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [
+        ApproxDP(0.5, 5e-9),
+        ZCDP(0.03125),
+        ApproxDP(0.25, 5e-9),
+        ZCDP(0.0625),
+    ]
     assert (
         plan_discovery(
             _schema(c={"kind": "categorical", "categories": ("x",)}), epsilon=1.0, delta=1e-8
@@ -112,18 +121,19 @@ def test_discovery_never_reveals_a_value_held_by_one_row():
         assert set(cats) == {"east", "north", "south", "west", OTHER}
         assert learned["clinic"].source == learned["age"].source == "dp"
         lo, hi = learned["age"].lower, learned["age"].upper
-        # Buckets [20, 25) and [50, 60) hold ~250 and ~500 rows, far above the threshold
-        # T = ln(264 / 1e-6) / 1 = 19.4 (epsilon 1 per column). Each of the 263 other buckets
-        # (one holds the outlier's single row) clears T with probability <= exp(-(T - 1))/2,
-        # so a wrong bound appears with probability < 263 * 5e-9 per trial, < 3e-5 in all.
-        assert lo in cands and hi in cands and (lo, hi) == (20, 60)
-        for used, plan in zip(spent, planned, strict=True):
-            assert type(used) is type(plan)
-            assert used.epsilon <= plan.epsilon * (1 + 1e-12)
+        # epsilon 1 for the column: rho 0.5, a quarter (0.125) for the bounds, noise sd
+        # sigma = 1/sqrt(0.25) = 2 per bucket. Buckets [20, 25) .. [50, 60) hold 250-500 rows,
+        # far above the threshold sqrt(2 ln(264 / 1e-6)) * sigma = 12.5. The outlier's bucket
+        # (1 row) clears it with probability P(Z >= 5.7) < 1e-8 and the 262 empty ones with
+        # 262 * P(Z >= 6.2) < 1e-7 per trial. The bounds are the kept range widened by one
+        # candidate on each side: [15, 70).
+        assert lo in cands and hi in cands and (lo, hi) == (15, 70)
+        MarginalGenerator._check_within(spent, planned)  # raises if a charge exceeds the plan
     enc = Encoder(learned)
     codes = enc.encode(learned.validate(df)[0])  # rare values validate to "(other)"
     assert codes[17, 0] == learned["clinic"].categories.index(OTHER)
     assert codes[42, 1] == enc.shape["age"] - 1  # the outlier is clipped into the top bin
+    assert learned.validate(df)[1].clipped["age"] == 1
 
 
 def test_bound_candidates_are_public_and_sorted():
