@@ -20,10 +20,10 @@ from privsynth.budget.accounting import ApproxDP, PrivacyEvent
 from privsynth.encoding_dp import (  # noqa: F401 (bound_candidates: re-exported)
     bound_candidates,
     draw_within,
+    lattice,
     learn_column,
     needs,
     plan_column,
-    value_step,
 )
 from privsynth.errors import ConfigError, DataError, SchemaError
 from privsynth.marginals.source import TableSource, as_source
@@ -137,7 +137,7 @@ class ColumnCodec:
         declared bin (integer bins hold the integers lo .. hi-1)."""
         col = self.column
         if col.learned is not None:
-            return draw_within(col.learned, codes, value_step(col), rng)
+            return draw_within(col.learned, codes, lattice(col), rng)
         lo, hi = self.edges[codes], self.edges[codes + 1]
         if col.kind == "integer":
             return rng.integers(lo.astype(np.int64), hi.astype(np.int64)).astype(np.float64)

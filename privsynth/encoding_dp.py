@@ -50,6 +50,9 @@ ASINH_SCALE = 1e-3
 SPLIT_Z = 2.0
 #: Chance that an empty candidate bucket is kept as data when learning bounds.
 BOUNDS_FALSE_POSITIVE = 1e-6
+#: Candidates a learned bound is widened by beyond the outermost data bucket: one decade of
+#: the numeric grid (11 candidates per decade), one year of the monthly date grid.
+BOUNDS_WIDEN = 11
 #: The mechanisms get a hair less than planned so float rounding in splitting rho over the
 #: tree's levels can never take the total past the plan.
 RHO_MARGIN = 1 - 1e-9
@@ -153,17 +156,17 @@ def learn_column(source: Any, col: Column, planned: list[PrivacyEvent]) -> tuple
     if not rest:
         return replace(col, source="dp", note="; ".join(notes)), spent
     lo, hi = col.bound_values()
-    step = value_step(col)
+    grid = lattice(col)
     pms = tuple(col.point_masses or ())
     for part, event in rest:
         if part == "point_masses":
             kept, charge = mechanisms.stable_histogram(
                 source.value_counts(col), epsilon=event.epsilon, delta=event.delta
             )
-            pms = choose_point_masses(kept, lo, hi, step)
+            pms = choose_point_masses(kept, lo, hi, grid)
             spent.append(charge)
         else:
-            fine, singles = fine_grid(lo, hi, step, pms)
+            fine, singles = fine_grid(lo, hi, grid, pms)
             counts = source.bucket_counts(col, fine)
             counts[singles] = 0  # point-mass rows have codes of their own
             weights, charges = tree_density(counts, event.rho * RHO_MARGIN)
@@ -181,14 +184,39 @@ def learn_column(source: Any, col: Column, planned: list[PrivacyEvent]) -> tuple
     return replace(col, learned=encoding, source="dp", note="; ".join(notes)), spent
 
 
-def value_step(col: Column) -> float:
-    """The spacing of a column's values: 1 for integers, the unit for dated columns, 0 for
-    continuous values."""
+@dataclass(frozen=True)
+class Lattice:
+    """The values a column can hold: ``k * step / per`` for whole ``k`` (integers: step 1;
+    dated columns: the unit in ns; continuous with ``decimals``: per 10^decimals, so the
+    values are what ``round(x, decimals)`` gives, computed by one division)."""
+
+    step: float
+    per: int = 1
+
+    def index(self, v: np.ndarray | float) -> np.ndarray:
+        return np.asarray(v, dtype=np.float64) * self.per / self.step
+
+    def value(self, k: np.ndarray) -> np.ndarray:
+        return np.asarray(k, dtype=np.float64) * self.step / self.per
+
+    def holds(self, v: float) -> bool:
+        k = float(self.index(v))
+        return abs(k - round(k)) < 1e-9
+
+    @property
+    def spacing(self) -> float:
+        return self.step / self.per
+
+
+def lattice(col: Column) -> Lattice | None:
+    """The column's :class:`Lattice`, or None for continuous values of any precision."""
     if col.kind == "integer":
-        return 1.0
+        return Lattice(1.0)
     if col.kind == "datetime":
-        return float(DATE_UNITS[col.unit or "second"])
-    return 0.0
+        return Lattice(float(DATE_UNITS[col.unit or "second"]))
+    if col.decimals is not None:
+        return Lattice(1.0, 10**col.decimals)
+    return None
 
 
 def dp_bounds(
@@ -201,25 +229,30 @@ def dp_bounds(
     sigma = 1/sqrt(2 rho) is rho-zCDP. A bucket is data when its noisy count reaches
     z * sigma with z = sqrt(2 ln(B / beta)), so that any of the B empty buckets passes with
     probability <= beta (Gaussian tail). The bounds are the outer edges of the outermost
-    data buckets, widened by one candidate on each side so that a sparse tail just below
-    the threshold is still covered (a too-wide range costs resolution only: the fine grid
-    is logarithmic and the bins follow the data). With no bucket above the threshold (too
-    few rows for this budget) the fullest bucket, widened the same way, is used.
+    data buckets, widened by :data:`BOUNDS_WIDEN` candidates (a decade of the grid) on each
+    side but never across zero: a sparse tail below the threshold is still covered, and a
+    too-wide range costs little, since the fine grid is logarithmic and the bins follow the
+    data. With no bucket above the threshold (too few rows for this budget) the fullest
+    bucket is widened the same way.
     """
     noisy, charge = mechanisms.gaussian_counts(counts, rho * RHO_MARGIN)
     n_buckets = len(cands) - 1
     sigma = 1 / math.sqrt(2 * charge.rho)
-    kept = np.flatnonzero(
-        noisy >= math.sqrt(2 * math.log(n_buckets / BOUNDS_FALSE_POSITIVE)) * sigma
-    )
+    z = math.sqrt(2 * math.log(n_buckets / BOUNDS_FALSE_POSITIVE))
+    kept = np.flatnonzero(noisy >= z * sigma)
     if kept.size == 0:
         kept = np.array([int(np.argmax(noisy))])
-    first, last = max(int(kept[0]) - 1, 0), min(int(kept[-1]) + 1, n_buckets - 1)
+    zero = int(np.searchsorted(cands, 0.0))  # cands[zero] == 0 on the numeric grid
+    first, last = int(kept[0]) - BOUNDS_WIDEN, int(kept[-1]) + BOUNDS_WIDEN
+    if cands[zero] == 0.0:
+        first = max(first, zero) if cands[kept[0]] >= 0 else first
+        last = min(last, zero - 1) if cands[kept[-1] + 1] <= 0 else last
+    first, last = max(first, 0), min(last, n_buckets - 1)
     return float(cands[first]), float(cands[last + 1]), [charge]
 
 
 def choose_point_masses(
-    kept: Mapping[str, int], lo: float, hi: float, step: float
+    kept: Mapping[str, int], lo: float, hi: float, grid: Lattice | None
 ) -> tuple[float, ...]:
     """The (at most :data:`MAX_POINT_MASSES`) values with the largest noisy counts among
     those the stable histogram released, inside the bounds (post-processing)."""
@@ -229,32 +262,33 @@ def choose_point_masses(
             v = float(key)
         except ValueError:
             continue
-        if lo <= v <= hi and (step == 0 or (v - lo) % step == 0):
+        if lo <= v <= hi and (grid is None or grid.holds(v)):
             values.append((count, v))
     values.sort(key=lambda cv: (-cv[0], cv[1]))
     return tuple(sorted(v for _, v in values[:MAX_POINT_MASSES]))
 
 
 def fine_grid(
-    lo: float, hi: float, step: float, point_masses: tuple[float, ...] = ()
+    lo: float, hi: float, grid: Lattice | None, point_masses: tuple[float, ...] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
     """The public fine grid over ``[lo, hi]`` (edges) and the indices of the one-value
     buckets that hold the point masses.
 
-    Integer-like columns (``step > 0``) use half-open buckets of whole steps: one per value
+    Columns on a :class:`Lattice` use half-open buckets of whole lattice steps: one per value
     when the range has at most ``2 * FINE_BUCKETS`` values. Wider ranges get
     :data:`FINE_BUCKETS` buckets evenly spaced in ``asinh(x / s)`` with
     ``s = ASINH_SCALE * max(|lo|, |hi|)``: linear near zero, logarithmic beyond, so a range
     declared as 0..2,000 hours still resolves values around 1 hour.
     """
-    if step > 0:
-        k_lo, k_hi = math.ceil(lo / step), math.floor(hi / step)
+    if grid is not None:
+        k_lo = math.ceil(float(grid.index(lo)) - 1e-9)
+        k_hi = math.floor(float(grid.index(hi)) + 1e-9)
         if k_hi - k_lo + 1 <= 2 * FINE_BUCKETS:
-            grid = np.arange(k_lo, k_hi + 2, dtype=np.float64)
+            ks = np.arange(k_lo, k_hi + 2, dtype=np.float64)
         else:
-            grid = np.unique(np.round(_asinh_grid(k_lo, k_hi + 1)))
-        edges = grid * step
-        singles_at = [(v, v + step) for v in point_masses]
+            ks = np.unique(np.round(_asinh_grid(k_lo, k_hi + 1)))
+        edges = grid.value(ks)
+        singles_at = [(v, float(grid.value(np.round(grid.index(v)) + 1))) for v in point_masses]
     else:
         edges = _asinh_grid(lo, hi)
         singles_at = [(v, np.nextafter(v, np.inf)) for v in point_masses]
@@ -325,17 +359,17 @@ def _covered(level: int, n_nodes: int, n_leaves: int) -> np.ndarray:
 def quantile_edges(fine: np.ndarray, weights: np.ndarray, singles: np.ndarray) -> np.ndarray:
     """Bin edges at the quantiles of the fine density, chosen among the fine edges
     (post-processing): :data:`LEARNED_BINS` bins of about equal mass, each holding some
-    mass. With at most that many fine buckets, one bin per bucket. One-value buckets of
-    point masses never form a bin alone."""
+    mass (one bin when the density is empty). With at most that many fine buckets, one bin
+    per bucket. One-value buckets of point masses never form a bin alone."""
     n = len(fine) - 1
     inner = np.setdiff1d(np.arange(n), singles)
     if len(inner) <= LEARNED_BINS:
         # one bin per bucket; a point mass's bucket joins its left neighbour (or the right one)
         drop = {int(i) if i > 0 else 1 for i in singles}
         return np.array([e for i, e in enumerate(fine) if i not in drop or i in (0, n)])
-    w = np.asarray(weights, dtype=np.float64).copy()
-    if w.sum() <= 0:
-        w[inner] = 1.0
+    w = np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:  # nothing measured beyond the point masses: one bin for the rest
+        return np.array([fine[0], fine[-1]])
     cum = np.cumsum(w)
     targets = cum[-1] * np.arange(1, LEARNED_BINS) / LEARNED_BINS
     idx = np.searchsorted(cum, targets, side="left") + 1  # edge after the crossing bucket
@@ -355,10 +389,11 @@ def bound_candidates(kind: str) -> np.ndarray:
 
 def bound_value(col: Column, v: float, direction: str) -> float | int | str:
     """A learned bound as the schema writes it, rounded outward (``down`` or ``up``) to
-    the column's step."""
-    step = value_step(col)
-    if step > 0:
-        v = (math.floor(v / step) if direction == "down" else math.ceil(v / step)) * step
+    the column's lattice."""
+    grid = lattice(col)
+    if grid is not None:
+        k = float(grid.index(v))
+        v = float(grid.value(math.floor(k) if direction == "down" else math.ceil(k)))
     if col.kind == "datetime":
         return pd.Timestamp(int(v)).isoformat()
     if col.kind == "integer":
@@ -368,17 +403,17 @@ def bound_value(col: Column, v: float, direction: str) -> float | int | str:
 
 # ------------------------------------------------------------------------------ decoding
 def draw_within(
-    enc: LearnedEncoding, codes: np.ndarray, step: float, rng: np.random.Generator
+    enc: LearnedEncoding, codes: np.ndarray, grid: Lattice | None, rng: np.random.Generator
 ) -> np.ndarray:
     """Values for codes of a learned encoding (post-processing): a point mass's value, or a
     fine bucket drawn by its weight inside the code's bin and a value uniform inside it
-    (whole steps for integer-like columns)."""
+    (a lattice value for columns on a :class:`Lattice`)."""
     n_pm = len(enc.point_masses)
     fine = np.asarray(enc.fine_edges)
     weights = np.asarray(enc.fine_weights)
     singles = np.isin(fine[:-1], enc.point_masses) & (
-        (fine[1:] - fine[:-1] <= step)
-        if step > 0
+        (fine[1:] - fine[:-1] <= grid.spacing * (1 + 1e-9))
+        if grid is not None
         else (fine[1:] == np.nextafter(fine[:-1], np.inf))
     )
     out = np.empty(len(codes), dtype=np.float64)
@@ -395,11 +430,11 @@ def draw_within(
             w = np.ones(b - a)
         bucket = a + rng.choice(b - a, size=len(rows), p=w / w.sum())
         lo, hi = fine[bucket], fine[bucket + 1]
-        if step > 0:
+        if grid is not None:
             k = rng.integers(
-                np.round(lo / step).astype(np.int64), np.round(hi / step).astype(np.int64)
+                np.round(grid.index(lo)).astype(np.int64), np.round(grid.index(hi)).astype(np.int64)
             )
-            out[rows] = k * step
+            out[rows] = grid.value(k)
         else:
             out[rows] = lo + rng.random(len(rows)) * (hi - lo)
     return out

@@ -81,3 +81,47 @@ def engine_source(request):
 
     make.engine = request.param
     return make
+
+
+def messy_frame(n: int = 4000, seed: int = 11) -> pd.DataFrame:
+    """A table as custodians hold them: zero-inflated heavy-tailed amounts, a point mass,
+    turnaround times far below their public range, dates, nulls and a rare code."""
+    rng = np.random.default_rng(seed)
+    amount = np.where(rng.random(n) < 0.7, 0, np.round(rng.lognormal(8, 1.5, n)))
+    amount = np.minimum(amount, 99_999)
+    amount[rng.random(n) < 0.02] = 99_999  # top-coded
+    hours = np.where(rng.random(n) < 0.45, 40, rng.integers(1, 100, n))
+    turnaround = rng.lognormal(np.log(1.9), 0.8, n)  # hours; public range 0..2,000
+    visit = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, n), "D")
+    frame = pd.DataFrame(
+        {
+            "amount": amount.astype(np.int64),
+            "hours": hours,
+            "turnaround": turnaround.round(3),
+            "visit": visit.strftime("%Y-%m-%d"),
+            "balance": np.where(rng.random(n) < 0.1, np.nan, rng.normal(500, 2000, n).round(2)),
+            "code": rng.choice(["A", "B", "C"], n, p=[0.6, 0.3, 0.1]).astype(object),
+        }
+    )
+    frame.loc[:2, "code"] = "Z-rare"
+    return frame
+
+
+MESSY_SCHEMA = {
+    "version": 1,
+    "columns": {
+        "amount": {"kind": "integer", "lower": 0, "upper": 99_999},
+        "hours": {"kind": "integer", "lower": 1, "upper": 99},
+        "turnaround": {"kind": "continuous", "lower": 0, "upper": 2000, "decimals": 3},
+        "visit": {"kind": "datetime", "lower": "2019-01-01", "upper": "2025-01-01", "unit": "day"},
+        "balance": {"kind": "continuous", "lower": -20_000, "upper": 20_000, "nullable": True},
+        "code": {"kind": "categorical"},
+    },
+}
+
+
+@pytest.fixture
+def messy() -> tuple[pd.DataFrame, dict]:
+    import copy
+
+    return messy_frame(), copy.deepcopy(MESSY_SCHEMA)

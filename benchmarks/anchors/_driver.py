@@ -10,6 +10,10 @@ or, more simply, two callables via :func:`main`: ``fit(train, domain, args) -> m
 resident set size, casts the synthetic columns to integer codes and writes
 
 * ``args.out``            the synthetic CSV (same columns as the training CSV),
+
+With ``--codebook SCHEMA.json`` instead of ``--domain`` the driver gets raw values (strings,
+numbers) and a privsynth-style schema of codebook facts (kinds, bounds, category lists) in
+``args.codebook``; the synthetic values are written as they come (no casting to codes).
 * ``args.out + ".json"``  {"tool", "algo", "epsilon", "delta", "seed", "fit_s", "sample_s",
                            "peak_rss_mb", "n", "extra"}.
 """
@@ -30,8 +34,12 @@ import pandas as pd
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--train", required=True, help="training CSV of integer codes")
-    p.add_argument("--domain", required=True, help="JSON {column: domain size}")
-    p.add_argument("--algo", required=True, choices=["mst", "aim", "dpctgan", "patectgan"])
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--domain", help="JSON {column: domain size}; the CSV holds codes")
+    what.add_argument("--codebook", help="privsynth schema JSON; the CSV holds raw values")
+    p.add_argument(
+        "--algo", required=True, choices=["mst", "aim", "dpctgan", "patectgan", "tabularargn"]
+    )
     p.add_argument("--epsilon", type=float, required=True)
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument("--seed", type=int, default=0)
@@ -69,10 +77,16 @@ def main(
     after: Callable[[Any, int, argparse.Namespace], None] | None = None,
 ) -> None:
     args = parse_args(argv)
-    with open(args.domain) as fh:
-        domain = {k: int(v) for k, v in json.load(fh).items()}
     train = pd.read_csv(args.train)
-    train = train[list(domain)]
+    if args.domain:
+        with open(args.domain) as fh:
+            domain = {k: int(v) for k, v in json.load(fh).items()}
+        train = train[list(domain)]
+        args.codebook = None
+    else:
+        with open(args.codebook) as fh:
+            args.codebook = json.load(fh)
+        domain = {c: 0 for c in train.columns}  # raw values: no code counts
     n = args.n or len(train)
     extra: dict[str, Any] = {}
     args.domain_cols = list(domain)
@@ -85,7 +99,7 @@ def main(
     c2, t2 = cpu_s(), time.perf_counter()
 
     syn = pd.DataFrame(syn)[list(domain)]
-    for c in domain:
+    for c in domain if args.codebook is None else ():
         syn[c] = pd.to_numeric(syn[c], errors="coerce").round().astype("Int64")
     syn.to_csv(args.out, index=False)
     meta = {

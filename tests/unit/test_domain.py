@@ -125,9 +125,9 @@ def test_discovery_never_reveals_a_value_held_by_one_row():
         # sigma = 1/sqrt(0.25) = 2 per bucket. Buckets [20, 25) .. [50, 60) hold 250-500 rows,
         # far above the threshold sqrt(2 ln(264 / 1e-6)) * sigma = 12.5. The outlier's bucket
         # (1 row) clears it with probability P(Z >= 5.7) < 1e-8 and the 262 empty ones with
-        # 262 * P(Z >= 6.2) < 1e-7 per trial. The bounds are the kept range widened by one
-        # candidate on each side: [15, 70).
-        assert lo in cands and hi in cands and (lo, hi) == (15, 70)
+        # 262 * P(Z >= 6.2) < 1e-7 per trial. The bounds are the kept range widened by a
+        # decade of the grid (11 candidates) on each side: [2, 600).
+        assert lo in cands and hi in cands and (lo, hi) == (2, 600)
         MarginalGenerator._check_within(spent, planned)  # raises if a charge exceeds the plan
     enc = Encoder(learned)
     codes = enc.encode(learned.validate(df)[0])  # rare values validate to "(other)"
