@@ -10,7 +10,7 @@ Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (
 from importlib.metadata import PackageNotFoundError, version
 
 from privsynth.budget import Budget, Ledger
-from privsynth.budget.accounting import ZCDP, ApproxDP, PureDP, SubsampledGaussian
+from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP, PureDP, SubsampledGaussian
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.errors import (
     BudgetExceeded,
@@ -59,6 +59,7 @@ __all__ = [
     "DPVAE",
     "MST",
     "ApproxDP",
+    "ApproxZCDP",
     "Budget",
     "BudgetExceeded",
     "Column",

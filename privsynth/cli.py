@@ -54,8 +54,13 @@ def schema_group() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the schema here (default: print it).",
 )
-@click.option("--bins", default=32, show_default=True, help="Bins for numeric columns.")
-def schema_draft(data: Path, output: Path | None, bins: int) -> None:
+@click.option(
+    "--bins",
+    type=int,
+    help="Equal-width bins for numeric columns (default: none; the encoding is learned "
+    "with DP at the fit).",
+)
+def schema_draft(data: Path, output: Path | None, bins: int | None) -> None:
     """Draft a schema from DATA. Every domain read from the data is marked "source": "data";
     review it before any release."""
     schema = Schema.draft(read_table(data), bins=bins)
@@ -196,6 +201,12 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
     help="A column to predict: adds a train-synthetic-test-real score, and MST measures its "
     "2-way marginal with every other column.",
 )
+@click.option(
+    "--discovery-share",
+    type=float,
+    help="Share of epsilon (and delta) spent learning undeclared domains and numeric "
+    "encodings with DP (default: the generator's, 0.1).",
+)
 @click.option("--no-canary", is_flag=True, help="Skip the canary audit (a second, unreleased fit).")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
@@ -240,6 +251,7 @@ def release_cmd(
     sensitive: str | None,
     quasi_identifiers: str | None,
     target: str | None,
+    discovery_share: float | None,
     no_canary: bool,
     fmt: str,
     rows: int | None,
@@ -282,6 +294,9 @@ def release_cmd(
             seed=seed,
             force=force,
             allow_data_dependent_domain=unsafe_data_domain,
+            generator_params=(
+                {"discovery_share": discovery_share} if discovery_share is not None else None
+            ),
             source=data,
         )
         remaining = ledger.remaining()

@@ -31,6 +31,7 @@ from privsynth.schema import (
     CATEGORICAL_KINDS,
     DATE_UNITS,
     DEFAULT_BINS,
+    ONE_CODE_PER_VALUE,
     OTHER,
     Column,
     Schema,
@@ -157,7 +158,7 @@ def bin_edges(col: Column) -> np.ndarray:
         lo_i, hi_i = int(np.ceil(lo)), int(np.floor(hi))
         width = hi_i - lo_i + 1
         if bins is None:
-            bins = width if width <= DEFAULT_BINS else DEFAULT_BINS
+            bins = width if width <= ONE_CODE_PER_VALUE else DEFAULT_BINS
         bins = min(bins, width)
         # Integer edges: bin j holds integers [edges[j], edges[j+1]).
         return np.unique(np.floor(np.linspace(lo_i, hi_i + 1, bins + 1))).astype(np.float64)

@@ -7,7 +7,7 @@ learned from the data under DP, charged to the ledger like every other measureme
 1. **bounds** (only when undeclared): a noisy histogram over public log-scale candidates,
    widened by one candidate on each side (:func:`dp_bounds`);
 2. **point masses**: exact values held by many rows (0, 40 hours, a top-code) found with a
-   stable histogram over exact values; each becomes a code of its own;
+   Gaussian stable histogram over exact values; each becomes a code of its own;
 3. **the continuous rest**: a noisy *hierarchical* histogram over a fine public grid inside
    the bounds (one bucket per value for narrow integer ranges, else buckets evenly spaced in
    ``asinh`` so a range spanning orders of magnitude is resolved at every scale). Top-down
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth import mechanisms
-from privsynth.budget.accounting import ZCDP, ApproxDP, PrivacyEvent
+from privsynth.budget.accounting import ZCDP, ApproxZCDP, PrivacyEvent
 from privsynth.errors import SchemaError
 from privsynth.schema import DATE_UNITS, DEFAULT_BINS, NUMERIC_KINDS, Column, Schema
 
@@ -125,7 +125,7 @@ def plan_column(col: Column, *, epsilon: float, delta: float) -> list[PrivacyEve
 
     The share is spent as zCDP ``rho = epsilon^2 / 2`` (what an epsilon-DP piece costs in
     the ledger's accountant) split by :data:`WEIGHTS`; the stable histogram of point masses
-    is (epsilon_pm, delta)-DP with ``epsilon_pm = sqrt(2 rho_pm)``.
+    is (rho_pm, delta)-approximate zCDP.
     """
     parts = needs(col)
     rho = epsilon * epsilon / 2
@@ -133,7 +133,7 @@ def plan_column(col: Column, *, epsilon: float, delta: float) -> list[PrivacyEve
     out: list[PrivacyEvent] = []
     for p in parts:
         r = rho * WEIGHTS[p] / total
-        out.append(ApproxDP(math.sqrt(2 * r), delta) if p == "point_masses" else ZCDP(r))
+        out.append(ApproxZCDP(r, delta) if p == "point_masses" else ZCDP(r))
     return out
 
 
@@ -160,8 +160,8 @@ def learn_column(source: Any, col: Column, planned: list[PrivacyEvent]) -> tuple
     pms = tuple(col.point_masses or ())
     for part, event in rest:
         if part == "point_masses":
-            kept, charge = mechanisms.stable_histogram(
-                source.value_counts(col), epsilon=event.epsilon, delta=event.delta
+            kept, charge = mechanisms.gaussian_stable_histogram(
+                source.value_counts(col), rho=event.rho, delta=event.delta
             )
             pms = choose_point_masses(kept, lo, hi, grid)
             spent.append(charge)
@@ -172,9 +172,10 @@ def learn_column(source: Any, col: Column, planned: list[PrivacyEvent]) -> tuple
             weights, charges = tree_density(counts, event.rho * RHO_MARGIN)
             weights[singles] = 0.0
             spent += charges
+            bins = n_bins(float(weights.sum()), charges)
     encoding = LearnedEncoding(
         point_masses=pms,
-        edges=tuple(quantile_edges(fine, weights, singles)),
+        edges=tuple(quantile_edges(fine, weights, singles, bins)),
         fine_edges=tuple(float(e) for e in fine),
         fine_weights=tuple(float(w) for w in weights),
     )
@@ -356,14 +357,26 @@ def _covered(level: int, n_nodes: int, n_leaves: int) -> np.ndarray:
     return np.minimum(starts + size, n_leaves) - starts
 
 
-def quantile_edges(fine: np.ndarray, weights: np.ndarray, singles: np.ndarray) -> np.ndarray:
+def n_bins(mass: float, charges: list[PrivacyEvent]) -> int:
+    """How many bins the rest of a column gets (post-processing of DP outputs): about one
+    per ``sigma`` rows of its noisy mass, sigma the density's per-level noise sd, at most
+    :data:`LEARNED_BINS`. A bin's count then stands above the noise of the measurements
+    that shaped it, and a sparse rest (capital-gain's 8% of non-zero rows) is cut into few
+    bins, each with a well-measured shape inside, rather than many noisy ones."""
+    sigma = 1 / math.sqrt(2 * min(c.rho for c in charges))
+    return int(min(LEARNED_BINS, max(1, mass // sigma)))
+
+
+def quantile_edges(
+    fine: np.ndarray, weights: np.ndarray, singles: np.ndarray, bins: int = LEARNED_BINS
+) -> np.ndarray:
     """Bin edges at the quantiles of the fine density, chosen among the fine edges
-    (post-processing): :data:`LEARNED_BINS` bins of about equal mass, each holding some
-    mass (one bin when the density is empty). With at most that many fine buckets, one bin
-    per bucket. One-value buckets of point masses never form a bin alone."""
+    (post-processing): ``bins`` bins of about equal mass, each holding some mass (one bin
+    when the density is empty). With at most that many fine buckets, one bin per bucket.
+    One-value buckets of point masses never form a bin alone."""
     n = len(fine) - 1
     inner = np.setdiff1d(np.arange(n), singles)
-    if len(inner) <= LEARNED_BINS:
+    if len(inner) <= bins:
         # one bin per bucket; a point mass's bucket joins its left neighbour (or the right one)
         drop = {int(i) if i > 0 else 1 for i in singles}
         return np.array([e for i, e in enumerate(fine) if i not in drop or i in (0, n)])
@@ -371,7 +384,7 @@ def quantile_edges(fine: np.ndarray, weights: np.ndarray, singles: np.ndarray) -
     if w.sum() <= 0:  # nothing measured beyond the point masses: one bin for the rest
         return np.array([fine[0], fine[-1]])
     cum = np.cumsum(w)
-    targets = cum[-1] * np.arange(1, LEARNED_BINS) / LEARNED_BINS
+    targets = cum[-1] * np.arange(1, bins) / bins
     idx = np.searchsorted(cum, targets, side="left") + 1  # edge after the crossing bucket
     idx = np.unique(idx[(idx > 0) & (idx < n)])
     return np.concatenate([[fine[0]], fine[idx], [fine[-1]]])

@@ -30,6 +30,9 @@ CATEGORICAL_KINDS = ("categorical", "ordinal")
 #: or read from the data by ``Schema.draft`` (not private: needs review or an explicit opt-in).
 SOURCES = ("public", "dp", "data")
 DEFAULT_BINS = 32
+#: An integer column whose declared range holds at most this many values (ages, hours a week,
+#: a 1-10 score) gets one code per value and needs no learned encoding.
+ONE_CODE_PER_VALUE = 100
 #: Last category of every DP-learned category list: it stands for all values too rare to be
 #: released, and validation maps such values to it.
 OTHER = "(other)"
@@ -252,14 +255,14 @@ class Column:
     @property
     def needs_learned_encoding(self) -> bool:
         """A numeric column without public ``bins``/``edges`` (and wider than
-        :data:`DEFAULT_BINS` integers) whose encoding is not learned yet."""
+        :data:`ONE_CODE_PER_VALUE` integers) whose encoding is not learned yet."""
         if self.kind not in NUMERIC_KINDS or self.learned is not None:
             return False
         if self.bins is not None or self.edges is not None:
             return False
         if self.kind == "integer" and self.lower is not None:
             lo, hi = self.bound_values()
-            if math.floor(hi) - math.ceil(lo) + 1 <= DEFAULT_BINS:
+            if math.floor(hi) - math.ceil(lo) + 1 <= ONE_CODE_PER_VALUE:
                 return False  # one code per value: exact, nothing to learn
         return True
 
@@ -552,8 +555,11 @@ class Schema:
 
     # ----------------------------------------------------------------- draft
     @classmethod
-    def draft(cls, df: pd.DataFrame, *, bins: int = DEFAULT_BINS) -> Schema:
+    def draft(cls, df: pd.DataFrame, *, bins: int | None = None) -> Schema:
         """A starting point read from the data: every domain is marked ``source: data``.
+
+        Numeric columns get bounds and, unless ``bins`` asks for equal-width bins, an
+        encoding learned with DP at the fit.
 
         Likely identifiers (near-unique columns, names like id/name/ssn/email/phone) get kind
         ``identifier`` and a note. Review the result: declare domains that are public
@@ -613,7 +619,7 @@ def _is_textual(s: pd.Series) -> bool:
     )
 
 
-def _draft_column(name: str, s: pd.Series, bins: int) -> Column:
+def _draft_column(name: str, s: pd.Series, bins: int | None) -> Column:
     nonnull = s.dropna()
     nullable = bool(s.isna().any())
     as_dates = _parse_dates(nonnull) if _is_textual(s) else None
@@ -664,11 +670,19 @@ def _identifier_reason(name: str, nonnull: pd.Series, is_dates: bool) -> str | N
     return None
 
 
-def _draft_bounded(name: str, kind: str, nonnull: pd.Series, nullable: bool, bins: int) -> Column:
+def _draft_bounded(
+    name: str, kind: str, nonnull: pd.Series, nullable: bool, bins: int | None
+) -> Column:
+    """Bounds (and a date unit or decimals) read from the data. Without ``bins`` the
+    encoding is left to be learned with DP at the fit (point masses, bins that follow the
+    data), which is what a custodian who knows only the range should want."""
     if not len(nonnull):
         return Column(name, kind, nullable=True, note="no values seen")
     lo, hi = nonnull.min(), nonnull.max()
+    unit = decimals = None
     if kind == "datetime":
+        ts = pd.to_datetime(nonnull)
+        unit = "day" if bool((ts == ts.dt.normalize()).all()) else None
         lo, hi = pd.Timestamp(lo).isoformat(), pd.Timestamp(hi).isoformat()
         if lo == hi:
             hi = (pd.Timestamp(hi) + pd.Timedelta(days=1)).isoformat()
@@ -676,16 +690,28 @@ def _draft_bounded(name: str, kind: str, nonnull: pd.Series, nullable: bool, bin
         lo, hi = (int(lo), int(hi)) if kind == "integer" else (float(lo), float(hi))
         if lo == hi:
             hi = hi + 1
-    width_ok = kind == "integer" and hi - lo + 1 <= bins
+        if kind == "continuous":
+            decimals = _decimals(nonnull.to_numpy(dtype=np.float64))
+    width_ok = kind == "integer" and hi - lo + 1 <= (bins or ONE_CODE_PER_VALUE)
     return Column(
         name,
         kind,
         lower=lo,
         upper=hi,
         bins=None if width_ok else bins,
+        unit=unit,
+        decimals=decimals,
         nullable=nullable,
         source="data",
     )
+
+
+def _decimals(x: np.ndarray, most: int = 6) -> int | None:
+    """The fewest decimals (up to ``most``) every value is written with, or None."""
+    for k in range(most + 1):
+        if np.allclose(np.round(x, k), x, rtol=0, atol=1e-9 * max(1.0, float(np.abs(x).max()))):
+            return k
+    return None
 
 
 def _parse_dates(s: pd.Series) -> pd.Series | None:

@@ -111,7 +111,7 @@ MESSY_SCHEMA = {
     "version": 1,
     "columns": {
         "amount": {"kind": "integer", "lower": 0, "upper": 99_999},
-        "hours": {"kind": "integer", "lower": 1, "upper": 99},
+        "hours": {"kind": "integer", "lower": 1, "upper": 168},  # hours in a week
         "turnaround": {"kind": "continuous", "lower": 0, "upper": 2000, "decimals": 3},
         "visit": {"kind": "datetime", "lower": "2019-01-01", "upper": "2025-01-01", "unit": "day"},
         "balance": {"kind": "continuous", "lower": -20_000, "upper": 20_000, "nullable": True},

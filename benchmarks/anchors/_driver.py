@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--domain", help="JSON {column: domain size}; the CSV holds codes")
     what.add_argument("--codebook", help="privsynth schema JSON; the CSV holds raw values")
     p.add_argument(
-        "--algo", required=True, choices=["mst", "aim", "dpctgan", "patectgan", "tabularargn"]
+        "--algo",
+        required=True,
+        choices=["mst", "aim", "dpvae", "dpctgan", "patectgan", "tabularargn"],
     )
     p.add_argument("--epsilon", type=float, required=True)
     p.add_argument("--delta", type=float, default=1e-9)

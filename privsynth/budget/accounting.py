@@ -62,6 +62,20 @@ class ApproxDP:
 
 
 @dataclass(frozen=True)
+class ApproxZCDP:
+    """A (rho, delta)-approximate-zCDP mechanism (Bun & Steinke 2016, Def. 8): rho-zCDP
+    except on an event of probability delta, e.g. a Gaussian-threshold stable histogram.
+    Composes by adding rho to the zCDP pieces and delta to the approximate ones."""
+
+    rho: float
+    delta: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rho", _check_param("rho", self.rho))
+        object.__setattr__(self, "delta", _check_param("delta", self.delta, upper=1.0))
+
+
+@dataclass(frozen=True)
 class SubsampledGaussian:
     """``steps`` rounds of the Poisson-subsampled Gaussian mechanism (DP-SGD)."""
 
@@ -83,12 +97,12 @@ class SubsampledGaussian:
         object.__setattr__(self, "steps", int(self.steps))
 
 
-PrivacyEvent = ZCDP | PureDP | ApproxDP | SubsampledGaussian
+PrivacyEvent = ZCDP | PureDP | ApproxDP | ApproxZCDP | SubsampledGaussian
 #: What a mechanism returns next to its value and what the ledger records.
 Charge = PrivacyEvent
 
 EVENT_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (ZCDP, PureDP, ApproxDP, SubsampledGaussian)
+    cls.__name__: cls for cls in (ZCDP, PureDP, ApproxDP, ApproxZCDP, SubsampledGaussian)
 }
 
 
@@ -423,6 +437,7 @@ def epsilon_spent_exact(
 
     * ApproxDP pieces always compose by basic composition: their epsilons add and their deltas
       are taken from ``delta`` first; the rest, ``delta_r``, is left for the RDP part.
+      ApproxZCDP pieces give their delta the same way and their rho to the zCDP part.
     * Pure pieces, sorted by epsilon, are split: the smallest are folded into the RDP curve
       (eps-DP => eps^2/2-zCDP), the rest add exactly.  Every split point between distinct
       values is tried (within a run of equal values the cost is concave in how many are
@@ -455,6 +470,11 @@ def epsilon_spent_exact(
             approx_delta += as_rational(e.delta) * n
         elif isinstance(e, ZCDP):
             rho += as_rational(e.rho) * n
+        elif isinstance(e, ApproxZCDP):
+            # rho-zCDP off an event of probability delta: the deltas add (Bun & Steinke 2016,
+            # Lemma 8.3), the rhos compose with the other zCDP pieces
+            rho += as_rational(e.rho) * n
+            approx_delta += as_rational(e.delta) * n
         elif isinstance(e, SubsampledGaussian) and e.sample_rate > 0 and e.steps > 0:
             key = (e.sample_rate, e.noise_multiplier)
             sg[key] = sg.get(key, 0) + e.steps * n

@@ -231,7 +231,7 @@ class MarginalGenerator(ABC):
             type(s) is type(p)
             and all(
                 Fraction(getattr(s, f)) <= Fraction(getattr(p, f))
-                for f in ("epsilon", "delta")
+                for f in ("epsilon", "rho", "delta")
                 if hasattr(p, f)
             )
             and (

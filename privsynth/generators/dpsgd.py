@@ -62,6 +62,7 @@ from privsynth.budget.accounting import (
     PRV_EPS_ERROR,
     SG_ORDERS,
     ZCDP,
+    ApproxZCDP,
     PrivacyEvent,
     SubsampledGaussian,
     as_rational,
@@ -209,7 +210,11 @@ def _bracket_sigma(
 
     eps_left = epsilon - sum(getattr(e, "epsilon", 0.0) for e in alongside)
     delta_left = delta - sum(getattr(e, "delta", 0.0) for e in alongside)
-    if eps_left <= 0 or delta_left <= 0 or any(isinstance(e, ZCDP) for e in alongside):
+    if (
+        eps_left <= 0
+        or delta_left <= 0
+        or any(isinstance(e, (ZCDP, ApproxZCDP)) for e in alongside)
+    ):
         return 1.0  # no cheap bracket: start the doubling search at 1
 
     def eps(sigma: float) -> float:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.report.sign import report_id
-from privsynth.schema import Schema
+from privsynth.schema import Column, Schema
 
 REPORT_FORMAT = "privsynth-audit/1"
 DEPENDENCIES = (
@@ -115,6 +115,23 @@ def tool_versions() -> dict:
     }
 
 
+def learned_encoding_summary(col: Column) -> dict:
+    """What a DP-learned numeric encoding lets the model represent (DP outputs, public):
+    the point masses kept as codes of their own and the bin edges of the other values."""
+
+    def show(v: float) -> float | int | str:
+        if col.kind == "datetime":
+            return pd.Timestamp(int(v)).isoformat()
+        return int(v) if col.kind == "integer" else float(v)
+
+    enc = col.learned
+    return {
+        "learned_with": "dp",
+        "point_masses": [show(v) for v in enc.point_masses],
+        "bin_edges": [show(v) for v in enc.edges],
+    }
+
+
 def schema_section(given: Schema, learned: Schema, caveats: list[str]) -> dict:
     """Schema hash and, per column, where its domain came from (public, DP-learned, data)."""
     learned_by_name = {c.name: c for c in learned.columns}
@@ -130,6 +147,8 @@ def schema_section(given: Schema, learned: Schema, caveats: list[str]) -> dict:
         entry = {"name": col.name, "kind": col.kind, "domain": domain, "nullable": col.nullable}
         if fitted is not None and fitted.categories is not None:
             entry["categories"] = len(fitted.categories)
+        if fitted is not None and fitted.learned is not None:
+            entry["encoding"] = learned_encoding_summary(fitted)
         columns.append(entry)
     return {
         "sha256": hashlib.sha256(given.to_json().encode("utf-8")).hexdigest(),

@@ -266,11 +266,26 @@ def attacks(report: Mapping[str, Any]) -> str:
 def schema(report: Mapping[str, Any]) -> str:
     s = report["schema"]
     cols = table(
-        ("column", "kind", "domain", "nullable"),
-        ((c["name"], c["kind"], c["domain"], c["nullable"]) for c in s["columns"]),
+        ("column", "kind", "domain", "nullable", "what the model can represent"),
+        (
+            (c["name"], c["kind"], c["domain"], c["nullable"], _encoding(c.get("encoding")))
+            for c in s["columns"]
+        ),
     )
     caveats = "".join(f'<p class="bad">{escape(c)}</p>' for c in s["data_dependent_caveats"])
     return f'<p class="muted">schema SHA-256 <code>{s["sha256"]}</code></p>' + caveats + cols
+
+
+def _encoding(enc: Mapping[str, Any] | None) -> str:
+    """A learned numeric encoding in words (its values are DP outputs)."""
+    if not enc:
+        return ""
+    edges = enc["bin_edges"]
+    masses = ", ".join(str(v) for v in enc["point_masses"]) or "none"
+    return (
+        f"learned with DP: values held by many rows ({masses}) kept exactly; "
+        f"{len(edges) - 1} bins from {edges[0]} to {edges[-1]}"
+    )
 
 
 def render_html(report: Mapping[str, Any]) -> str:

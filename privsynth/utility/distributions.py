@@ -48,8 +48,11 @@ def _groups(codec: ColumnCodec, weight: np.ndarray) -> list[list[int]]:
         keep = sorted(np.argsort(-weight, kind="stable")[: MAX_PLOT_BINS - 1].tolist())
         rest = sorted(set(range(size)) - set(keep))
         return [[j] for j in keep] + [rest]
-    step = math.ceil(n / (MAX_PLOT_BINS - len(missing)))
-    return [list(range(a, min(a + step, n))) for a in range(0, n, step)] + missing
+    # point masses (the first codes of a learned encoding) are bars of their own
+    masses = [[j] for j in range(len(codec.point_masses))]
+    first = len(masses)
+    step = math.ceil((n - first) / (MAX_PLOT_BINS - len(missing) - first))
+    return masses + [list(range(a, min(a + step, n))) for a in range(first, n, step)] + missing
 
 
 def _label(codec: ColumnCodec, group: list[int]) -> str:
@@ -62,7 +65,11 @@ def _label(codec: ColumnCodec, group: list[int]) -> str:
     if codec.labels is not None:
         a, b = codec.labels[first], codec.labels[last]
         return a if first == last else f"{a} – {b}"
-    lo, hi = codec.edges[first], codec.edges[last + 1]
+    n_pm = len(codec.point_masses)
+    if first < n_pm:
+        v = codec.point_masses[first]
+        return _date(v) if col.kind == "datetime" else f"{v:g}"
+    lo, hi = codec.edges[first - n_pm], codec.edges[last - n_pm + 1]
     if col.kind == "integer":
         a, b = int(lo), int(hi) - 1  # an integer bin holds lo .. hi - 1
         return str(a) if a == b else f"{a}–{b}"

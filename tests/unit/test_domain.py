@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.budget.accounting import ZCDP, ApproxDP
+from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP
 from privsynth.domain import (
     Encoder,
     bin_edges,
@@ -84,12 +84,12 @@ def test_plan_splits_the_budget_over_undeclared_columns():
         c={"kind": "categorical", "categories": ("x",)},
     )
     # epsilon 0.5 per column; the integer column's rho 0.5^2/2 = 0.125 goes 1/4 to bounds,
-    # 1/4 to point masses (a stable histogram at epsilon sqrt(2 * 0.03125) = 0.25) and 1/2 to
-    # the fine density; delta is shared by the two columns that need one.
+    # 1/4 to point masses (a Gaussian stable histogram) and 1/2 to the fine density; delta is
+    # shared by the two columns that need one.
     assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [
         ApproxDP(0.5, 5e-9),
         ZCDP(0.03125),
-        ApproxDP(0.25, 5e-9),
+        ApproxZCDP(0.03125, 5e-9),
         ZCDP(0.0625),
     ]
     assert (

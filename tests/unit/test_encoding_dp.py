@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.budget.accounting import ZCDP, ApproxDP
+from privsynth.budget.accounting import ZCDP, ApproxZCDP
 from privsynth.domain import Encoder, discover_domains, plan_discovery
 from privsynth.encoding_dp import (
     FINE_BUCKETS,
@@ -88,7 +88,7 @@ def test_plan_is_what_learning_charges():
     planned = plan_column(col, epsilon=0.4, delta=1e-9)
     assert needs(col) == ["bounds", "point_masses", "density"]
     rho = 0.4**2 / 2  # split 1/4, 1/4, 1/2
-    assert planned == [ZCDP(rho / 4), ApproxDP(math.sqrt(2 * rho / 4), 1e-9), ZCDP(rho / 2)]
+    assert planned == [ZCDP(rho / 4), ApproxZCDP(rho / 4, 1e-9), ZCDP(rho / 2)]
     assert needs(Column("d", "datetime", lower="2020-01-01", upper="2021-01-01")) == ["density"]
     assert needs(Column("n", "integer", lower=1, upper=16)) == []  # one code per value
     assert needs(Column("x", "continuous", lower=0, upper=1, bins=8)) == []

@@ -43,7 +43,7 @@ from scipy import stats
 
 from privsynth import mechanisms
 from privsynth.budget import epsilon_spent
-from privsynth.budget.accounting import ZCDP, ApproxDP, PureDP
+from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP, PureDP
 
 ALPHA = 1e-8
 WRONG = (1.1, 1 / 1.1)  # mis-scaled references: noise scale 10% too large / too small
@@ -282,3 +282,20 @@ def test_dp_quantile_follows_its_noise_law_and_neighbours_stay_within_eps():
         for _ in range(n_neighbour)
     )
     check_binary_neighbours(wins, n, w_b, n_neighbour, charge.epsilon, 0.0)
+
+
+def test_gaussian_stable_histogram_hides_a_one_row_key_with_prob_delta():
+    rho, delta = 0.5, 1e-2  # sd sigma = 1/sqrt(2 rho) = 1
+    ones, high = 20_000, 2_000
+    counts = {f"o{i}": 1 for i in range(ones)} | {f"h{i}": 100 for i in range(high)}
+    kept, charge = mechanisms.gaussian_stable_histogram(counts, rho=rho, delta=delta)
+    assert isinstance(charge, ApproxZCDP) and charge.rho <= rho and charge.delta <= delta
+    # Threshold from the math: the smallest T with P(1 + Z >= T) <= delta for Z ~ N(0, 1)
+    # (discrete, close to continuous at sigma 1): T = 4 (P(Z >= 3) = 0.0013 < 0.01, P(Z >= 2)
+    # = 0.023). Released at T + 1, a one-row key shows with probability ~P(Z >= 4) = 3e-5.
+    n_out = sum(f"o{i}" in kept for i in range(ones))
+    assert clopper_pearson(n_out, ones)[0] <= charge.delta
+    # A key of 100 rows is 95 sd above the threshold: always kept, noised with sd 1 (the
+    # mean of 2,000 draws has se 0.022, their sd se 0.016: the bounds are 6-7 se wide).
+    got = np.array([kept[f"h{i}"] for i in range(high)]) - 100
+    assert len(got) == high and abs(got.mean()) < 0.15 and 0.9 < got.std() < 1.1

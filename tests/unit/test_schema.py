@@ -71,7 +71,11 @@ def test_draft_flags_identifiers_and_marks_data_domains(toy_frame):
     assert "distinct" in s["code"].note
     assert s["age"].kind == "integer" and s["age"].source == "data"
     assert (s["age"].lower, s["age"].upper) == (int(df.age.min()), int(df.age.max()))
-    assert s["weight"].kind == "continuous" and s["weight"].bins == 32
+    # numeric encodings are left to DP at the fit; precision and date units are proposed
+    assert s["weight"].kind == "continuous" and s["weight"].bins is None
+    assert s["weight"].decimals == 1 and s["weight"].needs_learned_encoding
+    assert s["visit"].unit == "day"
+    assert Schema.draft(df, bins=16)["weight"].bins == 16
     assert s["clinic"].categories == ("east", "north", "south") and s["clinic"].nullable
     assert s["sex"].nullable is False
     assert s["visit"].kind == "datetime"
