@@ -33,6 +33,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -55,8 +57,63 @@ ANCHORS = os.path.join(HERE, "anchors")
 VENVS = os.path.join(HERE, ".venvs")
 HANDTUNED = os.path.join(HERE, "adult-handtuned.schema.json")
 CODEBOOK = os.path.join(ROOT, "privsynth", "data", "adult.schema.json")
-NUMERIC = ["age", "fnlwgt", "capital-gain", "capital-loss", "hours-per-week"]
-TARGET = "income"
+NLSWORK = os.path.join(ROOT, "..", "shared", "data", "nlswork", "nlswork.csv")
+NLSWORK_CODEBOOK = os.path.join(HERE, "nlswork.codebook.schema.json")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A raw table, its codebook schema, the numeric columns graded one by one, the TSTR
+    target, and the fixed evaluation binning every run is graded in."""
+
+    load: Callable[[], pd.DataFrame]
+    codebook: str
+    numeric: tuple[str, ...]
+    target: str
+    eval_schema: Callable[[], dict]
+
+
+def _handtuned() -> dict:
+    with open(HANDTUNED) as fh:
+        return json.load(fh)
+
+
+def _nlswork_eval() -> dict:
+    """nlswork's codebook with every numeric column cut into 16 equal-width bins (ln_wage over
+    0..6): a fixed, public evaluation binning."""
+    with open(NLSWORK_CODEBOOK) as fh:
+        spec = json.load(fh)
+    spec["columns"]["ln_wage"].update(lower=0, upper=6)
+    for col in spec["columns"].values():
+        if col["kind"] in ("integer", "continuous"):
+            col["bins"] = 16
+    return spec
+
+
+def _nlswork() -> pd.DataFrame:
+    """nlswork's rows without the person id: a row-level table for the encoding benchmark
+    (its DP guarantee is per row, not per woman; here only fidelity is compared)."""
+    if not os.path.exists(NLSWORK):
+        sys.exit(f"{NLSWORK} is missing (../shared/data/nlswork)")
+    return pd.read_csv(NLSWORK).drop(columns="idcode")
+
+
+DATASETS = {
+    "adult": Dataset(
+        load=lambda: pd.read_csv(adult_path()),
+        codebook=CODEBOOK,
+        numeric=("age", "fnlwgt", "capital-gain", "capital-loss", "hours-per-week"),
+        target="income",
+        eval_schema=_handtuned,
+    ),
+    "nlswork": Dataset(
+        load=_nlswork,
+        codebook=NLSWORK_CODEBOOK,
+        numeric=("age", "grade", "wks_ue", "ttl_exp", "tenure", "hours", "wks_work", "ln_wage"),
+        target="collgrad",
+        eval_schema=_nlswork_eval,
+    ),
+}
 TOOLS = {
     "privsynth": (sys.executable, "privsynth_driver.py"),
     "mostlyai": (os.path.join(VENVS, "mostlyai", "bin", "python"), "mostlyai_driver.py"),
@@ -68,25 +125,28 @@ DEFAULT_JOBS = [
 ] + ["mostlyai:tabularargn"]
 
 
-def schemas() -> dict[str, dict]:
+def schemas(data: Dataset) -> dict[str, dict]:
     """The schema variants (see the module docstring), as dicts."""
-    with open(CODEBOOK) as fh:
+    with open(data.codebook) as fh:
         codebook = json.load(fh)
-    with open(HANDTUNED) as fh:
-        handtuned = json.load(fh)
     equal = json.loads(json.dumps(codebook))
     nobounds = json.loads(json.dumps(codebook))
-    for name in NUMERIC:
-        equal["columns"][name]["bins"] = 32
+    for name in data.numeric:
+        if "lower" in equal["columns"][name]:
+            equal["columns"][name]["bins"] = 32
         for key in ("lower", "upper"):
-            nobounds["columns"][name].pop(key)
-    return {"codebook": codebook, "equal": equal, "handtuned": handtuned, "nobounds": nobounds}
+            nobounds["columns"][name].pop(key, None)
+    out = {"codebook": codebook, "equal": equal, "nobounds": nobounds}
+    if data.eval_schema is _handtuned:
+        out["handtuned"] = _handtuned()
+    return out
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="adult")
     p.add_argument("--epsilons", type=float, nargs="+", default=[1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument(
@@ -97,6 +157,9 @@ def parse_args() -> argparse.Namespace:
         "nobounds)",
     )
     p.add_argument("--option", action="append", default=[], help="driver key=value, all jobs")
+    p.add_argument(
+        "--train-rows", type=int, default=None, help="fit on this many training rows (seeded)"
+    )
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--out", default=None)
@@ -106,9 +169,9 @@ def parse_args() -> argparse.Namespace:
 class Grader:
     """Grades synthetic tables against the real training rows and holdout, all alike."""
 
-    def __init__(self, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
-        with open(HANDTUNED) as fh:
-            spec = json.load(fh)
+    def __init__(self, data: Dataset, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
+        spec = data.eval_schema()
+        self.numeric, self.target = data.numeric, data.target
         for col in spec["columns"].values():  # an unknown value ("_RARE_", a learned
             if "categories" in col:  # list's "(other)") is graded as one extra category
                 col.update(categories=[*col["categories"], OTHER], source="dp")
@@ -126,8 +189,8 @@ class Grader:
     def grade(self, syn: pd.DataFrame) -> dict:
         syn = syn[list(self.train.columns)]
         out: dict = {"columns": {}}
-        for c in NUMERIC:
-            r = self.train[c].to_numpy(float)
+        for c in self.numeric:
+            r = self.train[c].dropna().to_numpy(float)
             s = pd.to_numeric(syn[c], errors="coerce").dropna().to_numpy(float)
             mode = float(pd.Series(r).mode().iloc[0])
             iqr = float(np.subtract(*np.percentile(r, [75, 25]))) or float(np.std(r)) or 1.0
@@ -145,7 +208,7 @@ class Grader:
         pos = {c: i for i, c in enumerate(self.train.columns)}
         idx = [[pos[c] for c in p] for p in self.pairs]
         out["tvd2"] = float(np.mean(marginal_tvds(self.train_codes, codes, self.sizes, idx)))
-        y = pos[TARGET]
+        y = pos[self.target]
         feats = [j for j in range(codes.shape[1]) if j != y]
         auc = fit_score(
             codes[:, feats],
@@ -187,42 +250,56 @@ def run(job: str, eps: float, seed: int, args, work: str, train_csv: str, varian
     return rec
 
 
-def table(results: list[dict]) -> str:
+def table(results: list[dict], numeric: tuple[str, ...]) -> str:
     """Means over seeds per (tool, algo, schema, epsilon)."""
     groups: dict = {}
     for r in results:
         if r.get("status") == "ok" and "quality" in r:
             groups.setdefault((r["tool"], r["algo"], r["schema"], r["epsilon"]), []).append(r)
-    head = "| run | eps | seeds | " + " | ".join(f"{c} KS" for c in NUMERIC)
-    head += " | zero gain/loss (real .917/.953) | hours=40 (real .467) | 2-way TVD | AUC | fit s |"
+    head = "| run | eps | seeds | " + " | ".join(f"{c} KS" for c in numeric)
+    head += " | zero shares | modal shares | 2-way TVD | AUC | fit s | RSS MB |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for (tool, algo, schema, eps), rs in sorted(groups.items()):
 
         def mean(f, rs=rs):
             return float(np.mean([f(r) for r in rs]))
 
-        ks = [mean(lambda r, c=c: r["quality"]["columns"][c]["ks"]) for c in NUMERIC]
-        zg = mean(lambda r: r["quality"]["columns"]["capital-gain"]["zero_syn"])
-        zl = mean(lambda r: r["quality"]["columns"]["capital-loss"]["zero_syn"])
-        h40 = mean(lambda r: r["quality"]["columns"]["hours-per-week"]["mode_syn"])
+        def col(c: str, key: str) -> float:
+            return mean(lambda r: r["quality"]["columns"][c][key])
+
+        ks = [col(c, "ks") for c in numeric]
+        # syn/real shares of zero and of the real modal value, for columns where they matter
+        zeros = " ".join(
+            f"{c}:{col(c, 'zero_syn'):.3f}/{col(c, 'zero_real'):.3f}"
+            for c in numeric
+            if col(c, "zero_real") > 0.05
+        )
+        modes = " ".join(
+            f"{c}={rs[0]['quality']['columns'][c]['mode']:g}:"
+            f"{col(c, 'mode_syn'):.3f}/{col(c, 'mode_real'):.3f}"
+            for c in numeric
+            if col(c, "mode_real") > 0.2 and col(c, "zero_real") < 0.05
+        )
         lines.append(
             f"| {tool} {algo} {schema} | {eps:g} | {len(rs)} | "
             + " | ".join(f"{k:.3f}" for k in ks)
-            + f" | {zg:.3f}/{zl:.3f} | {h40:.3f} | {mean(lambda r: r['quality']['tvd2']):.4f}"
-            + f" | {mean(lambda r: r['quality']['auc']):.3f} | {mean(lambda r: r['fit_s']):.1f} |"
+            + f" | {zeros} | {modes} | {mean(lambda r: r['quality']['tvd2']):.4f}"
+            + f" | {mean(lambda r: r['quality']['auc']):.3f} | {mean(lambda r: r['fit_s']):.1f}"
+            + f" | {mean(lambda r: r['peak_rss_mb']):.0f} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     args = parse_args()
-    if not os.path.exists(adult_path()):
-        sys.exit(f"the bundled sample {adult_path()} is missing")
-    train, holdout = split(pd.read_csv(adult_path()), seed=0)
-    grader = Grader(train, holdout)
-    variants = schemas()
+    data = DATASETS[args.dataset]
+    train, holdout = split(data.load(), seed=0)
+    if args.train_rows:
+        train = train.sample(n=args.train_rows, random_state=0).reset_index(drop=True)
+    grader = Grader(data, train, holdout)
+    variants = schemas(data)
     date = datetime.date.today().isoformat()
-    out = args.out or os.path.join(HERE, "results", f"numeric-{date}.json")
+    out = args.out or os.path.join(HERE, "results", f"numeric-{args.dataset}-{date}.json")
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="numeric-") as work:
         train_csv = os.path.join(work, "train.csv")
@@ -263,7 +340,7 @@ def main() -> None:
                             fh,
                             indent=1,
                         )
-    print(table(results))
+    print(table(results, data.numeric))
 
 
 if __name__ == "__main__":

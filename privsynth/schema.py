@@ -825,8 +825,19 @@ def _float_or_nan(v: Any) -> float:
         return math.nan
 
 
+def _whole_units(unit: str) -> tuple[str, str]:
+    return f"whole {unit}s", f"the schema declares unit {unit!r}; fix the values or the unit"
+
+
 def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
     """Numeric view of a column (datetimes as ns since epoch, as float)."""
+    if col.kind == "datetime" and pd.api.types.is_numeric_dtype(s.dtype):
+        # already ns since the epoch (a validated frame): validating again keeps the values
+        values = s.astype(float)
+        if col.unit is not None:
+            off = ~isna & (np.mod(values, DATE_UNITS[col.unit]) != 0)
+            _refuse_bad(col.name, s, off, _whole_units(col.unit))
+        return values
     if col.kind == "datetime":
         # utc=True: values with different UTC offsets (or none, read as UTC) become one axis.
         parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
@@ -842,15 +853,7 @@ def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
         if col.unit is not None:
             off = pd.Series(False, index=s.index)
             off[ok] = ns % DATE_UNITS[col.unit] != 0
-            _refuse_bad(
-                col.name,
-                s,
-                off,
-                (
-                    f"whole {col.unit}s",
-                    f"the schema declares unit {col.unit!r}; fix the values or the unit",
-                ),
-            )
+            _refuse_bad(col.name, s, off, _whole_units(col.unit))
         values[ok] = ns.astype(float)
         return values
     try:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.attacks.base import AttackResult
+from privsynth.encoding_dp import lattice
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 JITTER = 0.02
@@ -42,8 +43,9 @@ def leaky_synthetic(
         lo, hi = col.bound_values()
         x = pd.to_numeric(out[col.name]).to_numpy(dtype=np.float64, na_value=np.nan)
         moved = np.clip(x + rng.uniform(-JITTER, JITTER, n) * (hi - lo), lo, hi)
-        if col.kind == "integer":
-            moved = np.round(moved)
+        grid = lattice(col)  # integers, date units and decimals stay on their lattice
+        if grid is not None:
+            moved = grid.value(np.round(grid.index(moved)))
         out[col.name] = np.where(perturbed, moved, x)
     swap = rng.integers(0, len(schema.synthesised), n)
     donors = rng.integers(0, len(train), n)

@@ -78,3 +78,37 @@ def test_degenerate_columns_fit_and_the_custodian_hears_of_clipping(tmp_path):
     share = float(note.split()[1].rstrip("%")) / 100
     assert 1 / n <= share + 5e-5 and share < 0.01
     assert syn["income"].max() < 1e9
+
+
+def test_cli_release_of_a_messy_csv_tells_only_the_custodian_what_was_clipped(messy, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    df, spec = messy
+    del spec["columns"]["balance"]["lower"], spec["columns"]["balance"]["upper"]  # learned
+    df.loc[5, "balance"] = 1e9  # far beyond anything else: clipped by the learned bounds
+    df.to_csv(tmp_path / "messy.csv", index=False)
+    (tmp_path / "schema.json").write_text(json.dumps(spec))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "privsynth.cli", *args]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    assert cli("keygen", "--out", "k.key").returncode == 0
+    run = cli(
+        *("release", "messy.csv", "--schema", "schema.json", "--epsilon", "3"),
+        *("--ledger", "l.sqlite", "--cap-epsilon", "5", "--key", "k.key", "--out", "rel"),
+        *("--no-canary", "--discovery-share", "0.2", "--seed", "0"),
+    )
+    assert run.returncode == 0, run.stderr
+    (note,) = [x for x in run.stderr.splitlines() if "note (for you only" in x]
+    assert "balance: " in note and "clipped" in note
+    for path in (tmp_path / "rel").iterdir():  # the exact share never leaves the screen
+        assert "for you only" not in path.read_text(errors="ignore"), path.name
+    report = json.loads((tmp_path / "rel" / "audit.json").read_text())
+    columns = {c["name"]: c for c in report["schema"]["columns"]}
+    assert 0 in columns["amount"]["encoding"]["point_masses"]
+    assert report["release"]["generator"] == "mst"
+    visits = pd.read_csv(tmp_path / "rel" / "synthetic.csv")["visit"]
+    assert visits.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()  # dates, as the unit says
