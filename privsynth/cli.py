@@ -204,8 +204,8 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 @click.option(
     "--discovery-share",
     type=float,
-    help="Share of epsilon (and delta) spent learning undeclared domains and numeric "
-    "encodings with DP (default: the generator's, 0.1).",
+    help="Share of the budget (zCDP rho, and delta) spent learning undeclared domains and "
+    "numeric encodings with DP (default: 0.1).",
 )
 @click.option("--no-canary", is_flag=True, help="Skip the canary audit (a second, unreleased fit).")
 @click.option(

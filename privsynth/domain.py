@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth import mechanisms
-from privsynth.budget.accounting import ApproxDP, PrivacyEvent
+from privsynth.budget.accounting import ApproxZCDP, PrivacyEvent
 from privsynth.encoding_dp import (  # noqa: F401 (bound_candidates: re-exported)
     bound_candidates,
     draw_within,
@@ -222,31 +222,31 @@ class Encoder:
 
 
 # ------------------------------------------------------------- DP discovery
-def plan_discovery(schema: Schema, *, epsilon: float, delta: float) -> list[PrivacyEvent]:
+def plan_discovery(schema: Schema, *, rho: float, delta: float) -> list[PrivacyEvent]:
     """The charges :func:`discover_domains` will make, computed from the schema alone.
 
-    The budget is split evenly over the undeclared columns (``delta`` evenly over those that
-    need one). A categorical column spends its share on one stable histogram; a numeric
-    column on what :func:`privsynth.encoding_dp.plan_column` lists for it (bounds, point
-    masses, the fine density).
+    The zCDP budget ``rho`` is split evenly over the undeclared columns (``delta`` evenly
+    over those that need one). A categorical column spends its share on one Gaussian stable
+    histogram; a numeric column on what :func:`privsynth.encoding_dp.plan_column` lists for
+    it (bounds, point masses, the fine density).
     """
     cols = [schema[n] for n in schema.undeclared_columns()]
     if not cols:
         return []
-    if epsilon <= 0 or not np.isfinite(epsilon):
-        raise ConfigError(f"domain epsilon ({epsilon!r}) must be > 0")
+    if not (rho > 0 and np.isfinite(rho)):
+        raise ConfigError(f"domain rho ({rho!r}) must be > 0")
     n_delta = sum(_needs_delta(c) for c in cols)
     if n_delta and not 0 < delta < 1:
         raise ConfigError(
             f"domain delta ({delta!r}) must be in (0, 1) to learn categories or point masses"
         )
-    eps_col = epsilon / len(cols)
+    rho_col = rho / len(cols)
     events: list[PrivacyEvent] = []
     for c in cols:
         if c.kind in CATEGORICAL_KINDS:
-            events.append(ApproxDP(eps_col, delta / n_delta))
+            events.append(ApproxZCDP(rho_col, delta / n_delta))
         else:
-            events += plan_column(c, epsilon=eps_col, delta=delta / max(n_delta, 1))
+            events += plan_column(c, rho=rho_col, delta=delta / max(n_delta, 1))
     return events
 
 
@@ -255,7 +255,7 @@ def _needs_delta(col: Column) -> bool:
 
 
 def discover_domains(
-    data: pd.DataFrame | TableSource, schema: Schema, *, epsilon: float, delta: float
+    data: pd.DataFrame | TableSource, schema: Schema, *, rho: float, delta: float
 ) -> tuple[Schema, list[PrivacyEvent]]:
     """Learn the undeclared domains of ``schema`` from validated data, under DP.
 
@@ -266,7 +266,7 @@ def discover_domains(
     each no larger than planned.
     """
     source = as_source(data)
-    planned = plan_discovery(schema, epsilon=epsilon, delta=delta)
+    planned = plan_discovery(schema, rho=rho, delta=delta)
     learned: list[Column] = []
     spent: list[PrivacyEvent] = []
     for name in schema.undeclared_columns():
@@ -274,7 +274,7 @@ def discover_domains(
         if col.kind in CATEGORICAL_KINDS:
             share = planned.pop(0)
             kept, charge = mechanisms.stable_histogram(
-                source.value_counts(col), epsilon=share.epsilon, delta=share.delta
+                source.value_counts(col), rho=share.rho, delta=share.delta
             )
             cats = _sorted_categories(kept) + [OTHER]
             learned.append(
@@ -282,7 +282,8 @@ def discover_domains(
                     col,
                     categories=tuple(cats),
                     source="dp",
-                    note=f"categories learned with DP ({charge.epsilon:.3g}, {charge.delta:.2g})",
+                    note=f"categories learned with DP (rho {charge.rho:.3g}, "
+                    f"delta {charge.delta:.2g})",
                 )
             )
             spent.append(charge)

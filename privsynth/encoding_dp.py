@@ -120,15 +120,11 @@ def needs(col: Column) -> list[str]:
     return parts
 
 
-def plan_column(col: Column, *, epsilon: float, delta: float) -> list[PrivacyEvent]:
-    """The charges of learning ``col`` with an ``epsilon`` share (``delta`` for point masses).
-
-    The share is spent as zCDP ``rho = epsilon^2 / 2`` (what an epsilon-DP piece costs in
-    the ledger's accountant) split by :data:`WEIGHTS`; the stable histogram of point masses
-    is (rho_pm, delta)-approximate zCDP.
-    """
+def plan_column(col: Column, *, rho: float, delta: float) -> list[PrivacyEvent]:
+    """The charges of learning ``col`` with a zCDP share ``rho`` (``delta`` for point
+    masses): ``rho`` split by :data:`WEIGHTS`; the stable histogram of point masses is
+    (rho_pm, delta)-approximate zCDP."""
     parts = needs(col)
-    rho = epsilon * epsilon / 2
     total = sum(WEIGHTS[p] for p in parts)
     out: list[PrivacyEvent] = []
     for p in parts:
@@ -160,7 +156,7 @@ def learn_column(source: Any, col: Column, planned: list[PrivacyEvent]) -> tuple
     pms = tuple(col.point_masses or ())
     for part, event in rest:
         if part == "point_masses":
-            kept, charge = mechanisms.gaussian_stable_histogram(
+            kept, charge = mechanisms.stable_histogram(
                 source.value_counts(col), rho=event.rho, delta=event.delta
             )
             pms = choose_point_masses(kept, lo, hi, grid)

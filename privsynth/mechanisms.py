@@ -27,7 +27,6 @@ from opendp.domains import atom_domain, map_domain, vector_domain
 from opendp.measures import max_divergence, zero_concentrated_divergence
 from opendp.metrics import (
     absolute_distance,
-    l01inf_distance,
     l02inf_distance,
     l1_distance,
     l2_distance,
@@ -36,7 +35,7 @@ from opendp.metrics import (
 )
 from opendp.mod import Measurement, binary_search_param, enable_features
 
-from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP, PureDP, _check_param
+from privsynth.budget.accounting import ZCDP, ApproxZCDP, PureDP, _check_param
 from privsynth.errors import ConfigError
 
 enable_features("contrib")
@@ -198,61 +197,20 @@ def dp_quantile(
 
 
 def stable_histogram(
-    counts: Mapping[str, int], *, epsilon: float, delta: float
-) -> tuple[dict[str, int], ApproxDP]:
-    """Noisy counts of the keys whose noisy count clears a threshold; (epsilon, delta)-DP.
-
-    This is how an unknown category list is learned: a key held by few rows is dropped with
-    probability >= 1 - delta, so a value held by one person is never revealed except with
-    probability delta.
-
-    Math: discrete Laplace of scale 1/ε on each present key, keep keys whose noisy count is
-    >= T, with T the smallest integer such that a key of count 1 passes with probability
-    P(1 + Z >= T) <= δ (Rogers 2023; OpenDP's ``make_laplace_threshold`` map gives the tail,
-    corrected for its off-by-one below).
-    """
-    epsilon = _positive("epsilon", epsilon)
-    delta = _positive("delta", delta)
-    if delta >= 1:
-        raise ConfigError(f"delta ({delta!r}) must be < 1")
-    data = {str(k): int(v) for k, v in counts.items() if int(v) > 0}
-    space = (
-        map_domain(atom_domain(T=str), atom_domain(T="i64")),
-        l01inf_distance(absolute_distance(T="i64")),
-    )
-    d_in = (1, COUNT_SENSITIVITY, COUNT_SENSITIVITY)
-    # The epsilon part of the map does not depend on the threshold: fix the scale first
-    # (nudged up until OpenDP's conservative map is within epsilon), then the threshold.
-    scale = 1.0 / epsilon
-    while dpm.make_laplace_threshold(*space, scale=scale, threshold=1).map(d_in)[0] > epsilon:
-        scale = math.nextafter(scale, math.inf) * (1 + 1e-12)
-    threshold = _threshold_for(
-        lambda t: dpm.make_laplace_threshold(*space, scale=scale, threshold=t), d_in, delta
-    )
-    # OpenDP 0.16 keeps a key whose noisy count is >= threshold T but its map charges
-    # P(Z >= T) for a key of count 1, which needs P(1 + Z >= T) = P(Z >= T - 1): a delta too
-    # small by a factor e^(1/scale) (opendp/opendp#2922; tests/unit/test_mechanisms_dp.py
-    # measures it). So release at T + 1, whose true delta P(Z >= T) is the map's value at T.
-    eps_used, delta_used = dpm.make_laplace_threshold(*space, scale=scale, threshold=threshold).map(
-        d_in
-    )
-    meas = dpm.make_laplace_threshold(*space, scale=scale, threshold=threshold + 1)
-    noisy = dict(meas(data)) if data else {}
-    return {k: int(v) for k, v in noisy.items()}, ApproxDP(eps_used, delta_used)
-
-
-def gaussian_stable_histogram(
     counts: Mapping[str, int], *, rho: float, delta: float
 ) -> tuple[dict[str, int], ApproxZCDP]:
     """Noisy counts of the keys whose noisy count clears a threshold; (rho, delta)-approximate
-    zCDP. The Gaussian twin of :func:`stable_histogram`: it composes with the other zCDP
-    measurements by adding rho, where an (epsilon, delta) piece adds its epsilon.
+    zCDP. This is how an unknown category list (or a numeric column's point masses) is
+    learned: a key held by few rows is dropped with probability >= 1 - delta, so a value held
+    by one person is never revealed except with probability delta. Being zCDP, it composes
+    with the other measurements by adding rho.
 
     Math: discrete Gaussian of sd sigma = 1/sqrt(2 rho) on each present key (rho-zCDP for a
     count moving by 1, Canonne, Kamath, Steinke 2020); a key of count 1 is released only if
-    1 + Z >= T, so T is the smallest integer whose OpenDP map gives delta (Rogers 2023, via
-    ``make_gaussian_threshold``). Released at T + 1, as :func:`stable_histogram` does, so a
-    map off by one (opendp/opendp#2922 for the Laplace twin) can only overstate delta.
+    1 + Z >= T, so T is the smallest integer whose OpenDP map (``make_gaussian_threshold``,
+    Rogers 2023) gives delta. The release uses T + 1: OpenDP 0.16's Laplace twin charges
+    P(Z >= T) where P(Z >= T - 1) is due (opendp/opendp#2922), and a higher threshold can
+    only lower the true delta, so the charge holds whichever way the map reads T.
     """
     rho = _positive("rho", rho)
     delta = _positive("delta", delta)

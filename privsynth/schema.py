@@ -89,8 +89,10 @@ class Column:
     lower, upper
         Numeric bounds (datetime: ISO-8601 strings). ``None`` means "learn them with DP".
     bins
-        Number of equal-width bins a numeric column is encoded with (public). Integer columns
-        whose range is at most ``bins`` wide get one code per value.
+        Number of equal-width bins a numeric column is encoded with (public). Without
+        ``bins`` or ``edges`` the encoding is learned with DP (:mod:`privsynth.encoding_dp`),
+        except for integer ranges of at most :data:`ONE_CODE_PER_VALUE` values: one code
+        per value.
     edges
         Explicit public bin edges instead of ``bins`` (increasing; the first and last are the
         bounds), e.g. ``[0, 1, 1000, 10000, 100000]`` keeps zero apart. Integer columns need

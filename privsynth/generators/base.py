@@ -65,22 +65,25 @@ class Generator(Protocol):
 class Budgeting:
     """How a generator's (epsilon, delta) is split: domain discovery, then zCDP for the rest."""
 
-    discovery_epsilon: float
+    discovery_rho: float
     discovery_delta: float
     rho: float
 
 
 def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: float) -> Budgeting:
-    """Give ``discovery_share`` of epsilon (and of delta) to learning undeclared domains, and
-    the largest zCDP rho such that discovery + ZCDP(rho) composes to at most (epsilon, delta).
+    """Give ``discovery_share`` of the zCDP budget (and of delta) to learning undeclared
+    domains and numeric encodings, and the model the largest rho such that discovery +
+    ZCDP(rho) composes to at most (epsilon, delta).
 
-    The composition is the ledger's accountant, so what is planned is what will be charged.
+    Discovery is all zCDP (or approximate zCDP), so the shares add in rho. The composition
+    is the ledger's accountant, so what is planned is what will be charged.
     """
     if not schema.undeclared_columns():
-        disc_eps, disc_delta = 0.0, 0.0
+        disc_rho, disc_delta = 0.0, 0.0
     else:
-        disc_eps, disc_delta = epsilon * discovery_share, delta * discovery_share
-    discovery = plan_discovery(schema, epsilon=disc_eps, delta=disc_delta)
+        disc_rho = discovery_share * rho_for_epsilon(epsilon, delta)
+        disc_delta = delta * discovery_share
+    discovery = plan_discovery(schema, rho=disc_rho, delta=disc_delta)
     rho = rho_for_epsilon(epsilon, delta, alongside=discovery)
     if rho <= 0:
         raise ConfigError(
@@ -88,7 +91,7 @@ def split_budget(epsilon: float, delta: float, schema: Schema, discovery_share: 
             f"({', '.join(schema.undeclared_columns())}) and fit a model; declare them or raise "
             "epsilon"
         )
-    return Budgeting(disc_eps, disc_delta, rho)
+    return Budgeting(disc_rho, disc_delta, rho)
 
 
 def allocate(rho: float, cells: list[int]) -> list[float]:
@@ -158,7 +161,7 @@ class MarginalGenerator(ABC):
     def _budget(self, schema: Schema) -> tuple[Budgeting, list[PrivacyEvent]]:
         self._check_params()
         b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
-        discovery = plan_discovery(schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta)
+        discovery = plan_discovery(schema, rho=b.discovery_rho, delta=b.discovery_delta)
         return b, [*discovery, ZCDP(b.rho)]
 
     # --------------------------------------------------------------------- fit
@@ -193,7 +196,7 @@ class MarginalGenerator(ABC):
         learned = schema
         if schema.undeclared_columns():
             learned, spent = discover_domains(
-                source, schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta
+                source, schema, rho=b.discovery_rho, delta=b.discovery_delta
             )
         # Encoding under the learned schema maps values too rare to learn to "(other)".
         table = source.encode(learned)

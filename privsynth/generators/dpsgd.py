@@ -537,9 +537,9 @@ class DPSGDGenerator(ABC):
     def _fixed(self, schema: Schema) -> tuple[list[PrivacyEvent], tuple[float, float]]:
         self._check_params()
         b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
-        discovery = plan_discovery(schema, epsilon=b.discovery_epsilon, delta=b.discovery_delta)
+        discovery = plan_discovery(schema, rho=b.discovery_rho, delta=b.discovery_delta)
         measure = self._measure_plan()
-        return [*discovery, *measure], (b.discovery_epsilon, b.discovery_delta)
+        return [*discovery, *measure], (b.discovery_rho, b.discovery_delta)
 
     def _stand_in(self, fixed: list[PrivacyEvent]) -> ZCDP:
         rho = rho_for_epsilon(self.epsilon, self.delta, alongside=fixed)
@@ -567,7 +567,7 @@ class DPSGDGenerator(ABC):
         caveats = schema.release_caveats(
             allow_data_dependent_domain=self.allow_data_dependent_domain
         )
-        fixed, (disc_eps, disc_delta) = self._fixed(schema)
+        fixed, (disc_rho, disc_delta) = self._fixed(schema)
         if ledger is not None:
             ledger.check([*fixed, self._stand_in(fixed)])  # refuses before the data is touched
         clean, _ = schema.validate(data)
@@ -580,7 +580,7 @@ class DPSGDGenerator(ABC):
         learned = schema
         notes: list[str] = []
         if schema.undeclared_columns():
-            learned, spent = discover_domains(clean, schema, epsilon=disc_eps, delta=disc_delta)
+            learned, spent = discover_domains(clean, schema, rho=disc_rho, delta=disc_delta)
             notes = custodian_notes(clipped_shares(FrameSource(clean), schema, learned))
             clean, _ = learned.validate(data)  # values too rare to learn become "(other)"
         encoder = Encoder(learned)

@@ -139,7 +139,8 @@ class MST(MarginalGenerator):
         The release's (epsilon, delta)-DP guarantee, converted to zCDP by the ledger's
         accountant. Choose delta without looking at the data (never 1/n).
     discovery_share
-        Share of the budget spent learning undeclared domains (if the schema has any).
+        Share of the zCDP budget (and of delta) spent learning undeclared domains and numeric
+        encodings (if the schema has any).
     allow_data_dependent_domain
         Accept ``source: data`` domains (recorded as a DP caveat).
     device

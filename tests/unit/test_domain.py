@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP
+from privsynth.budget.accounting import ZCDP, ApproxZCDP
 from privsynth.domain import (
     Encoder,
     bin_edges,
@@ -83,27 +83,27 @@ def test_plan_splits_the_budget_over_undeclared_columns():
         b={"kind": "integer"},
         c={"kind": "categorical", "categories": ("x",)},
     )
-    # epsilon 0.5 per column; the integer column's rho 0.5^2/2 = 0.125 goes 1/4 to bounds,
-    # 1/4 to point masses (a Gaussian stable histogram) and 1/2 to the fine density; delta is
-    # shared by the two columns that need one.
-    assert plan_discovery(s, epsilon=1.0, delta=1e-8) == [
-        ApproxDP(0.5, 5e-9),
+    # rho 0.125 per column: the categorical one's stable histogram, and for the integer
+    # one 1/4 to bounds, 1/4 to point masses (a stable histogram) and 1/2 to the fine
+    # density; delta is shared by the two columns that need one.
+    assert plan_discovery(s, rho=0.25, delta=1e-8) == [
+        ApproxZCDP(0.125, 5e-9),
         ZCDP(0.03125),
         ApproxZCDP(0.03125, 5e-9),
         ZCDP(0.0625),
     ]
     assert (
         plan_discovery(
-            _schema(c={"kind": "categorical", "categories": ("x",)}), epsilon=1.0, delta=1e-8
+            _schema(c={"kind": "categorical", "categories": ("x",)}), rho=1.0, delta=1e-8
         )
         == []
     )
 
 
 def test_discovery_never_reveals_a_value_held_by_one_row():
-    # A stable histogram keeps a count-1 key with probability <= delta = 1e-10 per trial, so
-    # 20 trials reveal it with probability <= 2e-9; frequent keys (count 500 >> threshold
-    # ~ ln(1/delta)/epsilon ~ 23 + noise) are kept with probability > 1 - 1e-100.
+    # A stable histogram keeps a count-1 key with probability <= delta = 5e-11 per trial, so
+    # 20 trials reveal it with probability <= 1e-9; frequent keys (count 500; rho 0.5, sd 1,
+    # threshold ~ 1 + sqrt(2 ln(1/delta)) ~ 8) are kept with probability > 1 - 1e-100.
     rng = np.random.default_rng(3)
     n = 2000
     clinic = rng.choice(["north", "south", "east", "west"], n).astype(object)
@@ -112,16 +112,16 @@ def test_discovery_never_reveals_a_value_held_by_one_row():
     age[42] = 1_000_000  # one extreme outlier
     df = pd.DataFrame({"clinic": clinic, "age": age})
     s = _schema(clinic={"kind": "categorical"}, age={"kind": "integer"})
-    planned = plan_discovery(s, epsilon=2.0, delta=1e-10)
+    planned = plan_discovery(s, rho=1.0, delta=1e-10)
     cands = set(bound_candidates("integer").tolist())
     for _ in range(20):
-        learned, spent = discover_domains(df, s, epsilon=2.0, delta=1e-10)
+        learned, spent = discover_domains(df, s, rho=1.0, delta=1e-10)
         cats = learned["clinic"].categories
         assert "Dr. Rare's clinic" not in cats
         assert set(cats) == {"east", "north", "south", "west", OTHER}
         assert learned["clinic"].source == learned["age"].source == "dp"
         lo, hi = learned["age"].lower, learned["age"].upper
-        # epsilon 1 for the column: rho 0.5, a quarter (0.125) for the bounds, noise sd
+        # rho 0.5 for the column, a quarter (0.125) for the bounds, noise sd
         # sigma = 1/sqrt(0.25) = 2 per bucket. Buckets [20, 25) .. [50, 60) hold 250-500 rows,
         # far above the threshold sqrt(2 ln(264 / 1e-6)) * sigma = 12.5. The outlier's bucket
         # (1 row) clears it with probability P(Z >= 5.7) < 1e-8 and the 262 empty ones with

@@ -85,9 +85,9 @@ def test_quantile_edges_hold_equal_mass_and_skip_point_mass_buckets():
 
 def test_plan_is_what_learning_charges():
     col = Column("amount", "integer")
-    planned = plan_column(col, epsilon=0.4, delta=1e-9)
-    assert needs(col) == ["bounds", "point_masses", "density"]
-    rho = 0.4**2 / 2  # split 1/4, 1/4, 1/2
+    rho = 0.08
+    planned = plan_column(col, rho=rho, delta=1e-9)
+    assert needs(col) == ["bounds", "point_masses", "density"]  # rho split 1/4, 1/4, 1/2
     assert planned == [ZCDP(rho / 4), ApproxZCDP(rho / 4, 1e-9), ZCDP(rho / 2)]
     assert needs(Column("d", "datetime", lower="2020-01-01", upper="2021-01-01")) == ["density"]
     assert needs(Column("n", "integer", lower=1, upper=16)) == []  # one code per value
@@ -99,8 +99,8 @@ def test_messy_table_learns_point_masses_and_charges_the_plan(messy):
     schema = Schema.from_dict(spec)
     clean, _ = schema.validate(df)
     # A large budget makes the noise negligible, so what is asserted is the encoding.
-    planned = plan_discovery(schema, epsilon=40.0, delta=1e-6)
-    learned, spent = discover_domains(clean, schema, epsilon=40.0, delta=1e-6)
+    planned = plan_discovery(schema, rho=100.0, delta=1e-6)
+    learned, spent = discover_domains(clean, schema, rho=100.0, delta=1e-6)
     MarginalGenerator._check_within(spent, planned)  # raises if any charge exceeds the plan
     amount, hours = learned["amount"].learned, learned["hours"].learned
     assert {0.0, 99_999.0} <= set(amount.point_masses) and 40.0 in hours.point_masses
@@ -130,7 +130,7 @@ def test_a_column_of_one_value_and_an_all_null_column_are_valid_domains():
             },
         }
     )
-    learned, _ = discover_domains(schema.validate(df)[0], schema, epsilon=4.0, delta=1e-6)
+    learned, _ = discover_domains(schema.validate(df)[0], schema, rho=4.0, delta=1e-6)
     zeros = learned["zeros"]
     assert zeros.lower < zeros.upper and zeros.learned.point_masses == (0.0,)
     enc = Encoder(learned)

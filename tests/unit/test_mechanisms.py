@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from privsynth import mechanisms
-from privsynth.budget.accounting import ZCDP, ApproxDP, PureDP
+from privsynth.budget.accounting import ZCDP, ApproxZCDP, PureDP
 from privsynth.errors import ConfigError
 
 
@@ -37,12 +37,12 @@ def test_dp_quantile_returns_a_candidate_near_the_truth():
 def test_stable_histogram_hides_rare_keys_and_keeps_frequent_ones():
     counts = {"common": 1000, "also": 300, "rare": 1}
     for _ in range(10):
-        kept, charge = mechanisms.stable_histogram(counts, epsilon=1.0, delta=1e-9)
-        # P(rare survives) <= delta per call; the others exceed the threshold (~21) by far.
+        kept, charge = mechanisms.stable_histogram(counts, rho=0.5, delta=1e-9)
+        # sigma 1: P(rare survives) <= delta per call; the threshold (~7) is far below 300.
         assert set(kept) == {"common", "also"}
-    assert isinstance(charge, ApproxDP)
-    assert charge.epsilon <= 1.0 and charge.delta <= 1e-9
-    assert abs(kept["common"] - 1000) < 40  # Laplace(1) tail beyond 40: e^-40
+    assert isinstance(charge, ApproxZCDP)
+    assert charge.rho <= 0.5 and charge.delta <= 1e-9
+    assert abs(kept["common"] - 1000) < 10  # a 10-sd excursion: probability 1e-23
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), 1e-320])

@@ -43,7 +43,7 @@ from scipy import stats
 
 from privsynth import mechanisms
 from privsynth.budget import epsilon_spent
-from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP, PureDP
+from privsynth.budget.accounting import ZCDP, ApproxZCDP, PureDP
 
 ALPHA = 1e-8
 WRONG = (1.1, 1 / 1.1)  # mis-scaled references: noise scale 10% too large / too small
@@ -139,54 +139,6 @@ def test_laplace_counts_follow_their_calibration_and_neighbours_stay_within_eps(
     check_neighbours(noisy, shifted, charge.epsilon, 0.0)
 
 
-def test_stable_histogram_follows_its_calibration_and_hides_a_one_row_key_with_prob_delta():
-    eps, delta = 1.0, 1e-2
-    q = math.exp(-eps)  # discrete Laplace of scale 1/eps: P(Z = z) ∝ q^|z|
-    # Release threshold from the docstring's math: the smallest T with P(1 + Z >= T) <= delta,
-    # where P(Z >= k) = q^k / (1 + q) for k >= 1.
-    threshold = next(t for t in range(2, 100) if q ** (t - 1) / (1 + q) <= delta)
-    high, at, above, ones = 32_000, 20_000, 20_000, 20_000
-    counts = {f"h{i}": threshold + 30 for i in range(high)}  # never censored (p < e^-30)
-    counts |= {f"a{i}": threshold for i in range(at)}  # censored ~27% of the time
-    counts |= {f"b{i}": threshold + 1 for i in range(above)}  # its neighbour, one row more
-    counts |= {f"o{i}": 1 for i in range(ones)}  # a value held by one row
-    kept, charge = mechanisms.stable_histogram(counts, epsilon=eps, delta=delta)
-    assert isinstance(charge, ApproxDP) and charge.epsilon <= eps and charge.delta <= delta
-    assert charge.delta == pytest.approx(q ** (threshold - 1) / (1 + q), rel=1e-6)
-
-    def released(prefix: str, n: int) -> np.ndarray:  # a dropped key reads as threshold - 1
-        return np.array([kept.get(f"{prefix}{i}", threshold - 1) for i in range(n)])
-
-    grid = np.arange(-60, 61)
-    lap = discrete_laplace(1 / eps, grid)
-
-    def censored(count: int) -> tuple[np.ndarray, np.ndarray]:
-        values = np.maximum(count + grid, threshold - 1)
-        support = np.arange(threshold - 1, values.max() + 1)
-        return support, np.bincount(values - support[0], weights=lap)
-
-    # The scale, on keys far above the threshold, folded around their count.
-    fgrid, fpmf = _fold(grid, lap)
-    wrong = [_fold(grid, discrete_laplace(w / eps, grid))[1] for w in WRONG]
-    check_fit(np.abs(released("h", high) - (threshold + 30)), fgrid, fpmf, wrong)
-    # The threshold rule (keep noisy >= T), on keys at the threshold.
-    at_released = released("a", at)
-    check_fit(at_released, *censored(threshold))
-    # Neighbours: one row more in a key moves its law by at most e^eps.
-    check_neighbours(at_released, released("b", above), charge.epsilon, charge.delta)
-    # Absent vs present with one row: P[released] <= e^eps * 0 + delta. OpenDP 0.16 alone
-    # releases it with probability e^eps * delta (opendp/opendp#2922): 0.0135 here.
-    n_out = sum(f"o{i}" in kept for i in range(ones))
-    assert clopper_pearson(n_out, ones)[0] <= charge.delta, (
-        f"{n_out}/{ones} one-row keys released; delta {charge.delta}"
-    )
-    # Power: at OpenDP's rate the bound above fails except with probability <= ALPHA.
-    ks = np.arange(ones + 1)
-    passes = clopper_pearson(ks, ones)[0] <= charge.delta
-    assert stats.binom.pmf(ks[passes], ones, math.exp(eps) * charge.delta).sum() <= ALPHA
-
-
-# ------------------------------------------------------------------------- selections
 def p_top_exponential(k0: int, gap: float, scale: float) -> float:
     """P(the top candidate wins) in report-noisy-max with Exponential(scale) noise, one
     candidate ``gap`` above ``k0`` tied ones: int_0^inf f(e) F(gap + e)^k0 de with
@@ -284,18 +236,44 @@ def test_dp_quantile_follows_its_noise_law_and_neighbours_stay_within_eps():
     check_binary_neighbours(wins, n, w_b, n_neighbour, charge.epsilon, 0.0)
 
 
-def test_gaussian_stable_histogram_hides_a_one_row_key_with_prob_delta():
-    rho, delta = 0.5, 1e-2  # sd sigma = 1/sqrt(2 rho) = 1
-    ones, high = 20_000, 2_000
-    counts = {f"o{i}": 1 for i in range(ones)} | {f"h{i}": 100 for i in range(high)}
-    kept, charge = mechanisms.gaussian_stable_histogram(counts, rho=rho, delta=delta)
+def test_stable_histogram_follows_its_calibration_and_hides_a_one_row_key_with_prob_delta():
+    rho, delta = 0.125, 1e-2
+    sigma = 1 / math.sqrt(2 * rho)  # 2: discrete Gaussian, CKS20
+    grid = np.arange(-40, 41)  # 20 sd: mass beyond < 1e-80
+    gauss = discrete_gaussian(sigma, grid)
+    # Release threshold from the docstring's math: the smallest T with P(1 + Z >= T) <= delta
+    # (T = 7 here: P(Z >= 6) = 0.0013, P(Z >= 5) = 0.0062... for sd 2), released at T + 1.
+    tail = {k: gauss[grid >= k].sum() for k in range(1, 40)}
+    threshold = next(t for t in range(2, 40) if tail[t - 1] <= delta)
+    keep_at = threshold + 1
+    high, at, above, ones = 32_000, 20_000, 20_000, 20_000
+    counts = {f"h{i}": keep_at + 30 for i in range(high)}  # never censored (15 sd)
+    counts |= {f"a{i}": keep_at for i in range(at)}  # censored about half the time
+    counts |= {f"b{i}": keep_at + 1 for i in range(above)}  # its neighbour, one row more
+    counts |= {f"o{i}": 1 for i in range(ones)}  # a value held by one row
+    kept, charge = mechanisms.stable_histogram(counts, rho=rho, delta=delta)
     assert isinstance(charge, ApproxZCDP) and charge.rho <= rho and charge.delta <= delta
-    # Threshold from the math: the smallest T with P(1 + Z >= T) <= delta for Z ~ N(0, 1)
-    # (discrete, close to continuous at sigma 1): T = 4 (P(Z >= 3) = 0.0013 < 0.01, P(Z >= 2)
-    # = 0.023). Released at T + 1, a one-row key shows with probability ~P(Z >= 4) = 3e-5.
+
+    def released(prefix: str, n: int) -> np.ndarray:  # a dropped key reads as keep_at - 1
+        return np.array([kept.get(f"{prefix}{i}", keep_at - 1) for i in range(n)])
+
+    def censored(count: int) -> tuple[np.ndarray, np.ndarray]:
+        values = np.maximum(count + grid, keep_at - 1)
+        support = np.arange(keep_at - 1, values.max() + 1)
+        return support, np.bincount(values - support[0], weights=gauss)
+
+    # The scale, on keys far above the threshold, folded around their count.
+    fgrid, fpmf = _fold(grid, gauss)
+    wrong = [_fold(grid, discrete_gaussian(sigma * w, grid))[1] for w in WRONG]
+    check_fit(np.abs(released("h", high) - (keep_at + 30)), fgrid, fpmf, wrong)
+    # The threshold rule (keep noisy >= T + 1), on keys at it.
+    at_released = released("a", at)
+    check_fit(at_released, *censored(keep_at))
+    # Neighbours: one row more in a key; zCDP rho gives (eps, delta') for any delta'.
+    d = 1e-3
+    check_neighbours(at_released, released("b", above), epsilon_spent([ZCDP(charge.rho)], d), d)
+    # Absent vs present with one row: P[released] <= delta (the approximate part).
     n_out = sum(f"o{i}" in kept for i in range(ones))
-    assert clopper_pearson(n_out, ones)[0] <= charge.delta
-    # A key of 100 rows is 95 sd above the threshold: always kept, noised with sd 1 (the
-    # mean of 2,000 draws has se 0.022, their sd se 0.016: the bounds are 6-7 se wide).
-    got = np.array([kept[f"h{i}"] for i in range(high)]) - 100
-    assert len(got) == high and abs(got.mean()) < 0.15 and 0.9 < got.std() < 1.1
+    assert clopper_pearson(n_out, ones)[0] <= charge.delta, (
+        f"{n_out}/{ones} one-row keys released; delta {charge.delta}"
+    )
