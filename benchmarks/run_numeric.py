@@ -153,8 +153,11 @@ def parse_args() -> argparse.Namespace:
         "--jobs",
         nargs="+",
         default=DEFAULT_JOBS,
-        help="tool:algo[:schema] entries (schema for privsynth: codebook, equal, handtuned, "
-        "nobounds)",
+        help="tool:algo[:schema][@eps,eps] entries (schema for privsynth: codebook, equal, "
+        "handtuned, nobounds; @ limits the entry to those epsilons)",
+    )
+    p.add_argument(
+        "--append", action="store_true", help="keep the runs already in --out and add these"
     )
     p.add_argument("--option", action="append", default=[], help="driver key=value, all jobs")
     p.add_argument(
@@ -301,12 +304,18 @@ def main() -> None:
     date = datetime.date.today().isoformat()
     out = args.out or os.path.join(HERE, "results", f"numeric-{args.dataset}-{date}.json")
     results: list[dict] = []
+    if args.append and os.path.exists(out):
+        with open(out) as fh:
+            results = json.load(fh)["runs"]
     with tempfile.TemporaryDirectory(prefix="numeric-") as work:
         train_csv = os.path.join(work, "train.csv")
         train.to_csv(train_csv, index=False)
         for eps in args.epsilons:
             for seed in args.seeds:
-                for job in args.jobs:
+                for entry in args.jobs:
+                    job, _, only = entry.partition("@")
+                    if only and eps not in {float(e) for e in only.split(",")}:
+                        continue
                     rec = run(job, eps, seed, args, work, train_csv, variants)
                     if rec["status"] == "ok":
                         rec["quality"] = grader.grade(pd.read_csv(rec.pop("synthetic_csv")))

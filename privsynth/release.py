@@ -201,6 +201,7 @@ def release(
     gen = make_generator(generator, epsilon, delta, **gen_params)
     schema.release_caveats(allow_data_dependent_domain=allow_data_dependent_domain)
     rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
+    declared_clipping: list[str] = []
     if isinstance(data, SqlSource):
         if source is None:
             raise ConfigError("a release from a DuckDB or Spark table needs its source file")
@@ -208,7 +209,13 @@ def release(
             data, schema, holdout_fraction, rng, generator
         )
     else:
-        schema.validate(data)  # every row, holdout included, before anything is spent
+        _, checked = schema.validate(data)  # every row, before anything is spent
+        declared_clipping = [
+            f"{name}: {n} value(s) ({n / len(data):.2%}) lie outside its declared bounds and "
+            "were clipped to them"
+            for name, n in checked.clipped.items()
+            if n
+        ]
         train, holdout = split_holdout(data, holdout_fraction, rng)
         fit_data, split_note = train, "uniform random; the seed is not published"
     if len(train) < MIN_TRAIN_ROWS or (holdout is not None and len(holdout) == 0):
@@ -309,7 +316,7 @@ def release(
         report["verdict"],
         spec,
         ledger_info,
-        list(getattr(gen, "custodian_notes_", [])),
+        declared_clipping + list(getattr(gen, "custodian_notes_", [])),
     )
 
 

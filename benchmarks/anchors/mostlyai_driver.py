@@ -43,12 +43,20 @@ from __future__ import annotations
 import os
 import sys
 
+import pandas as pd
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 from _driver import main, options  # noqa: E402
 
 VALUE_PROTECTION_EPSILON = 0.1
 NUMERIC_KINDS = ("integer", "float", "numeric", "continuous")
+
+
+def _category(v):
+    if pd.isna(v):
+        return v
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
 def encoding_types(columns, codebook) -> dict[str, str]:
@@ -78,7 +86,10 @@ def fit(train, domain, args):
     enc = encoding_types(train.columns, args.codebook)
     data = train.copy()
     for c, t in enc.items():  # categorical columns as strings, numeric ones as numbers
-        data[c] = pd.to_numeric(data[c]) if t == "TABULAR_NUMERIC_AUTO" else data[c].astype(str)
+        if t == "TABULAR_NUMERIC_AUTO":
+            data[c] = pd.to_numeric(data[c])
+        else:  # strings as the codebook writes them (1.0 -> "1"), missing left missing
+            data[c] = data[c].map(_category).astype(object)
     dp = DifferentialPrivacyConfig(
         max_epsilon=args.epsilon,
         value_protection_epsilon=VALUE_PROTECTION_EPSILON,

@@ -88,6 +88,7 @@ def test_cli_release_of_a_messy_csv_tells_only_the_custodian_what_was_clipped(me
     df, spec = messy
     del spec["columns"]["balance"]["lower"], spec["columns"]["balance"]["upper"]  # learned
     df.loc[5, "balance"] = 1e9  # far beyond anything else: clipped by the learned bounds
+    df.loc[6:7, "amount"] = 250_000  # beyond its declared upper bound
     df.to_csv(tmp_path / "messy.csv", index=False)
     (tmp_path / "schema.json").write_text(json.dumps(spec))
 
@@ -102,8 +103,9 @@ def test_cli_release_of_a_messy_csv_tells_only_the_custodian_what_was_clipped(me
         *("--no-canary", "--discovery-share", "0.2", "--seed", "0"),
     )
     assert run.returncode == 0, run.stderr
-    (note,) = [x for x in run.stderr.splitlines() if "note (for you only" in x]
-    assert "balance: " in note and "clipped" in note
+    notes = [x for x in run.stderr.splitlines() if "note (for you only, not released)" in x]
+    assert any("amount: 2 value(s) (0.05%) lie outside its declared bounds" in x for x in notes)
+    assert any("balance: " in x and "bounds learned with DP" in x for x in notes)
     for path in (tmp_path / "rel").iterdir():  # the exact share never leaves the screen
         assert "for you only" not in path.read_text(errors="ignore"), path.name
     report = json.loads((tmp_path / "rel" / "audit.json").read_text())
