@@ -166,6 +166,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--delta", type=float, default=1e-9)
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--report",
+        metavar="JSON",
+        help="only: print the tables of an earlier results file (with --dataset and "
+        "--train-rows as it was run)",
+    )
     return p.parse_args()
 
 
@@ -175,6 +181,8 @@ class Grader:
     def __init__(self, data: Dataset, train: pd.DataFrame, holdout: pd.DataFrame) -> None:
         spec = data.eval_schema()
         self.numeric, self.target = data.numeric, data.target
+        for col in spec["columns"].values():
+            col["nullable"] = True  # a missing value where the real column has none: its own code
         for col in spec["columns"].values():  # an unknown value ("_RARE_", a learned
             if "categories" in col:  # list's "(other)") is graded as one extra category
                 col.update(categories=[*col["categories"], OTHER], source="dp")
@@ -196,6 +204,13 @@ class Grader:
             r = self.train[c].dropna().to_numpy(float)
             s = pd.to_numeric(syn[c], errors="coerce").dropna().to_numpy(float)
             mode = float(pd.Series(r).mode().iloc[0])
+            if not len(s):  # no value at all (an anchor's failed numeric column)
+                out["columns"][c] = {
+                    "ks": 1.0, "w1_iqr": float("nan"), "zero_real": float((r == 0).mean()),
+                    "zero_syn": 0.0, "mode": mode, "mode_real": float((r == mode).mean()),
+                    "mode_syn": 0.0, "real_outside_syn_range": 1.0,
+                }  # fmt: skip
+                continue
             iqr = float(np.subtract(*np.percentile(r, [75, 25]))) or float(np.std(r)) or 1.0
             out["columns"][c] = {
                 "ks": float(ks_2samp(r, s).statistic),
@@ -241,6 +256,7 @@ def run(job: str, eps: float, seed: int, args, work: str, train_csv: str, varian
     for kv in args.option:
         cmd += ["--option", kv]
     rec = {"tool": tool, "algo": algo, "schema": variant, "epsilon": eps, "seed": seed}
+    rec["options"] = list(args.option)
     if not os.path.exists(python):
         return dict(rec, status="not-installed")
     rec.update(run_logged(cmd, os.path.join(work, tag + ".log"), args.timeout))
@@ -258,11 +274,12 @@ def table(results: list[dict], numeric: tuple[str, ...]) -> str:
     groups: dict = {}
     for r in results:
         if r.get("status") == "ok" and "quality" in r:
-            groups.setdefault((r["tool"], r["algo"], r["schema"], r["epsilon"]), []).append(r)
+            label = " ".join([r["tool"], r["algo"], r["schema"], *r.get("options", [])])
+            groups.setdefault((label, r["epsilon"]), []).append(r)
     head = "| run | eps | seeds | " + " | ".join(f"{c} KS" for c in numeric)
     head += " | zero shares | modal shares | 2-way TVD | AUC | fit s | RSS MB |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
-    for (tool, algo, schema, eps), rs in sorted(groups.items()):
+    for (label, eps), rs in sorted(groups.items()):
 
         def mean(f, rs=rs):
             return float(np.mean([f(r) for r in rs]))
@@ -284,7 +301,7 @@ def table(results: list[dict], numeric: tuple[str, ...]) -> str:
             if col(c, "mode_real") > 0.2 and col(c, "zero_real") < 0.05
         )
         lines.append(
-            f"| {tool} {algo} {schema} | {eps:g} | {len(rs)} | "
+            f"| {label} | {eps:g} | {len(rs)} | "
             + " | ".join(f"{k:.3f}" for k in ks)
             + f" | {zeros} | {modes} | {mean(lambda r: r['quality']['tvd2']):.4f}"
             + f" | {mean(lambda r: r['quality']['auc']):.3f} | {mean(lambda r: r['fit_s']):.1f}"
@@ -293,12 +310,38 @@ def table(results: list[dict], numeric: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def coverage(results: list[dict], train: pd.DataFrame) -> str:
+    """For runs that learned bounds with DP: the share of real training values outside the
+    learned range of each column (max over columns and seeds)."""
+    groups: dict = {}
+    for r in results:
+        learned = r.get("extra", {}).get("learned", {})
+        shares = [
+            float(((train[c] < v["lower"]) | (train[c] > v["upper"])).mean())
+            for c, v in learned.items()
+            if r.get("schema") == "nobounds" and c in train
+        ]
+        if shares:
+            groups.setdefault((r["algo"], r["epsilon"]), []).append(max(shares))
+    return "\n".join(
+        f"{algo} eps {eps:g}: at most {max(v):.4%} of a column's real values outside its "
+        f"learned range ({len(v)} fits)"
+        for (algo, eps), v in sorted(groups.items())
+    )
+
+
 def main() -> None:
     args = parse_args()
     data = DATASETS[args.dataset]
     train, holdout = split(data.load(), seed=0)
     if args.train_rows:
         train = train.sample(n=args.train_rows, random_state=0).reset_index(drop=True)
+    if args.report:
+        with open(args.report) as fh:
+            runs = json.load(fh)["runs"]
+        print(table(runs, data.numeric))
+        print(coverage(runs, train))
+        return
     grader = Grader(data, train, holdout)
     variants = schemas(data)
     date = datetime.date.today().isoformat()
@@ -350,6 +393,7 @@ def main() -> None:
                             indent=1,
                         )
     print(table(results, data.numeric))
+    print(coverage(results, train))
 
 
 if __name__ == "__main__":

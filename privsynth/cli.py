@@ -105,7 +105,10 @@ def schema_check(data: Path, schema_path: Path, on_unknown: str, unsafe_data_dom
         click.echo(caveat)
     undeclared = schema.undeclared_columns()
     if undeclared:
-        click.echo(f"domains to be learned with DP (charged): {', '.join(undeclared)}")
+        click.echo(
+            "domains or numeric encodings to be learned with DP (charged to the fit's "
+            f"--discovery-share): {', '.join(undeclared)}"
+        )
     click.echo(f"ok: the data fits {schema_path} ({len(schema.synthesised)} columns to synthesise)")
 
 

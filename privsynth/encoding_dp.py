@@ -94,7 +94,7 @@ class LearnedEncoding:
             "point_masses": list(self.point_masses),
             "edges": list(self.edges),
             "fine_edges": list(self.fine_edges),
-            "fine_weights": [round(w, 6) for w in self.fine_weights],
+            "fine_weights": list(self.fine_weights),
         }
 
     @classmethod

@@ -842,7 +842,9 @@ def _to_numeric(col: Column, s: pd.Series, isna: pd.Series) -> pd.Series:
         return values
     if col.kind == "datetime":
         # utc=True: values with different UTC offsets (or none, read as UTC) become one axis.
-        parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
+        # A column with a declared unit takes ISO-8601 only: "03/07/2020" is not guessed.
+        fmt = "ISO8601" if col.unit is not None else "mixed"
+        parsed = pd.to_datetime(s, errors="coerce", format=fmt, utc=True)
         # "now", "today"... parse to the time of the run: not a value of the data.
         relative = s.astype(str).str.strip().str.lower().isin(RELATIVE_DATES)
         _refuse_bad(col.name, s, (parsed.isna() | relative) & ~isna, NOT_DATES)

@@ -53,7 +53,7 @@ def leaky_synthetic(
         hit = perturbed & (swap == j)
         values = out[col.name].astype(object).to_numpy(copy=True)
         values[hit] = train[col.name].astype(object).to_numpy()[donors[hit]]
-        out[col.name] = values
+        out[col.name] = pd.Series(values, index=out.index).infer_objects()  # numbers stay numbers
     return out
 
 

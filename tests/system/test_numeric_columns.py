@@ -20,7 +20,10 @@ def test_messy_table_comes_back_with_its_zeros_point_masses_and_types(cls, messy
         # the reservation is exactly the plan, learned encodings included
         entries = [e for e in ledger.entries() if e["kind"] == "reserve"]
         assert entries[-1]["events"] == [event_to_dict(e) for e in gen.plan(schema)]
-    syn = gen.sample(len(df), seed=0)
+    gen.save(tmp_path / "model.json")  # the learned encodings travel in the model file
+    again = cls.load(tmp_path / "model.json", device="cpu")
+    assert again.schema_ == gen.schema_ and again.schema_["amount"].learned is not None
+    syn = again.sample(len(df), seed=0)
     assert syn["amount"].dtype == np.int64 and syn["amount"].between(0, 99_999).all()
     assert syn["visit"].dt.normalize().eq(syn["visit"]).all()  # dates, never invented times
     assert syn["turnaround"].between(0, 2000).all()

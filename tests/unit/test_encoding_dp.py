@@ -143,6 +143,8 @@ def test_dates_keep_their_unit_and_a_time_in_a_day_column_is_an_error():
     schema = Schema.from_dict({"version": 1, "columns": {"d": col}})
     with pytest.raises(DataError, match=r"column 'd'.*whole days.*2020-03-07 02:00.*row 1"):
         schema.validate(pd.DataFrame({"d": ["2020-03-06", "2020-03-07 02:00"]}))
+    with pytest.raises(DataError, match=r"column 'd'.*not dates.*'07/03/2020' at row 1"):
+        schema.validate(pd.DataFrame({"d": ["2020-03-06", "07/03/2020"]}))  # one format only
     with pytest.raises(SchemaError, match="unit 'week'"):
         Schema.from_dict({"version": 1, "columns": {"d": {**col, "unit": "week"}}})
 
