@@ -5,7 +5,7 @@ A custodian who writes only what the codebook says (a kind and a range) gets an 
 learned from the data under DP, charged to the ledger like every other measurement:
 
 1. **bounds** (only when undeclared): a noisy histogram over public log-scale candidates,
-   widened by one candidate on each side (:func:`dp_bounds`);
+   widened by a decade of the grid on each side (:func:`dp_bounds`);
 2. **point masses**: exact values held by many rows (0, 40 hours, a top-code) found with a
    Gaussian stable histogram over exact values; each becomes a code of its own;
 3. **the continuous rest**: a noisy *hierarchical* histogram over a fine public grid inside
@@ -35,8 +35,8 @@ from privsynth.budget.accounting import ZCDP, ApproxZCDP, PrivacyEvent
 from privsynth.errors import SchemaError
 from privsynth.schema import DATE_UNITS, DEFAULT_BINS, NUMERIC_KINDS, Column, Schema
 
-#: Fine buckets over a range wider than this many integers (narrower integer ranges get one
-#: bucket per value).
+#: Fine buckets over a wide range (a lattice range of at most twice this many values gets
+#: one bucket per value).
 FINE_BUCKETS = 512
 #: Model bins for the continuous rest of a column (point masses get codes of their own).
 LEARNED_BINS = DEFAULT_BINS
@@ -313,7 +313,8 @@ def tree_density(counts: np.ndarray, rho: float) -> tuple[np.ndarray, list[Priva
     Post-processing, top down: a node whose noisy count reaches SPLIT_Z * sigma passes its
     mass to its children in proportion to their noisy counts clipped at 0; otherwise its
     mass is spread evenly over its buckets. Dense regions are thus resolved bucket by bucket
-    and sparse ones are flat, with no mass invented in empty regions far from the data.
+    and sparse ones are flat, and empty regions far from the data get little mass (a split
+    hands an empty child only its clipped noise's share).
     Returns weights summing to the root's clipped noisy count (at least 1).
     """
     levels = [np.asarray(counts, dtype=np.int64)]
@@ -328,7 +329,6 @@ def tree_density(counts: np.ndarray, rho: float) -> tuple[np.ndarray, list[Priva
         noisy.append(np.maximum(v.astype(np.float64), 0.0))
         spent.append(charge)
     threshold = SPLIT_Z * math.sqrt(1 / (2 * rho_level))
-    # leaves[l][i]: how many fine buckets node i of level l covers
     mass = np.array([max(noisy[-1][0], 1.0)])
     flat = np.array([False])  # nodes whose mass is spread evenly
     for lvl in range(len(levels) - 2, -1, -1):
