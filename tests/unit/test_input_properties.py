@@ -16,7 +16,6 @@ Run with ``-s`` for one summary line per property (cases tried / behaved).
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -29,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privsynth.errors import PrivsynthError
+from privsynth.errors import DataError, PrivsynthError
 from privsynth.io import read_table
 from privsynth.schema import (
     CATEGORICAL_KINDS,
@@ -448,22 +447,27 @@ def test_bug_datetime_bound_outside_nanosecond_range_is_refused():
         _schema(kind="datetime", lower="1000-01-01", upper="2020-01-01")
 
 
-def _validate_file(path: Path, content: bytes, **spec) -> None:
-    """Read ``content`` as ``path`` and validate column ``x``: success or a refusal."""
+def _validate_file(path: Path, content: bytes, **spec) -> pd.DataFrame:
+    """Read ``content`` as ``path`` and validate column ``x``."""
     path.write_bytes(content)
-    with contextlib.suppress(PrivsynthError):  # a clean refusal is as good as a conversion
-        _schema(**spec).validate(read_table(path))
+    return _schema(**spec).validate(read_table(path))[0]
 
 
 DATES = {"kind": "datetime", "lower": "2000-01-01", "upper": "2030-01-01", "nullable": True}
 
 
-def test_bug_dates_with_mixed_utc_offsets_are_refused_or_converted(tmp_path):
-    _validate_file(tmp_path / "d.csv", b"x\n2020-01-01T00:00:00+01:00\n2020-01-01\n", **DATES)
+def test_bug_dates_with_mixed_utc_offsets_are_converted_to_one_axis(tmp_path):
+    clean = _validate_file(
+        tmp_path / "d.csv", b"x\n2020-01-01T00:00:00+01:00\n2020-01-01\n", **DATES
+    )
+    # +01:00 midnight is 23:00 UTC the day before; a date without an offset is read as UTC
+    want = [pd.Timestamp("2019-12-31T23:00").value, pd.Timestamp("2020-01-01").value]
+    assert clean["x"].tolist() == [float(v) for v in want]
 
 
-def test_bug_date_outside_nanosecond_range_is_refused_or_clipped(tmp_path):
-    _validate_file(tmp_path / "d.csv", b"x\n0001-01-01\n2020-01-01\n", **DATES)
+def test_bug_date_outside_nanosecond_range_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r"column 'x'.*not dates between.*'0001-01-01' at row 0"):
+        _validate_file(tmp_path / "d.csv", b"x\n0001-01-01\n2020-01-01\n", **DATES)
 
 
 def test_bug_minus_one_in_a_datetime_column_is_refused():
@@ -474,7 +478,8 @@ def test_bug_minus_one_in_a_datetime_column_is_refused():
 
 def test_bug_number_beyond_float_range_in_a_numeric_column_is_refused(tmp_path):
     content = b"x\n" + b"9" * 400 + b"\n1\n"
-    _validate_file(tmp_path / "x.csv", content, kind="continuous", lower=0, upper=1)
+    with pytest.raises(DataError, match=r"column 'x': 1 infinite value\(s\) \(e.g. row 0\)"):
+        _validate_file(tmp_path / "x.csv", content, kind="continuous", lower=0, upper=1)
 
 
 def test_bug_list_cells_in_a_categorical_column_are_refused(tmp_path):
