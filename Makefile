@@ -37,6 +37,7 @@ audit-deps: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check privsynth tests
 	$(VENV)/bin/ruff format --check privsynth tests
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
