@@ -2,9 +2,10 @@
 signed audit reports.
 
 Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (:class:`MST`,
-:class:`AIM`, :class:`DPVAE`, :class:`DPCTGAN`), :func:`release` (a signed release),
-:func:`verify_release`, :func:`keygen`, :mod:`audit` (the attack suite), the budget types
-(:class:`Budget`, :class:`Ledger` and the privacy events) and the error hierarchy.
+:class:`AIM`, :class:`DPVAE`, :class:`DPCTGAN`), :func:`release` (a signed release; its
+options as a :class:`ReleaseConfig`), :func:`verify_release`, :func:`keygen`, :mod:`audit` (the
+attack suite), the budget types (:class:`Budget`, :class:`Ledger` and the privacy events) and
+the error hierarchy.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -31,7 +32,9 @@ _LAZY = {
     "AIM": "privsynth.generators.aim",
     "DPVAE": "privsynth.generators.dpvae",
     "DPCTGAN": "privsynth.generators.dpctgan",
-    "release": "privsynth.release",
+    "release": "privsynth.pipeline",
+    "ReleaseConfig": "privsynth.pipeline",
+    "ReleaseResult": "privsynth.pipeline",
     "verify_release": "privsynth.report.verify",
     "keygen": "privsynth.report.keys",
 }
@@ -71,6 +74,8 @@ __all__ = [
     "LedgerError",
     "PrivsynthError",
     "PureDP",
+    "ReleaseConfig",
+    "ReleaseResult",
     "Schema",
     "SchemaError",
     "SignatureError",

@@ -267,7 +267,7 @@ def release_cmd(
 ) -> None:
     """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out."""
     from privsynth.budget import Budget, Ledger
-    from privsynth.release import release
+    from privsynth.pipeline import release
     from privsynth.report.keys import load_private_key
 
     signing_key = load_private_key(key)  # a bad key fails before the data is read
@@ -341,7 +341,7 @@ def sample_cmd(
     to Parquet, e.g. 100 million rows. Post-processing: no budget is spent."""
     import json
 
-    from privsynth.release import GENERATORS
+    from privsynth.pipeline import GENERATORS
 
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; choose a new path or pass --force")

@@ -22,7 +22,7 @@ from scipy.stats import ks_2samp
 from privsynth.budget import Budget, Ledger
 from privsynth.datasets import adult_path, load_adult
 from privsynth.errors import SchemaError, SignatureError
-from privsynth.release import release
+from privsynth.pipeline import release
 from privsynth.report import ENVELOPE, REPORT_HTML, REPORT_JSON
 from privsynth.report.keys import keygen
 from privsynth.report.verify import verify_release

@@ -10,7 +10,7 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.budget import Budget, Ledger
-from privsynth.release import release
+from privsynth.pipeline import release
 from privsynth.schema import Schema
 
 UNIQUE = "Zanzibar-7731"

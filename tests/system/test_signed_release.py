@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.budget import Budget, Ledger
 from privsynth.datasets import load_adult
-from privsynth.release import release
+from privsynth.pipeline import release
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
 from privsynth.report.keys import public_pem
 from privsynth.report.pdf import find_browser, headless_args

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from privsynth.budget import Budget, Ledger
 from privsynth.cli import main
 from privsynth.errors import EXIT_CODES, BudgetExceeded, ConfigError, DataError
-from privsynth.release import release
+from privsynth.pipeline import release
 from privsynth.report import ENVELOPE
 from privsynth.report.keys import keygen
 from privsynth.report.verify import verify_release
@@ -86,7 +86,7 @@ def test_refused_releases_write_nothing_and_leave_the_ledger_unchanged(
     data, key, tmp_path, monkeypatch
 ):
     df, schema = data
-    monkeypatch.setattr("privsynth.release.find_browser", lambda: None)
+    monkeypatch.setattr("privsynth.pipeline.steps.find_browser", lambda: None)
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(0.5, 1e-6)) as ledger:
         refusals = [
             (BudgetExceeded, "cap", {"epsilon": 1.0}),

@@ -17,7 +17,7 @@ from privsynth.budget import Budget, Ledger
 from privsynth.cli import main
 from privsynth.errors import EXIT_CODES, ConfigError, SignatureError
 from privsynth.generators.mst import MST
-from privsynth.release import _write_signed
+from privsynth.pipeline.folder import write_signed
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
 from privsynth.report.audit import build_report, plain, source_fingerprint
 from privsynth.report.keys import fingerprint, keygen, load_private_key, public_pem
@@ -94,7 +94,7 @@ def signed(tmp_path_factory):
         signer=fingerprint(key.public_key()),
         started=datetime.now(UTC),
     )
-    _write_signed(folder, report, key, pdf=False)
+    write_signed(folder, report, key, pdf=False)
     pub = root / "signer.pub.pem"
     pub.write_bytes(public_pem(key.public_key()))
     return {"folder": folder, "key": key, "pub": pub, "ledger": root / "l.sqlite", "df": df}

@@ -1,0 +1,74 @@
+"""Utility and the attack suite on a fitted release, and the verdict the report states."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from privsynth.generators.base import Generator
+from privsynth.pipeline.config import ReleaseConfig
+from privsynth.pipeline.split import Split, n_targets
+from privsynth.schema import Schema
+
+
+def evaluate(
+    gen: Generator,
+    split: Split,
+    synthetic: pd.DataFrame,
+    config: ReleaseConfig,
+    *,
+    seed: int,
+) -> dict[str, Any]:
+    """Utility and attacks on the rows as the model saw them (its learned schema).
+
+    Returns ``{"utility": ..., "attacks": ..., "verdict": ...}`` as the report holds them. The
+    verdict fails on any failed attack check, a canary violation or a failed self-test of the
+    suite (it missed its planted leak or raised a false alarm). The canary audit fits a second
+    generator made as ``config`` says; it is never released.
+    """
+    from privsynth import audit
+    from privsynth.utility import evaluate as utility_of
+
+    learned: Schema = gen.schema_
+    train = learned.validate(split.train)[0]  # values too rare to learn become "(other)"
+    holdout = learned.validate(split.holdout)[0] if split.holdout is not None else None
+    released = replace(learned, columns=learned.synthesised)  # as released: no identifiers
+    utility = utility_of(
+        train, synthetic, released, target=config.target, holdout=holdout, seed=seed
+    )
+    suite = audit.run(
+        train,
+        holdout,
+        synthetic,
+        released,
+        sensitive=list(config.sensitive),
+        quasi_identifiers=list(config.quasi_identifiers) or None,  # None: all but sensitive
+        policy=config.policy,
+        canary=(
+            {"factory": config.make_generator, "epsilon": gen.epsilon, "delta": gen.delta}
+            if config.canary
+            else None
+        ),
+        n_targets=n_targets(gen.n_rows_, config.holdout_fraction),
+        seed=seed,
+    )
+    attacks = suite.to_dict()
+    return {"utility": utility.to_dict(), "attacks": attacks, "verdict": _verdict(attacks)}
+
+
+def _verdict(attacks: dict[str, Any]) -> dict[str, Any]:
+    v = attacks["verdict"]
+    failed = list(v["failed"])
+    if v["canary_status"] == "VIOLATION":
+        failed.append("canary audit: empirical epsilon above the claimed epsilon")
+    if v["self_test_ok"] is False:
+        failed.append("attack suite self-test")
+    return {
+        "policy": v["policy"],
+        "passed": bool(v["passed"]) and not failed,
+        "failed_checks": failed,
+        "canary_status": v["canary_status"],
+        "self_test_ok": v["self_test_ok"],
+    }

@@ -1,0 +1,89 @@
+"""The holdout split: a share of the private rows set aside, never fitted, for the attacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from privsynth.attacks.suite import N_TARGETS
+from privsynth.errors import DataError
+from privsynth.marginals.sql import SqlSource
+
+#: The attack suite compares each synthetic row with its two nearest training rows.
+MIN_TRAIN_ROWS = 2
+#: Rows per side (train, holdout) an engine release pulls into memory for the audit.
+ENGINE_EVAL_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Split:
+    """The sides of a validated private table.
+
+    ``fit`` is what the generator fits on (the train rows, in memory or in their engine);
+    ``train`` and ``holdout`` are the rows the audit reads; ``note`` says, in the report, how
+    the split was made.
+    """
+
+    fit: pd.DataFrame | SqlSource
+    train: pd.DataFrame
+    holdout: pd.DataFrame | None
+    note: str
+
+
+def split_frame(data: pd.DataFrame, fraction: float, rng: np.random.Generator) -> Split:
+    """A uniform random ``fraction`` of rows set aside (``fraction`` in [0, 1))."""
+    if fraction == 0:
+        train, holdout = data, None
+    else:
+        is_holdout = rng.random(len(data)) < fraction
+        train, holdout = data[~is_holdout], data[is_holdout]
+    _check_sides(len(train), holdout, fraction, f"has {len(data)} row(s)")
+    return Split(train, train, holdout, "uniform random; the seed is not published")
+
+
+def split_in_engine(data: SqlSource, fraction: float, rng: np.random.Generator) -> Split:
+    """The split of a validated table that stays in its engine, and the rows the audit reads.
+
+    The split is a keyed hash of each row's values (key drawn from ``rng``, not published), so
+    the model is fitted on the train side inside the engine. Utility and attacks need rows in
+    memory: they get a uniform random sample of at most :data:`ENGINE_EVAL_ROWS` rows of each
+    side, drawn in the engine; attack targets come from these samples and are compared with
+    the full synthetic set; the canary audit refits on the train sample.
+    """
+    key, sample_seed = int(rng.integers(2**62)), int(rng.integers(2**31))
+    train, holdout = (data, None) if fraction == 0 else data.split(fraction, key)
+    train_rows = train.sample_rows(ENGINE_EVAL_ROWS, sample_seed)
+    hold_rows = holdout.sample_rows(ENGINE_EVAL_ROWS, sample_seed) if holdout is not None else None
+    _check_sides(len(train_rows), hold_rows, fraction, "is too small")
+    note = (
+        "keyed hash of each row's values in the engine (identical rows share a side); the key "
+        f"is not published. Utility and attacks ran on uniform random samples of at most "
+        f"{ENGINE_EVAL_ROWS} train and {ENGINE_EVAL_ROWS} holdout rows drawn in the engine, "
+        "against the full synthetic set; the canary audit refitted on the train sample"
+    )
+    return Split(train, train_rows, hold_rows, note)
+
+
+def n_targets(n_train_dp: int, holdout_fraction: float) -> int:
+    """Attack targets per side, from public quantities only: the generator's DP estimate of
+    the training rows and the holdout fraction. Half the estimated holdout size (at most
+    5,000), so the target count -- which the report shows -- does not depend on the exact
+    private row count unless the DP estimate is off by a factor of two."""
+    if holdout_fraction == 0:
+        return N_TARGETS
+    holdout = n_train_dp * holdout_fraction / (1 - holdout_fraction)
+    return int(max(10, min(N_TARGETS, holdout // 2)))
+
+
+def _check_sides(n_train: int, holdout: pd.DataFrame | None, fraction: float, has: str) -> None:
+    """Refuse, before anything is spent, a split too small for the attack suite."""
+    if n_train >= MIN_TRAIN_ROWS and (holdout is None or len(holdout) > 0):
+        return
+    raise DataError(
+        f"the data {has}: too few for {MIN_TRAIN_ROWS} training rows"
+        + (f" and a {fraction:g} holdout" if fraction else "")
+        + "; add rows"
+        + (", or pass --holdout-fraction 0" if fraction else "")
+    )

@@ -1,0 +1,288 @@
+"""One release, as named steps: check, validate, split, fit, sample, evaluate, sign, write.
+
+Everything that can refuse a release -- the options, the output folder, the key, the policy,
+the columns named for attacks, data-dependent domains, the schema check of every row (holdout
+included), the budget -- runs before the ledger reservation, so a refused release writes
+nothing and leaves the ledger unchanged. A crash after the reservation counts the budget as
+spent, as it must; the folder is assembled aside and renamed into place (:mod:`.folder`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from privsynth.budget import Ledger, epsilon_spent, event_from_dict
+from privsynth.errors import ConfigError
+from privsynth.generators.base import Generator
+from privsynth.marginals.sql import SqlSource
+from privsynth.pipeline.config import ReleaseConfig
+from privsynth.pipeline.evaluate import evaluate
+from privsynth.pipeline.folder import assembled, check_out, signed_files, write_signed
+from privsynth.pipeline.split import Split, split_frame, split_in_engine
+from privsynth.report.audit import build_report, source_fingerprint
+from privsynth.report.keys import fingerprint, load_private_key
+from privsynth.report.pdf import NO_BROWSER, find_browser
+from privsynth.report.sign import sha256_file
+from privsynth.report.verify import validate_report
+from privsynth.schema import Schema
+
+
+@dataclass
+class ReleaseResult:
+    """What a release wrote and spent."""
+
+    out: Path
+    files: dict[str, str]  # file name -> SHA-256 (every signed file)
+    rows: int
+    report_id: str
+    verdict: dict[str, Any]
+    privacy: dict[str, Any]
+    ledger: dict[str, Any]
+    #: Exact diagnostics for the custodian's screen only (e.g. values clipped by bounds
+    #: learned with DP); never written into the release.
+    custodian_notes: list[str] = field(default_factory=list)
+
+
+def release(
+    data: pd.DataFrame | SqlSource,
+    schema: Schema,
+    *,
+    out: str | Path,
+    ledger: Ledger,
+    key: Ed25519PrivateKey | str | Path,
+    generator: str = "mst",
+    epsilon: float = 1.0,
+    delta: float = 1e-9,
+    holdout_fraction: float = 0.2,
+    policy: str = "standard",
+    sensitive: Sequence[str] = (),
+    quasi_identifiers: Sequence[str] = (),
+    target: str | None = None,
+    canary: bool = True,
+    rows: int | None = None,
+    fmt: str = "csv",
+    pdf: bool = False,
+    seed: int | None = None,
+    force: bool = False,
+    allow_data_dependent_domain: bool = False,
+    generator_params: dict[str, Any] | None = None,
+    source: Path | None = None,
+) -> ReleaseResult:
+    """Release a DP synthetic table of ``data`` with a signed audit report in ``out``.
+
+    Parameters
+    ----------
+    data, schema
+        The private table and its reviewed schema. A DuckDB or Spark source
+        (:mod:`privsynth.marginals`) stays in its engine for validation, the holdout split
+        and the fit (marginal generators only); see :func:`.split.split_in_engine` for the
+        rows the audit reads.
+    out
+        The release folder to create (refused if it exists, unless ``force``).
+    ledger
+        The budget ledger of this dataset; the whole charge is reserved before data is read.
+    key
+        The Ed25519 signing key (object or key file, see ``privsynth keygen``).
+    generator, epsilon, delta, generator_params
+        The DP generator (``mst``, ``aim``...) and its budget.
+    holdout_fraction
+        Share of rows set aside (never fitted) for membership attacks; 0 skips them.
+    policy
+        Attack thresholds: a shipped policy's name or a TOML file.
+    sensitive, quasi_identifiers, target
+        Columns for attribute inference / linkability, and an optional prediction target
+        for the train-synthetic-test-real score. MST also builds its model around the
+        target (``MST(target=...)``: the target's 2-way marginal with every column) unless
+        ``generator_params`` name another.
+    canary
+        Run the canary audit (a second fit, never released) for an empirical epsilon bound.
+    rows, fmt, pdf, seed
+        Rows to synthesise (default: the DP estimate), file format, print the HTML to PDF,
+        seed for the split and sampling (default: fresh OS entropy).
+    force
+        Replace an earlier release (or an empty folder) at ``out``.
+    allow_data_dependent_domain
+        Accept domains read from the data (stated in the report as a caveat).
+    source
+        The file ``data`` was read from, if any: its bytes are fingerprinted.
+
+    Raises
+    ------
+    ConfigError, SchemaError, DataError, BudgetExceeded
+        Nothing is written and the ledger is unchanged.
+    """
+    config = ReleaseConfig(
+        out=Path(out),
+        generator=generator,
+        epsilon=epsilon,
+        delta=delta,
+        holdout_fraction=holdout_fraction,
+        policy=policy,
+        sensitive=tuple(sensitive),
+        quasi_identifiers=tuple(quasi_identifiers),
+        target=target,
+        canary=canary,
+        rows=rows,
+        fmt=fmt,
+        pdf=pdf,
+        seed=seed,
+        force=force,
+        allow_data_dependent_domain=allow_data_dependent_domain,
+        generator_params=generator_params or {},
+        source=source,
+    )
+    return run(config, data, schema, ledger=ledger, key=key)
+
+
+def run(
+    config: ReleaseConfig,
+    data: pd.DataFrame | SqlSource,
+    schema: Schema,
+    *,
+    ledger: Ledger,
+    key: Ed25519PrivateKey | str | Path,
+) -> ReleaseResult:
+    """The release ``config`` describes (see :func:`release`)."""
+    started = datetime.now(UTC)
+    signing_key, gen = _check(config, data, schema, key)
+    rng = np.random.default_rng(config.seed if config.seed is not None else secrets.randbits(128))
+    split, clipping = _validate_and_split(config, data, schema, rng)
+
+    spent_before = ledger.spent()
+    gen.fit(split.fit, schema, ledger)  # reserves the whole charge before reading a row
+    synthetic = gen.sample(config.rows, seed=rng)
+    evaluation = evaluate(gen, split, synthetic, config, seed=int(rng.integers(2**31)))
+    spec = gen.privacy_spec()
+    ledger_info = _ledger_record(gen, ledger, spec, spent_before, config.delta)
+
+    with assembled(config.out) as folder:
+        data_file = f"synthetic.{config.fmt}"
+        if config.fmt == "csv":
+            synthetic.to_csv(folder / data_file, index=False)
+        else:
+            synthetic.to_parquet(folder / data_file, index=False)
+        gen.save(folder / gen.model_file)
+        report = build_report(
+            generator=config.generator,
+            params=gen._params(),
+            spec=spec,
+            given_schema=schema,
+            learned_schema=gen.schema_,
+            caveats=list(gen.caveats_),
+            fingerprint=source_fingerprint(config.source or data, signing_key),
+            release={
+                "rows_released": len(synthetic),
+                "format": config.fmt,
+                "data_file": data_file,
+                "files": {p.name: sha256_file(p) for p in sorted(folder.iterdir())},
+                "holdout_fraction": config.holdout_fraction,
+                "split": split.note,
+                "engine": _engine_name(data),
+            },
+            ledger=ledger_info,
+            utility=evaluation["utility"],
+            attacks=evaluation["attacks"],
+            verdict=evaluation["verdict"],
+            signer=fingerprint(signing_key.public_key()),
+            started=started,
+        )
+        validate_report(report, name="the new report")
+        write_signed(folder, report, signing_key, pdf=config.pdf)
+    return ReleaseResult(
+        config.out,
+        signed_files(config.out),
+        len(synthetic),
+        report["report_id"],
+        report["verdict"],
+        spec,
+        ledger_info,
+        clipping + list(gen.custodian_notes_),
+    )
+
+
+def _check(
+    config: ReleaseConfig,
+    data: pd.DataFrame | SqlSource,
+    schema: Schema,
+    key: Ed25519PrivateKey | str | Path,
+) -> tuple[Ed25519PrivateKey, Generator]:
+    """Every check that needs no private row; returns the signing key and the generator."""
+    from privsynth.attacks.policy import load_policy
+
+    check_out(config.out, force=config.force)
+    if config.pdf and find_browser() is None:
+        raise ConfigError(NO_BROWSER)
+    signing_key = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
+    load_policy(config.policy)
+    config.check_columns(schema)
+    gen = config.make_generator()
+    schema.release_caveats(allow_data_dependent_domain=config.allow_data_dependent_domain)
+    if isinstance(data, SqlSource):
+        if config.source is None:
+            raise ConfigError("a release from a DuckDB or Spark table needs its source file")
+        if config.generator not in ("mst", "aim"):
+            raise ConfigError(
+                f"generator {config.generator!r} trains on rows in memory; a DuckDB or Spark "
+                "table can be released with the marginal generators (mst, aim), or read it "
+                "with --engine pandas"
+            )
+    return signing_key, gen
+
+
+def _validate_and_split(
+    config: ReleaseConfig,
+    data: pd.DataFrame | SqlSource,
+    schema: Schema,
+    rng: np.random.Generator,
+) -> tuple[Split, list[str]]:
+    """Check every row against the schema (before anything is spent), then split.
+
+    Returns the split and the custodian's notes on values clipped to declared bounds.
+    """
+    if isinstance(data, SqlSource):
+        return split_in_engine(data.validate(schema), config.holdout_fraction, rng), []
+    _, checked = schema.validate(data)
+    clipping = [
+        f"{name}: {n} value(s) ({n / len(data):.2%}) lie outside its declared bounds and "
+        "were clipped to them"
+        for name, n in checked.clipped.items()
+        if n
+    ]
+    return split_frame(data, config.holdout_fraction, rng), clipping
+
+
+def _ledger_record(
+    gen: Generator, ledger: Ledger, spec: dict[str, Any], spent_before: Any, delta: float
+) -> dict[str, Any]:
+    """The ledger section of the report: this release's reservations and the totals around
+    them."""
+    entry = gen.ledger_entry_
+    return {
+        "file": ledger.path.name,
+        "dataset_id": ledger.dataset_id,
+        "reservations": list(entry.get("reservations") or [entry["reservation"]]),
+        "head": entry["head"],
+        "cap": ledger.cap.to_dict(),
+        "spent_before": spent_before.to_dict(),
+        "this_release": {
+            "epsilon": epsilon_spent([event_from_dict(c) for c in spec["charges"]], delta),
+            "delta": delta,
+        },
+        "spent_after": ledger.spent().to_dict(),
+        "remaining": ledger.remaining().to_dict(),
+    }
+
+
+def _engine_name(data: object) -> str:
+    if isinstance(data, pd.DataFrame):
+        return "pandas"
+    return type(data).__name__.removesuffix("Source").lower()
