@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import privsynth
 from privsynth import ConfigError, ReleaseConfig, Schema
 
 SCHEMA = Schema.from_dict(
