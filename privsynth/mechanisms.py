@@ -5,9 +5,13 @@ privacy parameter *with OpenDP's own privacy map* (so the charge is what OpenDP 
 what we believe), runs it, and returns ``(value, charge)`` where ``charge`` is a typed event
 from :mod:`privsynth.budget.accounting` for the ledger.
 
-Neighbouring relation: add/remove one row (one row = one person). Under it a vector of
-counts (a histogram or a marginal) changes by exactly 1 in exactly one cell, so its L1 and L2
-sensitivities are 1; a key->count map changes in one key by 1 (l0 = l1 = linf = 1).
+Neighbouring relation: add/remove one unit of privacy -- one row, or, inside
+:func:`unit_of_privacy`, one person owning at most K rows (the caller has truncated every person
+to K rows). Adding a row moves one count by 1; adding a person moves at most K counts by at most
+K in total. So a vector of counts (a histogram or a marginal) has L1 and L2 sensitivity K (all K
+rows may fall in one cell), a key->count map l0 = l1 = linf = K, a score with per-row
+sensitivity s has sensitivity K*s, and a quantile's input moves by K rows. K = 1 outside the
+block: one row is one person.
 
 Noise is drawn by OpenDP from the operating system's CSPRNG; it cannot be seeded, on purpose.
 Integer inputs get discrete (floating-point safe) Laplace/Gaussian noise.
@@ -15,8 +19,10 @@ Integer inputs get discrete (floating-point safe) Laplace/Gaussian noise.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -42,6 +48,30 @@ enable_features("contrib")
 
 # Add/remove one row moves one count by one.
 COUNT_SENSITIVITY = 1
+
+#: Rows one unit of privacy may own (K); set only by :func:`unit_of_privacy`.
+_MAX_ROWS: ContextVar[int] = ContextVar("privsynth_max_rows_per_unit", default=1)
+
+
+@contextlib.contextmanager
+def unit_of_privacy(max_rows: int) -> Iterator[None]:
+    """Calibrate every measurement in the block to a unit that owns up to ``max_rows`` rows.
+
+    The caller must have bounded each person's rows to ``max_rows`` before counting
+    (:func:`privsynth.persons.bound_rows`); the charges returned are then per person.
+    """
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ConfigError(f"max_rows ({max_rows!r}) must be a whole number >= 1")
+    token = _MAX_ROWS.set(max_rows)
+    try:
+        yield
+    finally:
+        _MAX_ROWS.reset(token)
+
+
+def count_sensitivity() -> int:
+    """How far one unit of privacy moves a vector of counts, in L1 and L2: K rows."""
+    return COUNT_SENSITIVITY * _MAX_ROWS.get()
 
 
 def _positive(name: str, value: float) -> float:
@@ -80,8 +110,9 @@ def _int_counts(counts: Sequence[int] | np.ndarray) -> np.ndarray:
 def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.ndarray, ZCDP]:
     """Discrete Gaussian noise on a count vector, rho-zCDP.
 
-    Math: for L2 sensitivity Δ = 1 the discrete Gaussian with σ = Δ / sqrt(2ρ) is ρ-zCDP
-    (Canonne, Kamath, Steinke 2020, Thm 14). OpenDP's map confirms the charge.
+    Math: for L2 sensitivity Δ (1 row, or K rows of one person) the discrete Gaussian with
+    σ = Δ / sqrt(2ρ) is ρ-zCDP (Canonne, Kamath, Steinke 2020, Thm 14). OpenDP's map confirms
+    the charge.
 
     Returns the noisy counts (int64; may be negative: post-process, don't clip here) and the
     charge.
@@ -92,7 +123,7 @@ def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.
         dpm.make_gaussian,
         l2_distance(T="i64"),
         rho,
-        COUNT_SENSITIVITY / math.sqrt(2 * rho),
+        count_sensitivity() / math.sqrt(2 * rho),
     )
     return noisy, ZCDP(used)
 
@@ -100,24 +131,25 @@ def gaussian_counts(counts: Sequence[int] | np.ndarray, rho: float) -> tuple[np.
 def laplace_counts(counts: Sequence[int] | np.ndarray, epsilon: float) -> tuple[np.ndarray, PureDP]:
     """Discrete Laplace (geometric) noise on a count vector, epsilon-DP.
 
-    Math: for L1 sensitivity Δ = 1, scale b = Δ / ε gives ε-DP (Ghosh, Roughgarden,
-    Sundararajan 2012).
+    Math: for L1 sensitivity Δ (1 row, or K rows of one person), scale b = Δ / ε gives ε-DP
+    (Ghosh, Roughgarden, Sundararajan 2012).
     """
     epsilon = _positive("epsilon", epsilon)
     noisy, used = _noisy_counts(
-        counts, dpm.make_laplace, l1_distance(T="i64"), epsilon, COUNT_SENSITIVITY / epsilon
+        counts, dpm.make_laplace, l1_distance(T="i64"), epsilon, count_sensitivity() / epsilon
     )
     return noisy, PureDP(used)
 
 
 def _noisy_counts(counts, make, metric, target: float, guess: float) -> tuple[np.ndarray, float]:
     """Run OpenDP's ``make`` (Gaussian or Laplace) on an integer count vector, calibrated to
-    ``target`` at sensitivity 1; return the noisy counts and OpenDP's charge."""
+    ``target`` at the unit's sensitivity; return the noisy counts and OpenDP's charge."""
     x = _int_counts(counts)
+    d_in = count_sensitivity()
     space = vector_domain(atom_domain(T="i64")), metric
-    meas = _calibrate(lambda s: make(*space, scale=s), COUNT_SENSITIVITY, target, guess=guess)
+    meas = _calibrate(lambda s: make(*space, scale=s), d_in, target, guess=guess)
     noisy = np.asarray(meas(x), dtype=np.int64) if x.size else x.copy()
-    return noisy, meas.map(COUNT_SENSITIVITY)
+    return noisy, meas.map(d_in)
 
 
 def select_max(
@@ -130,7 +162,8 @@ def select_max(
     """Private selection: the index of a high score (report-noisy-max).
 
     Give exactly one of ``epsilon`` (pure DP) or ``rho`` (zCDP). ``sensitivity`` is the most
-    any one score can change when one row is added or removed.
+    any one score can change when one row is added or removed; a person of K rows moves it
+    K times as far, so the mechanism is calibrated to K * ``sensitivity``.
 
     Math: with L∞ sensitivity Δ, OpenDP adds exponential noise of scale s = 2Δ/ε for pure DP
     (equivalent to permute-and-flip, McKenna & Sheldon 2020), and Gumbel noise of scale
@@ -139,7 +172,7 @@ def select_max(
     """
     if (epsilon is None) == (rho is None):
         raise ConfigError("give exactly one of epsilon or rho to select_max")
-    delta_in = _positive("sensitivity", sensitivity)
+    delta_in = _positive("sensitivity", sensitivity) * _MAX_ROWS.get()
     x = np.asarray(scores, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ConfigError("scores must be a non-empty 1-d vector")
@@ -173,8 +206,8 @@ def dp_quantile(
 
     Math: the exponential mechanism over candidates scored by |#{x < c} − α·n|-style rank
     error (Smith 2011), as implemented by OpenDP's ``make_private_quantile``; adding or
-    removing one row changes each score by at most 1. The answer is always a candidate,
-    never a data value.
+    removing one row changes each score by at most 1, one person of K rows is K rows of
+    symmetric distance. The answer is always a candidate, never a data value.
     """
     epsilon = _positive("epsilon", epsilon)
     if not 0.0 <= alpha <= 1.0:
@@ -185,15 +218,16 @@ def dp_quantile(
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     space = vector_domain(atom_domain(T=float, nan=False)), symmetric_distance()
+    d_in = count_sensitivity()
     meas = _calibrate(
         lambda s: dpm.make_private_quantile(
             *space, max_divergence(), candidates=cands.tolist(), alpha=alpha, scale=s
         ),
-        COUNT_SENSITIVITY,
+        d_in,
         epsilon,
-        guess=COUNT_SENSITIVITY / epsilon,
+        guess=d_in / epsilon,
     )
-    return float(meas(x)), PureDP(meas.map(COUNT_SENSITIVITY))
+    return float(meas(x)), PureDP(meas.map(d_in))
 
 
 def stable_histogram(
@@ -205,12 +239,14 @@ def stable_histogram(
     by one person is never revealed except with probability delta. Being zCDP, it composes
     with the other measurements by adding rho.
 
-    Math: discrete Gaussian of sd sigma = 1/sqrt(2 rho) on each present key (rho-zCDP for a
-    count moving by 1, Canonne, Kamath, Steinke 2020); a key of count 1 is released only if
-    1 + Z >= T, so T is the smallest integer whose OpenDP map (``make_gaussian_threshold``,
-    Rogers 2023) gives delta. The release uses T + 1: OpenDP 0.16's Laplace twin charges
-    P(Z >= T) where P(Z >= T - 1) is due (opendp/opendp#2922), and a higher threshold can
-    only lower the true delta, so the charge holds whichever way the map reads T.
+    Math: discrete Gaussian of sd sigma = K/sqrt(2 rho) on each present key (rho-zCDP for a
+    unit that moves up to K keys by K in total, Canonne, Kamath, Steinke 2020; K = 1 for a
+    row); a key held by one unit only is released only if its count (<= K) plus Z clears T,
+    so T is the smallest integer whose OpenDP map (``make_gaussian_threshold``, Rogers 2023)
+    at d_in = (l0, l1, linf) = (K, K, K) gives delta. The release uses T + 1: OpenDP 0.16's
+    Laplace twin charges P(Z >= T) where P(Z >= T - 1) is due (opendp/opendp#2922), and a
+    higher threshold can only lower the true delta, so the charge holds whichever way the map
+    reads T.
     """
     rho = _positive("rho", rho)
     delta = _positive("delta", delta)
@@ -221,12 +257,13 @@ def stable_histogram(
         map_domain(atom_domain(T=str), atom_domain(T="i64")),
         l02inf_distance(absolute_distance(T="i64")),
     )
-    d_in = (1, COUNT_SENSITIVITY, COUNT_SENSITIVITY)
-    scale = COUNT_SENSITIVITY / math.sqrt(2 * rho)
-    while dpm.make_gaussian_threshold(*space, scale=scale, threshold=1).map(d_in)[0] > rho:
+    k = count_sensitivity()
+    d_in = (k, k, k)
+    scale = k / math.sqrt(2 * rho)
+    while dpm.make_gaussian_threshold(*space, scale=scale, threshold=k).map(d_in)[0] > rho:
         scale = math.nextafter(scale, math.inf) * (1 + 1e-12)
     threshold = _threshold_for(
-        lambda t: dpm.make_gaussian_threshold(*space, scale=scale, threshold=t), d_in, delta
+        lambda t: dpm.make_gaussian_threshold(*space, scale=scale, threshold=t), d_in, delta, k
     )
     rho_used, delta_used = dpm.make_gaussian_threshold(
         *space, scale=scale, threshold=threshold
@@ -236,9 +273,10 @@ def stable_histogram(
     return {k: int(v) for k, v in noisy.items()}, ApproxZCDP(rho_used, delta_used)
 
 
-def _threshold_for(make: Callable[[int], Measurement], d_in, delta: float) -> int:
-    """Smallest integer threshold whose privacy map gives a delta <= ``delta``."""
-    lo, hi = 1, 2
+def _threshold_for(make: Callable[[int], Measurement], d_in, delta: float, lowest: int) -> int:
+    """Smallest integer threshold >= ``lowest`` whose privacy map gives a delta <= ``delta``
+    (OpenDP refuses a threshold below the l-infinity sensitivity)."""
+    lo, hi = lowest, 2 * lowest
     while make(hi).map(d_in)[1] > delta:
         lo, hi = hi, hi * 2
         if hi > 2**40:

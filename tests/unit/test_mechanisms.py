@@ -71,3 +71,41 @@ def test_fitting_a_marginal_generator_does_not_import_scikit_learn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("k", [3, 10])
+def test_noise_is_calibrated_to_k_rows_per_person(k):
+    # Inside unit_of_privacy(K) a count vector's sensitivity is K, so at the same rho the
+    # Gaussian's sd is K times the row-level one (sigma = K / sqrt(2 rho)), and Laplace's
+    # scale K times (sd = sqrt(2) * K / eps). Over n = 20,000 draws the sample sd is within
+    # 1/sqrt(2n) = 0.5% (one sd) of the truth; 5% is ten sds.
+    zeros = np.zeros(20_000, dtype=np.int64)
+    rho, eps = 0.5, 1.0
+    with mechanisms.unit_of_privacy(k):
+        g, g_charge = mechanisms.gaussian_counts(zeros, rho)
+        lap, l_charge = mechanisms.laplace_counts(zeros, eps)
+    assert g_charge.rho == pytest.approx(rho) and l_charge.epsilon == pytest.approx(eps)
+    assert g.std() == pytest.approx(k / np.sqrt(2 * rho), rel=0.05)
+    assert lap.std() == pytest.approx(np.sqrt(2) * k / eps, rel=0.05)
+    row_level, _ = mechanisms.gaussian_counts(zeros, rho)  # the block has ended: K = 1 again
+    assert row_level.std() == pytest.approx(1 / np.sqrt(2 * rho), rel=0.05)
+
+
+def test_a_key_held_by_one_person_stays_hidden_at_person_level():
+    # One person's K = 20 rows all hold the same rare value. At row level a count of 20 is
+    # far above the threshold (sigma = 1 at rho = 0.5), so it is released; at person level
+    # the threshold is calibrated to a count of K, so it is released with probability
+    # <= delta = 1e-9 per run: never in 50 runs.
+    counts = {"rare": 20}
+    row_level = [mechanisms.stable_histogram(counts, rho=0.5, delta=1e-9)[0] for _ in range(50)]
+    assert all("rare" in r for r in row_level)
+    with mechanisms.unit_of_privacy(20):
+        person = [mechanisms.stable_histogram(counts, rho=0.5, delta=1e-9) for _ in range(50)]
+    assert all("rare" not in r for r, _ in person)
+    assert all(c.rho <= 0.5 and c.delta <= 1e-9 for _, c in person)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_unit_of_privacy_needs_a_whole_number_of_rows(bad):
+    with pytest.raises(ConfigError, match="max_rows"), mechanisms.unit_of_privacy(bad):
+        pass
