@@ -12,22 +12,11 @@ from pathlib import Path
 
 import click
 
-from privsynth.budget.accounting import (
-    Budget,
-    _fmt,
-    epsilon_spent,
-    event_from_dict,
-    event_summary,
-)
-from privsynth.budget.ledger import (
-    _SQLITE_MAGIC,
-    Ledger,
-    export_jsonl,
-    jsonl_text,
-    list_datasets,
-    verify_jsonl,
-    verify_ledger,
-)
+from privsynth.budget.analysis import epsilon_spent
+from privsynth.budget.events import Budget, event_from_dict, event_summary, format_param
+from privsynth.budget.export import export_jsonl, jsonl_text, verify_jsonl
+from privsynth.budget.ledger import Ledger
+from privsynth.budget.store import SQLITE_MAGIC, list_datasets, verify_ledger
 from privsynth.errors import ConfigError, LedgerError
 
 _LEDGER = click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
@@ -142,13 +131,13 @@ def _render(s: dict) -> None:
     top.add_column()
     rows = [
         ("ledger", s["ledger"]),
-        ("cap", f"epsilon = {_fmt(cap['epsilon'])}, delta = {_fmt(cap['delta'])}"),
+        ("cap", f"epsilon = {format_param(cap['epsilon'])}, delta = {format_param(cap['delta'])}"),
         (
             "spent",
-            f"epsilon = {_fmt(spent['epsilon'])} at delta = {_fmt(spent['delta'])} "
+            f"epsilon = {format_param(spent['epsilon'])} at delta = {format_param(spent['delta'])} "
             "(all counted releases composed; rounded up)",
         ),
-        ("remaining", f"epsilon = {_fmt(rem['epsilon'])} (cap minus spent; rounded down)"),
+        ("remaining", f"epsilon = {format_param(rem['epsilon'])} (cap minus spent; rounded down)"),
         (
             "releases",
             f"{rel['active']} counted: {rel['committed']} committed, {rel['pending']} reserved "
@@ -175,7 +164,7 @@ def _render(s: dict) -> None:
         if e["kind"] == "reserve":
             events = [event_from_dict(d) for d in e["events"]]
             charge = ", ".join(map(event_summary, events))
-            alone = _fmt(epsilon_spent(events, cap["delta"]))
+            alone = format_param(epsilon_spent(events, cap["delta"]))
         elif e["kind"] == "cap":
             charge = f"cap {Budget.from_dict(e['metadata']['cap'])}"
             if e["metadata"].get("reason"):
@@ -194,7 +183,7 @@ def _render(s: dict) -> None:
                     e["purpose"],
                     charge,
                     alone,
-                    "inf" if after is None else _fmt(after),
+                    "inf" if after is None else format_param(after),
                     (e["reservation"] or "")[:8],
                 )
             )
@@ -212,7 +201,7 @@ def _render(s: dict) -> None:
 def _is_sqlite(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return True  # let verify_ledger report the problem
 

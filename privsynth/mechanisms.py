@@ -41,7 +41,7 @@ from opendp.metrics import (
 )
 from opendp.mod import Measurement, binary_search_param, enable_features
 
-from privsynth.budget.accounting import ZCDP, ApproxZCDP, PureDP, _check_param
+from privsynth.budget.events import ZCDP, ApproxZCDP, PureDP, check_param
 from privsynth.errors import ConfigError
 
 enable_features("contrib")
@@ -75,7 +75,7 @@ def count_sensitivity() -> int:
 
 
 def _positive(name: str, value: float) -> float:
-    v = _check_param(name, value)
+    v = check_param(name, value)
     if v == 0:
         raise ConfigError(f"{name} ({value!r}) must be > 0")
     return v

@@ -1,5 +1,10 @@
 """Privacy accounting (typed events, composition) and the persistent budget ledger.
 
+Modules: ``events`` (typed privacy events, budgets), ``analysis`` (composition and conversion
+to (epsilon, delta)), ``chain`` (ledger entries, hashing, verification), ``store`` (the SQLite
+ledger file), ``export`` (JSONL exports), ``ledger`` (the :class:`Ledger` of one dataset),
+``describe`` (its summary) and ``adapters`` (diffprivlib / OpenDP).
+
 The adapters for diffprivlib and OpenDP (:class:`LedgerAccountant`, :func:`charge_opendp`,
 :func:`ledger_measure`) are importable from here but loaded only on first use, so that
 ``import privsynth`` does not import diffprivlib / scikit-learn.
@@ -9,9 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from privsynth.budget.accounting import (
+from privsynth.budget.analysis import (
     DENSE_ORDERS,
     SG_ORDERS,
+    as_rational,
+    epsilon_spent,
+    epsilon_spent_exact,
+    epsilon_subsampled_gaussian,
+    rdp_curve,
+    rdp_to_epsilon,
+    rho_for_epsilon,
+)
+from privsynth.budget.chain import GENESIS_HASH, canonical_json, entry_hash, verify_entries
+from privsynth.budget.events import (
     ZCDP,
     ApproxDP,
     ApproxZCDP,
@@ -20,30 +35,13 @@ from privsynth.budget.accounting import (
     PrivacyEvent,
     PureDP,
     SubsampledGaussian,
-    as_rational,
-    calibrate_noise_multiplier,
-    epsilon_spent,
-    epsilon_spent_exact,
-    epsilon_subsampled_gaussian,
     event_from_dict,
     event_summary,
     event_to_dict,
-    rdp_curve,
-    rdp_to_epsilon,
-    rho_for_epsilon,
 )
-from privsynth.budget.ledger import (
-    GENESIS_HASH,
-    Ledger,
-    Reservation,
-    canonical_json,
-    entry_hash,
-    export_jsonl,
-    list_datasets,
-    verify_entries,
-    verify_jsonl,
-    verify_ledger,
-)
+from privsynth.budget.export import export_jsonl, verify_jsonl
+from privsynth.budget.ledger import Ledger, Reservation
+from privsynth.budget.store import list_datasets, verify_ledger
 
 _ADAPTERS = ("LedgerAccountant", "charge_opendp", "ledger_measure", "event_for_measurement")
 
@@ -62,7 +60,6 @@ __all__ = [
     "Reservation",
     "SubsampledGaussian",
     "as_rational",
-    "calibrate_noise_multiplier",
     "canonical_json",
     "entry_hash",
     "epsilon_spent",

@@ -20,7 +20,7 @@ from diffprivlib.utils import Budget as DplBudget
 from diffprivlib.utils import BudgetError
 from diffprivlib.validation import check_epsilon_delta
 
-from privsynth.budget.accounting import ZCDP, ApproxDP, PrivacyEvent, PureDP, event_summary
+from privsynth.budget.events import ZCDP, ApproxDP, PrivacyEvent, PureDP, event_summary
 from privsynth.budget.ledger import Ledger, Reservation
 from privsynth.errors import BudgetExceeded, ConfigError
 
@@ -66,15 +66,15 @@ class LedgerAccountant(BudgetAccountant):
         return f"LedgerAccountant({self.ledger!r}, purpose={self.purpose!r})"
 
     @property
-    def epsilon(self) -> float:  # type: ignore[override]
+    def epsilon(self) -> float:
         return self.ledger.cap.epsilon
 
     @property
-    def delta(self) -> float:  # type: ignore[override]
+    def delta(self) -> float:
         return self.ledger.cap.delta
 
     @property
-    def spent_budget(self) -> list[tuple[float, float]]:  # type: ignore[override]
+    def spent_budget(self) -> list[tuple[float, float]]:
         return list(self._own)
 
     def _reserve(self, epsilon: float, delta: float) -> Reservation:

@@ -33,7 +33,13 @@ PREDICATE_TYPE = "https://privsynth.dev/audit-report/v1"
 
 
 def canonical(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON bytes of ``obj``."""
+    """RFC 8785 (JCS) canonical JSON bytes of ``obj``.
+
+    Not the ledger's :func:`privsynth.budget.chain.canonical_json`: the two differ in how they
+    write numbers (JCS: ``1``, ``1e-9``; the ledger: ``1.0``, ``1e-09``) and JCS refuses
+    integers beyond 2**53, so each stays with the format whose existing hashes and signatures
+    depend on it.
+    """
     try:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:

@@ -120,7 +120,7 @@ def verify_release(
 
 def _check_ledger(report: dict, path: Path) -> str:
     """The report's reservations and recorded head must be entries of the ledger's chain."""
-    from privsynth.budget.ledger import read_chain
+    from privsynth.budget.store import read_chain
 
     info = report["ledger"]
     try:

@@ -1,0 +1,411 @@
+"""The ledger file: one SQLite database, its locking, transactions and appended entries.
+
+Writes happen inside ``BEGIN IMMEDIATE`` transactions (one writer at a time; waiters poll with
+jitter until the timeout), the file is in WAL mode with ``synchronous=FULL``, and a crash
+leaves either a whole entry or none.  Every read re-verifies the chain
+(:mod:`privsynth.budget.chain`) and that it ends at the head recorded with the last write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from privsynth.budget.chain import (
+    FIELDS,
+    GENESIS_HASH,
+    canonical_json,
+    entry_hash,
+    plain_copy,
+    verify_entries,
+)
+from privsynth.budget.events import PrivacyEvent, event_from_dict, event_to_dict
+from privsynth.errors import ConfigError, LedgerCorrupt, LedgerError
+
+FORMAT = "privsynth-ledger/1"
+#: The first bytes of every SQLite file: how a ledger is told apart from any other file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS entries (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        dataset_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        events TEXT NOT NULL,
+        reservation TEXT,
+        metadata TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )""",
+)
+
+
+class _Entry(dict):
+    """A stored entry (a plain mapping of FIELDS) that also carries its parsed events."""
+
+    __slots__ = ("parsed",)
+    parsed: tuple[PrivacyEvent, ...] | None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Store:
+    """One SQLite ledger file: connection, transactions, reading and appending entries."""
+
+    def __init__(
+        self, path: str | os.PathLike, *, create: bool, readonly: bool, timeout: float
+    ) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.readonly = readonly
+        self.timeout = float(timeout)
+        self.conn: sqlite3.Connection | None = None
+        self._cache: dict[tuple, tuple[dict, str]] = {}
+        self._preflight(create)
+        with self.errors("opening"):
+            if readonly:
+                uri = f"file:{quote(str(self.path))}?mode=ro"
+                self.conn = sqlite3.connect(
+                    uri, uri=True, timeout=self.timeout, isolation_level=None
+                )
+            else:
+                self.conn = sqlite3.connect(
+                    str(self.path), timeout=self.timeout, isolation_level=None
+                )
+            try:
+                self._init_schema(create)
+            except BaseException:
+                self.close()
+                raise
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _preflight(self, create: bool) -> None:
+        p = self.path
+        if not p.exists():
+            if self.readonly or not create:
+                raise LedgerError(
+                    f"no ledger at {p}; create one with `privsynth ledger init {p} --dataset-id ID "
+                    "--cap-epsilon E --cap-delta D` (or Ledger.open(..., cap=Budget(E, D)))"
+                )
+            if not p.parent.is_dir():
+                raise LedgerError(
+                    f"cannot create ledger {p}: directory {p.parent} does not exist; create it "
+                    "first (ledgers are never created in a directory that is not there, so a "
+                    "typo cannot silently start a fresh, empty budget)"
+                )
+            if not os.access(p.parent, os.W_OK | os.X_OK):
+                raise LedgerError(f"cannot create ledger {p}: directory {p.parent} is not writable")
+            return
+        if p.is_dir():
+            raise LedgerError(f"ledger path {p} is a directory, not a ledger file")
+        if not self.readonly and (not os.access(p, os.W_OK) or not p.stat().st_mode & 0o222):
+            # The mode bits are honoured even for root: a ledger marked read-only is frozen.
+            raise LedgerError(
+                f"ledger {p} is read-only; make it writable (e.g. `chmod u+w {p}`) to record "
+                "spends, or read it with `privsynth ledger show/verify/export`"
+            )
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise LedgerError(f"cannot read ledger {p}: {exc.strerror or exc}") from None
+        if head and head != SQLITE_MAGIC:
+            raise LedgerError(
+                f"{p} is not a privsynth ledger (not an SQLite database); check the path"
+            )
+
+    def _init_schema(self, create: bool) -> None:
+        assert self.conn is not None
+        with self.errors("opening"):
+            tables = {
+                r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables and not {"meta", "entries"} <= tables:
+                raise LedgerError(f"{self.path} is an SQLite database but not a privsynth ledger")
+            if not self.readonly:
+                mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise LedgerError(f"cannot switch ledger {self.path} to WAL mode (got {mode})")
+                self.conn.execute("PRAGMA synchronous=FULL")
+            if not tables:
+                if self.readonly or not create:
+                    raise LedgerError(f"{self.path} is an empty database, not a privsynth ledger")
+                with self.transaction("creating the ledger"):
+                    for statement in _SCHEMA:
+                        self.conn.execute(statement)
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?)", (FORMAT,)
+                    )
+            fmt = self.conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+            if fmt is None or fmt[0] != FORMAT:
+                raise LedgerError(
+                    f"{self.path} has ledger format {fmt[0] if fmt else None!r}; this privsynth "
+                    f"reads {FORMAT!r}"
+                )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- errors and transactions --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn SQLite errors into :class:`LedgerError` with a message that says what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            msg = str(exc).lower()
+            p = self.path
+            if "locked" in msg or "busy" in msg:
+                err = LedgerError(
+                    f"ledger {p} is locked by another process (waited {self.timeout:g} s while "
+                    f"{action}); retry when it has finished"
+                )
+            elif "readonly" in msg or "read-only" in msg:
+                err = LedgerError(
+                    f"ledger {p} is read-only ({exc}); make the file and its directory writable "
+                    "to record spends"
+                )
+            elif "not a database" in msg or "encrypted" in msg:
+                err = LedgerError(f"{p} is not a privsynth ledger (not an SQLite database)")
+            elif "malformed" in msg or "corrupt" in msg:
+                err = LedgerCorrupt(f"ledger {p}: the SQLite file is damaged ({exc})")
+            elif "unable to open" in msg:
+                err = LedgerError(
+                    f"cannot open ledger {p} ({exc}); check the path and the permissions of the "
+                    "file and its directory"
+                )
+            else:
+                err = LedgerError(f"ledger {p}: SQLite error while {action}: {exc}")
+            raise err from None
+
+    @contextlib.contextmanager
+    def transaction(self, action: str) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``: one writer at a time, waits ``timeout``)."""
+        if self.readonly:
+            raise LedgerError(f"ledger {self.path} was opened read-only; cannot record entries")
+        assert self.conn is not None, "ledger is closed"
+        with self.errors(action):
+            self._begin_immediate()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        with self.errors(action):
+            self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        """Take the write lock, polling every few milliseconds (with jitter) until ``timeout``.
+
+        SQLite's own busy handler backs off to 100 ms sleeps, which starves waiters behind a
+        busy writer; short jittered polls give every waiting process a fair chance.
+        """
+        assert self.conn is not None
+        deadline = time.monotonic() + self.timeout
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    msg = str(exc).lower()
+                    if ("locked" not in msg and "busy" not in msg) or time.monotonic() > deadline:
+                        raise
+                time.sleep(random.uniform(0.0005, 0.005))
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """A read transaction: a consistent snapshot for several SELECTs."""
+        if self.conn is None:
+            raise LedgerError(f"ledger {self.path} is closed")
+        if self.conn.in_transaction:
+            yield
+            return
+        with self.errors("reading"):
+            self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("COMMIT")
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def entries(self) -> list[dict]:
+        """All entries in seq order (shared, cached dicts: do not modify)."""
+        return self._entries_and_hashes()[0]
+
+    def _entries_and_hashes(self) -> tuple[list[dict], list[str]]:
+        """Entries and their recomputed hashes.  Parsing and hashing are memoised per stored
+        row (the exact column values), so re-reading a long chain costs one SELECT; any
+        change to a row is a different key and is parsed and hashed afresh."""
+        assert self.conn is not None
+        with self.errors("reading entries"):
+            rows = self.conn.execute(
+                f"SELECT {', '.join(FIELDS)} FROM entries ORDER BY seq"
+            ).fetchall()
+        entries, hashes = [], []
+        for row in rows:
+            hit = self._cache.get(row)
+            if hit is None:
+                entry = self._entry(row)
+                try:
+                    h = entry_hash(entry)
+                except (TypeError, ValueError):
+                    h = ""
+                hit = self._cache[row] = (entry, h)
+            entries.append(hit[0])
+            hashes.append(hit[1])
+        return entries, hashes
+
+    def _entry(self, row: Sequence[Any]) -> dict:
+        entry = _Entry(zip(FIELDS, row, strict=True))
+        entry.parsed = None
+        for key in ("events", "metadata"):
+            try:
+                entry[key] = json.loads(entry[key])
+            except (TypeError, json.JSONDecodeError):
+                raise LedgerCorrupt(
+                    f"ledger {self.path}: entry seq {entry['seq']!r} has an unreadable {key} "
+                    "field: it was edited"
+                ) from None
+        with contextlib.suppress(ConfigError, TypeError, AttributeError):  # verify reports it
+            entry.parsed = tuple(event_from_dict(d) for d in entry["events"])
+        return entry
+
+    def head_meta(self) -> tuple[int, str]:
+        assert self.conn is not None
+        with self.errors("reading"):
+            rows = dict(
+                self.conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')"
+                )
+            )
+        try:
+            return int(rows.get("head_seq", 0)), str(rows.get("head_hash", GENESIS_HASH))
+        except ValueError:
+            raise LedgerCorrupt(f"ledger {self.path}: the stored head is unreadable") from None
+
+    def verified_entries(self) -> list[dict]:
+        """All entries, after verifying the chain and that it ends at the stored head."""
+        entries, hashes = self._entries_and_hashes()
+        n, head = verify_entries(entries, source=f"ledger {self.path}", _hashes=hashes)
+        if (n, head) != self.head_meta():
+            seq, h = self.head_meta()
+            if n < seq:
+                why = f"entries after seq {n} were deleted"
+            elif n > seq:
+                why = f"entries after seq {seq} were added outside privsynth"
+            else:
+                why = f"entry seq {n} was replaced, or the stored head was edited"
+            raise LedgerCorrupt(
+                f"ledger {self.path}: the chain ends at entry seq {n} ({head[:16]}...) but the "
+                f"ledger recorded its last entry as seq {seq} ({h[:16]}...): {why}"
+            )
+        return entries
+
+    def verify_full(self) -> tuple[int, str]:
+        assert self.conn is not None
+        with self.read():
+            with self.errors("checking SQLite integrity"):
+                check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise LedgerCorrupt(f"ledger {self.path}: SQLite integrity check failed: {check}")
+            entries = self.verified_entries()
+        return len(entries), entries[-1]["hash"] if entries else GENESIS_HASH
+
+    def append(
+        self,
+        last: Mapping[str, Any] | None,
+        *,
+        dataset_id: str,
+        kind: str,
+        purpose: str,
+        events: Sequence[PrivacyEvent] = (),
+        reservation: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict:
+        """Append one entry after ``last`` (inside a write transaction) and move the head."""
+        assert self.conn is not None and self.conn.in_transaction
+        entry: dict[str, Any] = {
+            "seq": (last["seq"] + 1) if last else 1,
+            "time": _now(),
+            "dataset_id": dataset_id,
+            "kind": kind,
+            "purpose": purpose,
+            "events": [event_to_dict(e) for e in events],
+            "reservation": reservation,
+            "metadata": dict(metadata or {}),
+            "prev_hash": last["hash"] if last else GENESIS_HASH,
+        }
+        entry["hash"] = entry_hash(entry)
+        row = dict(entry)
+        row["events"] = canonical_json(entry["events"])
+        row["metadata"] = canonical_json(entry["metadata"])
+        with self.errors(f"recording a {kind} entry"):
+            self.conn.execute(
+                f"INSERT INTO entries ({', '.join(FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(FIELDS))})",
+                [row[f] for f in FIELDS],
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [("head_seq", str(entry["seq"])), ("head_hash", entry["hash"])],
+            )
+        return entry
+
+    def datasets(self) -> list[str]:
+        """Ids of the datasets with a cap in this file (read, not verified)."""
+        with self.read():
+            return sorted({e["dataset_id"] for e in self.entries() if e["kind"] == "cap"})
+
+
+def verify_ledger(path: str | os.PathLike, *, timeout: float = 30.0) -> tuple[int, str]:
+    """Verify a ledger file read-only (hash chain, stored head, SQLite integrity)."""
+    with Store(path, create=False, readonly=True, timeout=timeout) as store:
+        return store.verify_full()
+
+
+def list_datasets(path: str | os.PathLike, *, timeout: float = 30.0) -> list[str]:
+    """Dataset ids with a cap in the ledger at ``path`` (``[]`` if there is no file)."""
+    if not Path(path).expanduser().exists():
+        return []
+    with Store(path, create=False, readonly=True, timeout=timeout) as store:
+        return store.datasets()
+
+
+def read_chain(path: str | os.PathLike, *, timeout: float = 30.0) -> list[dict]:
+    """The whole chain of the ledger at ``path`` (every dataset), read-only and verified."""
+    with Store(path, create=False, readonly=True, timeout=timeout) as store:
+        with store.read():
+            entries = store.entries()
+        verify_entries(entries, source=str(store.path))
+    return plain_copy(entries)
