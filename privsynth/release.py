@@ -35,7 +35,6 @@ from privsynth.generators.dpctgan import DPCTGAN
 from privsynth.generators.dpvae import DPVAE
 from privsynth.generators.mst import MST
 from privsynth.io import atomic_write_bytes, atomic_write_text
-from privsynth.marginals.sql import SqlSource
 from privsynth.report import (
     ENVELOPE,
     PUBLIC_KEY,
@@ -58,6 +57,7 @@ from privsynth.report.sign import (
 from privsynth.report.verify import validate_report
 from privsynth.report.verify_doc import verify_md
 from privsynth.schema import Schema
+from privsynth.sources.sql import SqlSource
 
 GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM, "dpvae": DPVAE, "dpctgan": DPCTGAN}
 FORMATS = ("csv", "parquet")
