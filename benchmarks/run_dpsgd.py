@@ -5,7 +5,7 @@ Every fit runs in its own subprocess (this script with ``--job``, or an anchor d
 ``benchmarks/anchors/`` in the anchor's virtualenv) so that each gets its own peak-RSS reading
 and a wall-clock limit (``--timeout``; a job past it is killed and recorded as a timeout).
 Quality is measured here, once, on the columns binned by the schema's public bins
-(``privsynth.domain.Encoder``): mean 1- and 2-way TVD against the training split, and
+(``privsynth.encoding.Encoder``): mean 1- and 2-way TVD against the training split, and
 train-synthetic-test-real AUC for ``income`` (``benchmarks/metrics.py``). The anchors are given
 the same training split as those integer codes, every column categorical. Baselines on the
 same binning: real data, an independent (non-private) per-column sampler, and privsynth MST.
@@ -66,7 +66,7 @@ def binned(df: pd.DataFrame, schema) -> tuple[pd.DataFrame, dict[str, int]]:
     """Codes of the schema's public bins, with the label renamed as metrics.py expects."""
     from metrics import TARGET
 
-    from privsynth.domain import Encoder
+    from privsynth.encoding import Encoder
 
     enc = Encoder(schema)
     clean, _ = schema.validate(df)

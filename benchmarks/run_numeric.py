@@ -48,7 +48,7 @@ from adult_split import split  # noqa: E402
 from jobs import machine, run_logged  # noqa: E402
 
 from privsynth.datasets import adult_path  # noqa: E402
-from privsynth.domain import Encoder  # noqa: E402
+from privsynth.encoding import Encoder  # noqa: E402
 from privsynth.schema import OTHER, Schema  # noqa: E402
 from privsynth.utility.classifiers import fit_score  # noqa: E402
 from privsynth.utility.marginals import column_sets, marginal_tvds  # noqa: E402

@@ -5,7 +5,7 @@
    (in ``--workdir``, not committed).
 2. The floor: one DuckDB scan of that file counting a single 1-way marginal (``age``); and
    what any MST must at least read: every column's 1-way marginal in one grouping-sets query.
-3. MST (epsilon 1) fitted through :class:`privsynth.marginals.duckdb.DuckDBSource` and
+3. MST (epsilon 1) fitted through :class:`privsynth.sources.duckdb.DuckDBSource` and
    ``sample_to_parquet`` of as many rows, in a child process: wall time of each step and the
    child's peak RSS.
 4. pandas vs DuckDB vs Spark (``local[N]``) on ``--compare-rows`` rows (default 1,000,000):
@@ -94,7 +94,7 @@ def one_way_scan(path: str, threads: int) -> float:
 
 def child_fit(path: str, out: str, threads: int, rows: int) -> dict:
     from privsynth.generators.mst import MST
-    from privsynth.marginals.duckdb import DuckDBSource
+    from privsynth.sources.duckdb import DuckDBSource
 
     engine = {"queries": 0, "seconds": 0.0}
     run = DuckDBSource._run
@@ -130,9 +130,9 @@ def all_marginals(table) -> list[np.ndarray]:
 
 
 def compare(path: str, threads: int) -> dict:
-    from privsynth.marginals.duckdb import DuckDBSource
-    from privsynth.marginals.source import FrameSource
-    from privsynth.marginals.spark import SparkSource
+    from privsynth.sources.duckdb import DuckDBSource
+    from privsynth.sources.source import FrameSource
+    from privsynth.sources.spark import SparkSource
 
     schema = adult_schema()
     out: dict = {}

@@ -12,7 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from privsynth.budget import Budget, Ledger
 from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP, PureDP, SubsampledGaussian
-from privsynth.domain import Encoder, discover_domains, plan_discovery
+from privsynth.discovery import discover_domains, plan_discovery
+from privsynth.encoding import Encoder
 from privsynth.errors import (
     BudgetExceeded,
     ConfigError,

@@ -117,11 +117,11 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
     """DATA for ``--engine``: a DataFrame (pandas), or a source whose rows stay in DuckDB or
     Spark."""
     if engine == "duckdb":
-        from privsynth.marginals.duckdb import DuckDBSource
+        from privsynth.sources.duckdb import DuckDBSource
 
         return DuckDBSource(path)
     if engine == "spark":
-        from privsynth.marginals.spark import read_spark
+        from privsynth.sources.spark import read_spark
 
         return read_spark(str(path), master=spark_master)
     return read_table(path)

@@ -68,13 +68,13 @@ def engine_source(request):
     (``engine_source.engine`` names the engine)."""
     if request.param == "duckdb":
         pytest.importorskip("duckdb", reason="DuckDB tests need duckdb: pip install '.[scale]'")
-        from privsynth.marginals.duckdb import DuckDBSource
+        from privsynth.sources.duckdb import DuckDBSource
 
         def make(path):
             return DuckDBSource(path)
     else:
         session = request.getfixturevalue("spark")
-        from privsynth.marginals.spark import SparkSource
+        from privsynth.sources.spark import SparkSource
 
         def make(path):
             return SparkSource(session.read.parquet(str(path)))

@@ -24,7 +24,7 @@ import torch
 
 from privsynth.attacks.base import AttackResult
 from privsynth.attacks.stats import wilson
-from privsynth.domain import Encoder, numeric_values
+from privsynth.encoding import Encoder, numeric_values
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import CATEGORICAL_KINDS, DEFAULT_BINS, Column, Schema, canonical_series
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.attacks.base import AttackResult
-from privsynth.encoding_dp import lattice
+from privsynth.encoding import lattice
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 JITTER = 0.02

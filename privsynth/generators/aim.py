@@ -32,7 +32,7 @@ from privsynth.generators.base import MarginalGenerator
 from privsynth.inference import junction_tree as jt
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
-from privsynth.marginals.table import EncodedTable
+from privsynth.sources import EncodedTable
 
 ALPHA = 0.9  # share of each round's budget spent on measuring (the rest on selecting)
 ROUNDS_PER_COLUMN = 16

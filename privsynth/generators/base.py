@@ -33,13 +33,12 @@ from privsynth.budget.accounting import (
     rho_for_epsilon,
 )
 from privsynth.device import resolve_device
-from privsynth.domain import Encoder, discover_domains, plan_discovery
-from privsynth.encoding_dp import clipped_shares, custodian_notes
+from privsynth.discovery import clipped_shares, custodian_notes, discover_domains, plan_discovery
+from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.inference.model import one_cpu_thread
-from privsynth.marginals.source import TableSource, as_source
-from privsynth.marginals.table import EncodedTable
 from privsynth.schema import CATEGORICAL_KINDS, Schema
+from privsynth.sources import EncodedTable, TableSource, as_source
 
 log = logging.getLogger("privsynth.generators")
 

@@ -73,13 +73,13 @@ from privsynth.budget.accounting import (
     rho_for_epsilon,
 )
 from privsynth.device import resolve_device
-from privsynth.domain import Encoder, discover_domains, plan_discovery
-from privsynth.encoding_dp import clipped_shares, custodian_notes
+from privsynth.discovery import clipped_shares, custodian_notes, discover_domains, plan_discovery
+from privsynth.encoding import Encoder
 from privsynth.errors import BudgetExceeded, ConfigError, PrivsynthError
 from privsynth.generators.base import MarginalGenerator, check_budget_params, split_budget
 from privsynth.generators.clipping import BookkeepingClipper
-from privsynth.marginals.source import FrameSource
 from privsynth.schema import Schema
+from privsynth.sources import FrameSource
 
 log = logging.getLogger("privsynth.generators")
 

@@ -38,8 +38,8 @@ from privsynth.errors import ConfigError
 from privsynth.generators.base import Budgeting, MarginalGenerator, allocate
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
-from privsynth.marginals.table import EncodedTable, MappedTable
 from privsynth.schema import Schema
+from privsynth.sources import EncodedTable, MappedTable
 
 # A value is kept on its own when its noisy 1-way count reaches this many noise sds.
 COMPRESS_SIGMAS = 3.0

@@ -9,7 +9,7 @@ import pandas as pd
 
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.errors import DataError
-from privsynth.marginals.sql import SqlSource
+from privsynth.sources.sql import SqlSource
 
 #: The attack suite compares each synthetic row with its two nearest training rows.
 MIN_TRAIN_ROWS = 2

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError
 from privsynth.generators.base import Generator
-from privsynth.marginals.sql import SqlSource
+from privsynth.sources.sql import SqlSource
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.evaluate import evaluate
 from privsynth.pipeline.folder import assembled, check_out, signed_files, write_signed
@@ -83,7 +83,7 @@ def release(
     ----------
     data, schema
         The private table and its reviewed schema. A DuckDB or Spark source
-        (:mod:`privsynth.marginals`) stays in its engine for validation, the holdout split
+        (:mod:`privsynth.sources`) stays in its engine for validation, the holdout split
         and the fit (marginal generators only); see :func:`.split.split_in_engine` for the
         rows the audit reads.
     out

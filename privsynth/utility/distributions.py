@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from privsynth.domain import ColumnCodec
+from privsynth.encoding import ColumnCodec
 
 MAX_PLOT_BINS = 40
 PLOT_DECIMALS = 4

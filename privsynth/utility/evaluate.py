@@ -7,7 +7,7 @@ proportions in the plot data are rounded, and the real row count is not reported
 whether the real table was longer than ``max_rows``: that bit is a function of the private
 count).
 
-All metrics but the duplicate rate work on the schema's encoding (:class:`~privsynth.domain.
+All metrics but the duplicate rate work on the schema's encoding (:class:`~privsynth.encoding.
 Encoder`: categories, or numeric values on the public bins), after each table is validated
 against the schema and, if it has more than ``max_rows`` rows, subsampled to ``max_rows``
 rows without replacement (seeded).
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from privsynth.domain import Encoder
+from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import Schema
 from privsynth.utility import classifiers

@@ -1,6 +1,6 @@
 """Distances between the marginals of two encoded tables on the schema's finite domain.
 
-Both tables are integer codes from :class:`privsynth.domain.Encoder` (categories, or numeric
+Both tables are integer codes from :class:`privsynth.encoding.Encoder` (categories, or numeric
 values on the schema's public bins), so a marginal is a histogram over a fixed, public set of
 cells and the two tables are compared cell by cell.
 """
@@ -14,9 +14,9 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from privsynth.domain import Encoder
-from privsynth.marginals import marginal
+from privsynth.encoding import Encoder
 from privsynth.schema import Schema
+from privsynth.sources import marginal
 
 T = TypeVar("T")
 

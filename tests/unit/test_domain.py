@@ -3,13 +3,9 @@ import pandas as pd
 import pytest
 
 from privsynth.budget.accounting import ZCDP, ApproxZCDP
-from privsynth.domain import (
-    Encoder,
-    bin_edges,
-    bound_candidates,
-    discover_domains,
-    plan_discovery,
-)
+from privsynth.discovery import discover_domains, plan_discovery
+from privsynth.discovery.numeric import bound_candidates
+from privsynth.encoding import Encoder, bin_edges
 from privsynth.errors import SchemaError
 from privsynth.generators.base import MarginalGenerator
 from privsynth.schema import OTHER, Column, Schema

@@ -7,21 +7,19 @@ import pandas as pd
 import pytest
 
 from privsynth.budget.accounting import ZCDP, ApproxZCDP
-from privsynth.domain import Encoder, discover_domains, plan_discovery
-from privsynth.encoding_dp import (
+from privsynth.discovery import discover_domains, plan_discovery
+from privsynth.discovery.density import (
     FINE_BUCKETS,
     LEARNED_BINS,
-    Lattice,
-    LearnedEncoding,
     fine_grid,
-    needs,
-    plan_column,
     quantile_edges,
     tree_density,
 )
+from privsynth.discovery.numeric import needs, plan_column
+from privsynth.encoding import Encoder, Lattice
 from privsynth.errors import DataError, SchemaError
 from privsynth.generators.base import MarginalGenerator
-from privsynth.schema import Column, Schema
+from privsynth.schema import Column, LearnedEncoding, Schema
 
 
 def test_fine_grid_resolves_hours_on_a_range_of_two_thousand():

@@ -245,7 +245,7 @@ def test_mst_scores_a_pair_by_its_l1_error_over_every_cell():
     computes it) gives (y, z) 0.18 n and the pairs with x 0.5 n, and would leave (y, z) out."""
     from privsynth.generators.mst import _select_tree
     from privsynth.inference.estimate import Measurement
-    from privsynth.marginals.table import ArrayTable
+    from privsynth.sources import ArrayTable
 
     y = np.repeat(np.arange(10), 100)
     codes = np.column_stack([y, y, (y < 5).astype(int)])

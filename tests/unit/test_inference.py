@@ -9,7 +9,7 @@ import torch
 from privsynth.inference import junction_tree as jt
 from privsynth.inference.estimate import Measurement, estimate, estimate_total
 from privsynth.inference.model import GraphicalModel
-from privsynth.marginals import marginal
+from privsynth.sources import marginal
 
 DOMAIN = {"a": 3, "b": 4, "c": 2, "d": 3}
 

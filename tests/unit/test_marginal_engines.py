@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 
 from privsynth.errors import ConfigError, DataError
-from privsynth.marginals.source import FrameSource
-from privsynth.marginals.table import ArrayTable, MappedTable
 from privsynth.schema import OTHER, Schema
+from privsynth.sources import ArrayTable, FrameSource, MappedTable
 
 N = 400
 
@@ -112,7 +111,7 @@ def test_marginals_match_pandas_for_every_column_kind(
     engine_source, tmp_path, strategy, monkeypatch
 ):
     if strategy == "grouping sets":  # no full contingency table: one GROUPING SETS query
-        monkeypatch.setattr("privsynth.marginals.sql.JOINT_MAX_CELLS", 0)
+        monkeypatch.setattr("privsynth.sources.sql.JOINT_MAX_CELLS", 0)
     path = tmp_path / "t.parquet"
     df = _write(_frame(), path)
     want = FrameSource(df).validate(SCHEMA).encode(SCHEMA)
@@ -133,7 +132,7 @@ def test_marginals_match_pandas_for_every_column_kind(
 
 
 def test_discovery_counts_match_pandas(engine_source, tmp_path):
-    from privsynth.domain import bound_candidates
+    from privsynth.discovery.numeric import bound_candidates
 
     path = tmp_path / "t.parquet"
     df = _write(_frame(), path)

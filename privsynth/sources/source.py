@@ -5,7 +5,7 @@ A :class:`TableSource` is what a marginal generator fits on. It offers exactly t
 fit flow needs: :meth:`~TableSource.validate` (the schema's checks, raising the same errors),
 the exact counts DP domain discovery noises (:meth:`~TableSource.value_counts`,
 :meth:`~TableSource.bucket_counts`) and :meth:`~TableSource.encode` to an
-:class:`~privsynth.marginals.table.EncodedTable`. Every count it returns is exact (private).
+:class:`~privsynth.sources.table.EncodedTable`. Every count it returns is exact (private).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from abc import ABC, abstractmethod
 import numpy as np
 import pandas as pd
 
+from privsynth.encoding import Encoder, numeric_values
 from privsynth.errors import ConfigError
-from privsynth.marginals.table import ArrayTable, EncodedTable
 from privsynth.schema import Column, Schema, canonical_series
+from privsynth.sources.table import ArrayTable, EncodedTable
 
 
 class TableSource(ABC):
@@ -40,7 +41,7 @@ class TableSource(ABC):
 
     @abstractmethod
     def encode(self, schema: Schema) -> EncodedTable:
-        """The rows as codes of :class:`~privsynth.domain.Encoder` (``schema`` complete)."""
+        """The rows as codes of :class:`~privsynth.encoding.Encoder` (``schema`` complete)."""
 
 
 def bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -72,14 +73,10 @@ class FrameSource(TableSource):
         return {str(k): int(v) for k, v in counts.items()}
 
     def bucket_counts(self, column: Column, edges: np.ndarray) -> np.ndarray:
-        from privsynth.domain import numeric_values
-
         x = numeric_values(column, self.frame[column.name].dropna())
         return np.bincount(bucket_index(x, edges), minlength=len(edges) - 1).astype(np.int64)
 
     def encode(self, schema: Schema) -> EncodedTable:
-        from privsynth.domain import Encoder
-
         clean = self.frame if schema is self._validated_by else schema.validate(self.raw)[0]
         encoder = Encoder(schema)
         return ArrayTable(encoder.encode(clean), encoder.shape)
@@ -93,5 +90,5 @@ def as_source(data: object) -> TableSource:
         return FrameSource(data)
     raise ConfigError(
         f"cannot fit on a {type(data).__name__}: give a pandas DataFrame, or a DuckDB or Spark "
-        "table (privsynth.marginals.duckdb.DuckDBSource, privsynth.marginals.spark.SparkSource)"
+        "table (privsynth.sources.duckdb.DuckDBSource, privsynth.sources.spark.SparkSource)"
     )

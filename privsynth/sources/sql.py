@@ -1,7 +1,7 @@
 """Validation, discovery counts and marginals as SQL, so private rows stay in their engine.
 
 The expressions replicate :meth:`privsynth.schema.Schema.validate` and
-:class:`privsynth.domain.ColumnCodec` exactly (tested against them for every column kind):
+:class:`privsynth.encoding.ColumnCodec` exactly (tested against them for every column kind):
 
 * a categorical value matches a category when its canonical string
   (:func:`~privsynth.schema.canonical_category`) equals it: a text column compares the text,
@@ -30,10 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from privsynth.domain import ColumnCodec
+from privsynth.encoding import ColumnCodec
 from privsynth.errors import ConfigError, DataError, SchemaError
-from privsynth.marginals.source import TableSource
-from privsynth.marginals.table import EncodedTable
 from privsynth.schema import (
     CATEGORICAL_KINDS,
     DATES_OUT_OF_RANGE,
@@ -48,6 +46,8 @@ from privsynth.schema import (
     missing_values_error,
     unknown_categories_error,
 )
+from privsynth.sources.source import TableSource
+from privsynth.sources.table import EncodedTable
 
 #: Grouping sets per query: each query is one scan of the table.
 SETS_PER_QUERY = 64
@@ -212,7 +212,9 @@ class SqlSource(TableSource):
                 if s in categories
             ]
             return f"(CASE {' '.join(parts)} ELSE -1 END)" if parts else "(-1)"
-        literals, index = [], []
+        literals: list[str] = []
+        index: list[int] = []
+        lit: str | None
         for i, c in enumerate(categories):
             if family == "string":
                 lit = d.string(c)
@@ -252,11 +254,11 @@ class SqlSource(TableSource):
         col = cs.column
         if codec.labels is not None:
             code = f"p{j}"
-            if col.source == "dp" and OTHER in col.categories:
-                code = f"(CASE WHEN p{j} < 0 THEN {col.categories.index(OTHER)} ELSE p{j} END)"
+            if col.source == "dp" and OTHER in codec.labels:
+                code = f"(CASE WHEN p{j} < 0 THEN {codec.labels.index(OTHER)} ELSE p{j} END)"
         else:
             n_pm = len(codec.point_masses)
-            code = self.dialect.bucket(f"v{j}", [float(e) for e in codec.edges[1:-1]])
+            code = self.dialect.bucket(f"v{j}", [float(e) for e in codec.numeric_edges[1:-1]])
             if n_pm:
                 hits = " ".join(
                     f"WHEN v{j} = {self.dialect.double(v)} THEN {i}"
@@ -408,18 +410,18 @@ class SqlTable(EncodedTable):
         return dict(self._shape)
 
     def marginals(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        cliques = [tuple(int(j) for j in c) for c in cliques]
+        keys = [tuple(int(j) for j in c) for c in cliques]
         joint = self._joint_counts()
         if joint is not None:
-            return [self._from_joint(joint, c) for c in cliques]
-        sets = list(dict.fromkeys(tuple(sorted(set(c))) for c in cliques))
+            return [self._from_joint(joint, c) for c in keys]
+        sets = list(dict.fromkeys(tuple(sorted(set(c))) for c in keys))
         counted = self._counted  # the engine's (sparse) answers so far: ask each set once
         todo = [s for s in sets if s not in counted]
         for start in range(0, len(todo), SETS_PER_QUERY):
             counted.update(self._count(todo[start : start + SETS_PER_QUERY]))
         sizes = self.sizes
         out = []
-        for c in cliques:
+        for c in keys:
             rows = counted[tuple(sorted(set(c)))]
             if not c:
                 out.append(np.array([int(rows["n"].sum())], dtype=np.int64))
@@ -444,7 +446,7 @@ class SqlTable(EncodedTable):
                 f"LIMIT {JOINT_MAX_CELLS + 1}"
             )
             self._joint = res.to_numpy(dtype=np.int64) if len(res) <= JOINT_MAX_CELLS else False
-        return None if self._joint is False else self._joint
+        return self._joint if isinstance(self._joint, np.ndarray) else None
 
     def _from_joint(self, joint: np.ndarray, clique: tuple[int, ...]) -> np.ndarray:
         if not clique:

@@ -1,8 +1,8 @@
 """Encoded tables: what a marginal generator reads, wherever the private rows live.
 
 An :class:`EncodedTable` answers one question: exact counts of its rows over sets of encoded
-columns. :class:`ArrayTable` holds the codes in memory; :mod:`privsynth.marginals.duckdb` and
-:mod:`privsynth.marginals.spark` count inside an engine so rows never reach Python;
+columns. :class:`ArrayTable` holds the codes in memory; :mod:`privsynth.sources.duckdb` and
+:mod:`privsynth.sources.spark` count inside an engine so rows never reach Python;
 :class:`MappedTable` views any of them through per-column code maps (MST's compression).
 Counts are exact (private): they must go through :mod:`privsynth.mechanisms` before leaving.
 """
@@ -26,7 +26,7 @@ class EncodedTable(ABC):
     @abstractmethod
     def marginals(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Exact counts over each clique of column indices, as flat int64 vectors in
-        row-major cell order (as :func:`privsynth.marginals.marginal` gives); an empty
+        row-major cell order (as :func:`marginal` gives); an empty
         clique gives ``[n_rows]``. Implementations answer many cliques in one pass."""
 
     @property
@@ -53,8 +53,6 @@ class ArrayTable(EncodedTable):
         return dict(self._shape)
 
     def marginals(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        from privsynth.marginals import marginal
-
         sizes = self.sizes
         return [marginal(self.codes, list(c), [sizes[j] for j in c]) for c in cliques]
 
@@ -94,3 +92,23 @@ class MappedTable(EncodedTable):
             np.add.at(mapped, idx, m.reshape([base_sizes[j] for j in c]))
             out.append(mapped.ravel())
         return out
+
+
+def marginal(codes: np.ndarray, cols: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
+    """Exact counts of ``codes[:, cols]`` as a flat int64 vector in row-major cell order.
+
+    ``sizes[k]`` is the number of codes of column ``cols[k]``; the result has
+    ``prod(sizes)`` cells (flatten indices + ``bincount``: one pass over the rows).
+
+    Examples
+    --------
+    >>> codes = np.array([[0, 1], [0, 1], [1, 0]])
+    >>> marginal(codes, [0, 1], [2, 2]).tolist()
+    [0, 2, 1, 0]
+    """
+    cols = list(cols)
+    n_cells = int(np.prod(sizes, dtype=np.int64)) if cols else 1
+    if not cols:
+        return np.array([len(codes)], dtype=np.int64)
+    flat = np.ravel_multi_index(tuple(codes[:, c] for c in cols), tuple(int(s) for s in sizes))
+    return np.bincount(flat, minlength=n_cells).astype(np.int64)

@@ -1,0 +1,203 @@
+"""The schema: the file a data custodian writes and reviews before any release.
+
+A schema names every column, its kind and its *domain* (categories, numeric bounds, bins).
+A declared domain is public information. A column without one has its domain learned with DP
+(see :mod:`privsynth.discovery`), and a domain that :meth:`Schema.draft` read from the data is
+marked ``"source": "data"``: it must be reviewed (or learned with DP) before a release, because
+reading categories or bounds from private data without paying for it breaks the DP guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from privsynth.errors import SchemaError
+from privsynth.io import atomic_write_text
+from privsynth.schema.columns import SCHEMA_VERSION, UNITS_OF_PRIVACY, Column
+from privsynth.schema.draft import draft_columns
+from privsynth.schema.validate import OnUnknown, ValidationReport, validate_frame
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The columns of a table, their kinds and domains. See ``docs/schema.md``.
+
+    Examples
+    --------
+    >>> s = Schema.from_dict({"version": 1, "columns": {
+    ...     "age": {"kind": "integer", "lower": 17, "upper": 90},
+    ...     "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]}}})
+    >>> s.names
+    ['age', 'income']
+    >>> s.data_dependent_columns()
+    []
+    """
+
+    columns: tuple[Column, ...]
+    unit_of_privacy: str = "row"
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SchemaError(f"schema names column(s) {dupes} more than once")
+        if not self.columns:
+            raise SchemaError("schema has no columns")
+        if self.unit_of_privacy not in UNITS_OF_PRIVACY:
+            raise SchemaError(
+                f"unit_of_privacy {self.unit_of_privacy!r} is not supported; use 'row' "
+                "(one row = one person: deduplicate people first)"
+            )
+        if self.version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"schema version {self.version!r} is not supported (this privsynth reads "
+                f"version {SCHEMA_VERSION})"
+            )
+
+    # ----------------------------------------------------------------- access
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def synthesised(self) -> tuple[Column, ...]:
+        """Columns that are modelled and released (all but identifiers)."""
+        return tuple(c for c in self.columns if c.kind != "identifier")
+
+    def __getitem__(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise SchemaError(f"schema has no column {name!r}; columns: {self.names}")
+
+    def with_columns(self, columns: Iterable[Column]) -> Schema:
+        """A copy with the given columns replaced (matched by name)."""
+        new = {c.name: c for c in columns}
+        return replace(self, columns=tuple(new.get(c.name, c) for c in self.columns))
+
+    def undeclared_columns(self) -> list[str]:
+        """Columns whose domain must be learned with DP before encoding."""
+        return [c.name for c in self.synthesised if not c.has_domain]
+
+    def data_dependent_columns(self) -> list[str]:
+        """Columns whose domain was read from the data (``source: data``)."""
+        return [c.name for c in self.synthesised if c.source == "data"]
+
+    def release_caveats(self, *, allow_data_dependent_domain: bool = False) -> list[str]:
+        """Refuse data-dependent domains unless the caller opts in; return the DP caveats.
+
+        Raises
+        ------
+        SchemaError
+            If a domain was read from the data and ``allow_data_dependent_domain`` is false.
+        """
+        cols = self.data_dependent_columns()
+        if cols and not allow_data_dependent_domain:
+            raise SchemaError(
+                f"the domain of column(s) {', '.join(cols)} was read from the data "
+                "(source: data), which is not differentially private. Declare it as public "
+                "knowledge (edit the schema and remove 'source'), delete it to have it learned "
+                "with DP, or pass allow_data_dependent_domain=True (CLI --unsafe-data-domain) "
+                "to accept a recorded DP caveat"
+            )
+        return [
+            f"DP caveat: the domain of column {c!r} was read from the private data without "
+            "noise; the release is not differentially private with respect to that domain"
+            for c in cols
+        ]
+
+    # ------------------------------------------------------------ round trip
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "unit_of_privacy": self.unit_of_privacy,
+            "columns": {c.name: c.to_dict() for c in self.columns},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        if not isinstance(data, Mapping):
+            raise SchemaError("a schema must be a JSON object with 'version' and 'columns'")
+        unknown = sorted(set(data) - {"version", "unit_of_privacy", "columns"})
+        if unknown:
+            raise SchemaError(f"schema has unknown field(s) {unknown}")
+        cols = data.get("columns")
+        if not isinstance(cols, Mapping) or not cols:
+            raise SchemaError("schema needs a non-empty 'columns' object: {name: {kind: ...}}")
+        return cls(
+            columns=tuple(Column.from_dict(str(n), spec) for n, spec in cols.items()),
+            unit_of_privacy=data.get("unit_of_privacy", "row"),
+            version=data.get("version", SCHEMA_VERSION),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise SchemaError(f"schema file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"cannot read schema file {path}: {exc}") from exc
+
+        def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [k for k, _ in pairs]
+            if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+                raise SchemaError(
+                    f"schema file {path}: {', '.join(map(repr, dupes))} appears twice in one "
+                    "object (JSON keeps only the last); keep one"
+                )
+            return dict(pairs)
+
+        try:
+            data = json.loads(text, object_pairs_hook=unique_keys)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(
+                f"schema file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg})"
+            ) from exc
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, self.to_json())
+
+    # ----------------------------------------------------------------- draft
+    @classmethod
+    def draft(cls, df: pd.DataFrame, *, bins: int | None = None) -> Schema:
+        """A starting point read from the data: every domain is marked ``source: data``.
+
+        Numeric columns get bounds and, unless ``bins`` asks for equal-width bins, an
+        encoding learned with DP at the fit.
+
+        Likely identifiers (near-unique columns, names like id/name/ssn/email/phone) get kind
+        ``identifier`` and a note. Review the result: declare domains that are public
+        knowledge, delete those that are not (they will be learned with DP).
+        """
+        return cls(columns=draft_columns(df, bins=bins))
+
+    # -------------------------------------------------------------- validate
+    def validate(
+        self, df: pd.DataFrame, *, on_unknown: OnUnknown = "error"
+    ) -> tuple[pd.DataFrame, ValidationReport]:
+        """Check ``df`` against the schema and return a cleaned copy.
+
+        Policy: numeric values outside declared bounds are clipped to them; categorical values
+        outside declared categories raise :class:`DataError` (``on_unknown="error"``) or become
+        missing (``on_unknown="missing"``, the column must be nullable); in a DP-learned
+        category list they become ``(other)``. Missing values in a
+        non-nullable column, or non-numeric values in a numeric column, raise DataError.
+        Identifier columns are dropped. Columns whose domain is still undeclared are checked
+        for type only.
+        """
+        return validate_frame(self.columns, df, on_unknown=on_unknown)
