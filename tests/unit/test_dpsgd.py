@@ -43,7 +43,7 @@ DELTA = 1e-9
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Tiny models gain nothing from threads, and on busy cores OpenMP's spinning barrier made a
-    2-thread fit many times slower (benchmarks/results/dpsgd-2026-11-23.json)."""
+    2-thread fit many times slower."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
