@@ -44,7 +44,7 @@ from privsynth.report import (
     REPORT_PDF,
     VERIFY_MD,
 )
-from privsynth.report.audit import build_report, source_fingerprint
+from privsynth.report.build import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key, public_pem
 from privsynth.report.pdf import NO_BROWSER, find_browser, print_pdf
 from privsynth.report.render_html import render_html
@@ -430,7 +430,7 @@ def _evaluate(
     factory: Any,
 ) -> dict[str, Any]:
     """Utility and the attack suite, on the rows as the model saw them (learned schema)."""
-    from privsynth import audit
+    from privsynth import attacks as audit
     from privsynth.utility import evaluate
 
     train_c = learned.validate(train)[0]  # values too rare to learn become "(other)"
