@@ -27,7 +27,7 @@ from privsynth.attacks.stats import (
     tpr_at_fpr,
     wilson,
 )
-from privsynth.cli_audit import audit_cmd
+from privsynth.cli.attacks import audit_cmd
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import Schema
 

@@ -28,9 +28,10 @@ from privsynth.budget.ledger import (
     verify_jsonl,
     verify_ledger,
 )
+from privsynth.cli.options import FILE, file_option
 from privsynth.errors import ConfigError, LedgerError
 
-_LEDGER = click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+_LEDGER = click.argument("ledger", type=FILE)
 
 
 @click.group(name="ledger")
@@ -236,12 +237,7 @@ def verify_cmd(ledger: Path) -> None:
 
 @ledger_group.command("export")
 @_LEDGER
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write JSONL here (atomically); default: standard output.",
-)
+@file_option("-o", "--output", help="Write JSONL here (atomically); default: standard output.")
 def export_cmd(ledger: Path, output: Path | None) -> None:
     """Export the whole (verified) chain of LEDGER as JSON Lines, one entry per line."""
     if output is None:
