@@ -31,8 +31,8 @@ import time
 import numpy as np
 import torch
 
+from privsynth.attacks import run
 from privsynth.attacks.selftest import leaky_synthetic, null_synthetic
-from privsynth.audit import run
 from privsynth.datasets import load_adult
 from privsynth.generators.mst import MST
 

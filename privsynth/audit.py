@@ -1,17 +1,19 @@
-"""The empirical privacy audit of a synthetic release: one call, aggregate-only results.
+"""Deprecated: the attack suite is :func:`privsynth.attacks.run`.
 
-Examples
---------
->>> from privsynth import audit                                     # doctest: +SKIP
->>> result = audit.run(train, holdout, synthetic, schema,          # doctest: +SKIP
-...                    sensitive=["income"], quasi_identifiers=["age", "sex", "race"])
->>> result.verdict()["passed"]                                      # doctest: +SKIP
-True
+This module re-exports it under its old name, ``privsynth.audit.run``, for one release.
 """
 
 from __future__ import annotations
 
-from privsynth.attacks.suite import SuiteResult
-from privsynth.attacks.suite import run_suite as run
+import warnings
+
+from privsynth.attacks import SuiteResult, run
+
+warnings.warn(
+    "privsynth.audit is deprecated and will be removed in the next release; "
+    "use privsynth.attacks.run",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["SuiteResult", "run"]

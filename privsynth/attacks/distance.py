@@ -54,11 +54,11 @@ class MixedSpace:
         self.slices: dict[str, slice] = {}
         start = 0
         for col in self.columns:
-            width = (
-                len(col.categories) + int(col.nullable)
-                if col.kind in CATEGORICAL_KINDS
-                else 1 + int(col.nullable)
-            )
+            if col.kind in CATEGORICAL_KINDS:
+                assert col.categories is not None  # _resolve gave every such column categories
+                width = len(col.categories) + int(col.nullable)
+            else:
+                width = 1 + int(col.nullable)
             self.slices[col.name] = slice(start, start + width)
             start += width
         self.dim = start
@@ -86,6 +86,7 @@ class MixedSpace:
             s = df[col.name]
             isna = s.isna().to_numpy()
             if col.kind in CATEGORICAL_KINDS:
+                assert col.categories is not None  # _resolve gave every such column categories
                 idx = pd.Index(col.categories).get_indexer(canonical_series(s))
                 if ((idx < 0) & ~isna).any() or (isna.any() and not col.nullable):
                     raise DataError(

@@ -14,7 +14,7 @@ import torch
 
 from privsynth.attacks.base import AttackResult
 from privsynth.attacks.distance import nearest
-from privsynth.attacks.stats import newcombe, wilson
+from privsynth.attacks.stats import versus_control
 
 #: Nearest synthetic records looked up per column group (anonymeter's ``n_neighbors``).
 N_NEIGHBOURS = 10
@@ -55,26 +55,19 @@ def linkability(
     ok_t = _linked(targets, synthetic, groups, k, device)
     ok_c = _linked(controls, synthetic, groups, k, device)
     k1, n1, k2, n2 = int(ok_t.sum()), len(ok_t), int(ok_c.sum()), len(ok_c)
-    s, c = k1 / n1, k2 / n2
-    lo, hi = newcombe(k1, n1, k2, n2)
+    value, ci, success = versus_control(k1, n1, k2, n2)
     return AttackResult(
         name="linkability",
         threat_model=THREAT.format(a=", ".join(columns[0]), b=", ".join(columns[1])),
         metric="success_rate_difference",
-        value=s - c,
-        ci=(lo, hi),
+        value=value,
+        ci=ci,
         baseline=0.0,
         details={
             "columns_a": columns[0],
             "columns_b": columns[1],
             "n_neighbours": k,
-            "target_success": {"rate": s, "ci": list(wilson(k1, n1))},
-            "control_success": {"rate": c, "ci": list(wilson(k2, n2))},
-            "risk": {
-                "value": (s - c) / (1 - c) if c < 1 else 0.0,
-                "ci": [lo / (1 - c), hi / (1 - c)] if c < 1 else [0.0, 0.0],
-                "formula": "(target - control) / (1 - control)",
-            },
+            **success,
             "n_targets": {"train": n1, "control": n2},
         },
     )

@@ -1,6 +1,6 @@
 """Policies: named threshold profiles (TOML) that turn attack results into verdicts.
 
-A policy is found by name in the repository's ``audits/policies/`` folder (``standard``,
+A policy is found by name among those shipped in ``privsynth/attacks/policies/`` (``standard``,
 ``strict``) or given as a path to any TOML file. Every threshold applies to the *lower* end
 of a result's 95% interval: an attack fails only when the data show, with 95% confidence,
 more success than the policy tolerates. Diagnostics are never judged.
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, replace
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from privsynth.attacks.base import AttackResult
 from privsynth.errors import ConfigError
-from privsynth.report import audits_dir
 
-POLICY_DIR = audits_dir() / "policies"
+#: The shipped policies (package data).
+POLICY_DIR: Traversable = resources.files("privsynth.attacks") / "policies"
 
 #: Sections and keys a policy must give (all numbers).
 REQUIRED = {
@@ -74,8 +76,9 @@ def _section(name: str) -> str | None:
 
 
 def available() -> list[str]:
-    """Names of the policies shipped in ``audits/policies/``."""
-    return sorted(p.stem for p in POLICY_DIR.glob("*.toml"))
+    """Names of the policies shipped in ``privsynth/attacks/policies/``."""
+    names = (p.name for p in POLICY_DIR.iterdir())
+    return sorted(Path(n).stem for n in names if n.endswith(".toml"))
 
 
 def load_policy(policy: str | Path) -> Policy:
@@ -86,12 +89,13 @@ def load_policy(policy: str | Path) -> Policy:
     ConfigError
         Unknown name, unreadable or invalid TOML, or a missing/non-numeric threshold.
     """
-    path = Path(policy)
+    given = Path(policy)
+    path: Path | Traversable = given
     # Only a plain name is looked up in POLICY_DIR: "../x" is a path, never a name that
     # walks out of the folder.
-    if not (path.suffix == ".toml" or path.exists() or len(path.parts) != 1):
+    if not (given.suffix == ".toml" or given.exists() or len(given.parts) != 1):
         path = POLICY_DIR / f"{policy}.toml"
-        if not path.exists():
+        if not path.is_file():
             raise ConfigError(
                 f"policy {str(policy)!r} is neither a TOML file nor one of {available()} "
                 f"(in {POLICY_DIR})"
@@ -116,7 +120,7 @@ def load_policy(policy: str | Path) -> Policy:
                 )
             thresholds[section][key] = float(value)
     return Policy(
-        name=str(data.get("name", path.stem)),
+        name=str(data.get("name", Path(path.name).stem)),
         description=str(data.get("description", "")),
         source=path.name,
         thresholds=thresholds,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.attacks.base import AttackResult
+from privsynth.attacks.distance import MixedSpace
 from privsynth.encoding import lattice
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
@@ -64,8 +65,6 @@ def null_synthetic(
     training rows whose code at least ``MIN_COUNT`` training rows share (or, when no code is
     that common, uniformly from the schema's domain), decoded to a value (numeric: uniform
     inside its bin, so no exact training value is copied)."""
-    from privsynth.attacks.distance import MixedSpace
-
     sub = Schema(columns=schema.synthesised)
     clean, _ = sub.validate(train[sub.names])
     space = MixedSpace(sub, [clean])

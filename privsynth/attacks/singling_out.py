@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from privsynth.attacks.base import AttackResult
-from privsynth.attacks.stats import newcombe, wilson
+from privsynth.attacks.stats import versus_control
 from privsynth.errors import ConfigError
 
 #: At most this many distinct column subsets are used for multivariate predicates.
@@ -47,7 +47,7 @@ class _Keys:
 
 
 def _univariate(codes: np.ndarray, keys: _Keys) -> list[tuple[tuple[int, ...], np.ndarray]]:
-    out = []
+    out: list[tuple[tuple[int, ...], np.ndarray]] = []
     for j in range(codes.shape[1]):
         values, counts = np.unique(codes[:, j], return_counts=True)
         if (counts == 1).any():
@@ -146,23 +146,13 @@ def singling_out(
             0.0,
             details={**details, "note": "no predicate singles out a synthetic record"},
         )
-    s, c = hits_t / n, hits_c / n
-    lo, hi = newcombe(hits_t, n, hits_c, n)
+    value, ci, success = versus_control(hits_t, n, hits_c, n)
     return AttackResult(
         name=f"singling_out_{mode}",
         threat_model=THREAT.format(mode=mode),
         metric="success_rate_difference",
-        value=s - c,
-        ci=(lo, hi),
+        value=value,
+        ci=ci,
         baseline=0.0,
-        details={
-            **details,
-            "target_success": {"rate": s, "ci": list(wilson(hits_t, n))},
-            "control_success": {"rate": c, "ci": list(wilson(hits_c, n))},
-            "risk": {
-                "value": (s - c) / (1 - c) if c < 1 else 0.0,
-                "ci": [lo / (1 - c), hi / (1 - c)] if c < 1 else [0.0, 0.0],
-                "formula": "(target - control) / (1 - control)",
-            },
-        },
+        details={**details, **success},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -46,6 +47,28 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tu
         d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
         d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
     )
+
+
+def versus_control(
+    k_t: int, n_t: int, k_c: int, n_c: int
+) -> tuple[float, tuple[float, float], dict[str, Any]]:
+    """An attack's success on ``k_t`` of ``n_t`` targets against ``k_c`` of ``n_c`` controls.
+
+    Returns the difference of the two rates, its Newcombe interval, and the details: each
+    rate with its Wilson interval, and the risk ``(target - control) / (1 - control)``.
+    """
+    s, c = k_t / n_t, k_c / n_c
+    lo, hi = newcombe(k_t, n_t, k_c, n_c)
+    details = {
+        "target_success": {"rate": s, "ci": list(wilson(k_t, n_t))},
+        "control_success": {"rate": c, "ci": list(wilson(k_c, n_c))},
+        "risk": {
+            "value": (s - c) / (1 - c) if c < 1 else 0.0,
+            "ci": [lo / (1 - c), hi / (1 - c)] if c < 1 else [0.0, 0.0],
+            "formula": "(target - control) / (1 - control)",
+        },
+    }
+    return s - c, (lo, hi), details
 
 
 def auc_delong(
@@ -108,5 +131,5 @@ def roc_curve_points(pos: np.ndarray, neg: np.ndarray, n_points: int = 101) -> l
     ``n_points - 1`` log-spaced FPRs from 1e-3 to 1 (low FPRs matter most)."""
     f, t, _ = roc(pos, neg)
     grid = np.r_[0.0, np.logspace(-3, 0, n_points - 1)]
-    idx = np.searchsorted(f, grid, "right") - 1
+    idx = np.asarray(np.searchsorted(f, grid, "right")) - 1
     return [{"fpr": float(g), "tpr": float(t[i])} for g, i in zip(grid, idx, strict=True)]

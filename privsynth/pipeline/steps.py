@@ -23,17 +23,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError
 from privsynth.generators.base import Generator
-from privsynth.sources.sql import SqlSource
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.evaluate import evaluate
 from privsynth.pipeline.folder import assembled, check_out, signed_files, write_signed
 from privsynth.pipeline.split import Split, split_frame, split_in_engine
-from privsynth.report.audit import build_report, source_fingerprint
+from privsynth.report.build import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key
 from privsynth.report.pdf import NO_BROWSER, find_browser
 from privsynth.report.sign import sha256_file
 from privsynth.report.verify import validate_report
 from privsynth.schema import Schema
+from privsynth.sources.sql import SqlSource
 
 
 @dataclass

@@ -7,8 +7,6 @@ lists every other file in the folder with its SHA-256.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 ENVELOPE = "audit.intoto.dsse.json"
 REPORT_JSON = "audit.json"
 REPORT_HTML = "audit.html"
@@ -16,12 +14,3 @@ REPORT_PDF = "audit.pdf"
 PUBLIC_KEY = "signer.pub.pem"
 VERIFY_MD = "VERIFY.md"
 SCHEMA_FILE = "audit-report-v1.schema.json"
-
-
-def audits_dir() -> Path:
-    """The ``audits/`` folder (JSON Schemas and policies), shipped inside the package."""
-    return Path(__file__).resolve().parents[1] / "audits"
-
-
-def schema_path() -> Path:
-    return audits_dir() / "schema" / SCHEMA_FILE

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import jsonschema
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from privsynth.errors import LedgerError, SignatureError
-from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_JSON, schema_path
+from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_JSON, SCHEMA_FILE
 from privsynth.report.keys import fingerprint, load_public_key
 from privsynth.report.sign import canonical, open_envelope, report_id, sha256_file
 
@@ -36,8 +37,11 @@ class Verified:
     report: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def report_schema() -> dict:
-    return json.loads(schema_path().read_text(encoding="utf-8"))
+def report_schema() -> dict[str, Any]:
+    """The audit report's JSON Schema, shipped as package data in ``privsynth/report/schema/``."""
+    text = (resources.files("privsynth.report") / "schema" / SCHEMA_FILE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def validate_report(report: dict, *, name: str = "the report") -> None:

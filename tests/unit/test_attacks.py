@@ -3,18 +3,21 @@ epsilon bound, the self-test, aggregate-only output and the CLI."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import sys
+from importlib import resources
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from privsynth.attacks import attribute, linkability, membership, singling_out
+from privsynth.attacks import attribute, linkability, membership, run, singling_out
 from privsynth.attacks.canary import canary_audit, epsilon_lower_bound, p_value, status
 from privsynth.attacks.distance import MixedSpace, distance_diagnostics, nearest
-from privsynth.attacks.policy import POLICY_DIR, load_policy
+from privsynth.attacks.policy import POLICY_DIR, available, load_policy
 from privsynth.attacks.selftest import leaky_synthetic, null_synthetic
 from privsynth.attacks.stats import (
     auc_delong,
@@ -24,8 +27,7 @@ from privsynth.attacks.stats import (
     tpr_at_fpr,
     wilson,
 )
-from privsynth.audit import run
-from privsynth.cli_audit import audit_cmd
+from privsynth.cli.attacks import audit_cmd
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import Schema
 
@@ -217,8 +219,9 @@ def test_linkability_by_hand():
 
 # ------------------------------------------------------------------- policies
 def test_policies_load_by_name_and_path(tmp_path):
-    assert {"standard", "strict"} <= {p.stem for p in POLICY_DIR.glob("*.toml")}
-    std, strict = load_policy("standard"), load_policy(POLICY_DIR / "strict.toml")
+    assert {"standard", "strict"} <= set(available())
+    with resources.as_file(POLICY_DIR / "strict.toml") as strict_path:
+        std, strict = load_policy("standard"), load_policy(strict_path)
     assert std.name == "standard" and strict.name == "strict"
     assert (
         strict.thresholds["membership"]["max_auc_lower"]
@@ -352,6 +355,15 @@ def test_bad_arguments_name_the_problem(adult_split):
         run(train, holdout, train.drop(columns=["age"]), schema)
     with pytest.raises(ConfigError, match="both sensitive and quasi"):
         run(train, holdout, train, schema, sensitive=["age"], quasi_identifiers=["age", "sex"])
+    with pytest.raises(ConfigError, match="'epsilon'"):
+        run(train, holdout, train, schema, canary={"factory": _Copier})
+
+
+def test_old_audit_module_still_runs_the_suite_and_says_it_is_deprecated():
+    sys.modules.pop("privsynth.audit", None)
+    with pytest.warns(DeprecationWarning, match="privsynth.attacks.run"):
+        old = importlib.import_module("privsynth.audit")
+    assert old.run is run
 
 
 class _Copier:
@@ -436,7 +448,7 @@ def test_policy_judges_the_lower_bound_and_leaves_diagnostics_alone():
 
 
 def test_exact_codes_are_shared_across_frames():
-    from privsynth.attacks.suite import _exact_codes
+    from privsynth.attacks.battery import _exact_codes
 
     a = pd.DataFrame({"x": [1.0, 2.0, None], "c": ["u", "v", "u"]})
     b = pd.DataFrame({"x": [2.0, 3.0], "c": ["v", None]})

@@ -78,12 +78,12 @@ def test_demo_refuses_to_clobber_a_foreign_folder(tmp_path, capsys):
 
 
 def test_demo_recreates_its_own_folder(tmp_path, capsys, monkeypatch):
-    import privsynth.demo
+    from privsynth.cli import walkthrough
 
     seen = []
-    monkeypatch.setattr(privsynth.demo, "run_demo", lambda out: seen.append(sorted(out.iterdir())))
+    monkeypatch.setattr(walkthrough, "run_demo", lambda out: seen.append(sorted(out.iterdir())))
     out = tmp_path / "demo"
     assert run(capsys, "demo", "--out", str(out))[0] == 0
     (out / "old-release.txt").write_text("from the last run")
     assert run(capsys, "demo", "--out", str(out))[0] == 0
-    assert [p.name for p in seen[1]] == [privsynth.demo.MARKER]  # the old files are gone
+    assert [p.name for p in seen[1]] == [walkthrough.MARKER]  # the old files are gone

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from privsynth.budget import Budget, Ledger, PureDP
-from privsynth.cli_ledger import ledger_group
+from privsynth.cli.ledger import ledger_group
 from privsynth.errors import ConfigError, LedgerCorrupt, LedgerError
 
 

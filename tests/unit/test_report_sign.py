@@ -19,7 +19,7 @@ from privsynth.errors import EXIT_CODES, ConfigError, SignatureError
 from privsynth.generators.mst import MST
 from privsynth.pipeline.folder import write_signed
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
-from privsynth.report.audit import build_report, plain, source_fingerprint
+from privsynth.report.build import build_report, plain, source_fingerprint
 from privsynth.report.keys import fingerprint, keygen, load_private_key, public_pem
 from privsynth.report.sign import (
     canonical,

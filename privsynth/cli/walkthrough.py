@@ -1,4 +1,5 @@
-"""``privsynth demo``: one signed DP release of the bundled Adult sample, start to finish.
+"""The walkthrough ``privsynth demo`` runs: one signed DP release of the bundled Adult sample,
+start to finish.
 
 Steps: draft a schema and see why a drafted schema is refused; take the reviewed public
 schema, leave one column's categories undeclared so they are learned with DP; make a
@@ -56,6 +57,7 @@ def _numeric_fidelity(real: pd.DataFrame, synthetic_csv: Path, schema: Schema) -
 
 
 def run_demo(out: Path, console: Console | None = None) -> None:
+    """Run the walkthrough, writing its files to the (existing, empty) folder ``out``."""
     console = console or Console()
     df, public = load_adult()
     console.rule("[bold]1. The bundled sample")

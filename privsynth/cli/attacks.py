@@ -1,7 +1,4 @@
-"""``privsynth audit``: run the attack suite on a synthetic table and write ``attacks.json``.
-
-Registered on the main command group with ``cli.add_command(audit_cmd)``.
-"""
+"""``privsynth audit``: run the attack suite on a synthetic table and write ``attacks.json``."""
 
 from __future__ import annotations
 
@@ -10,62 +7,34 @@ from pathlib import Path
 
 import click
 
+from privsynth.cli.options import FILE, file_option, out_folder_option, policy_option, split_names
 from privsynth.io import atomic_write_text, read_table
 from privsynth.schema import Schema
 
 
-def split_names(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 @click.command("audit")
-@click.option(
+@file_option(
     "--train",
     "train_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
     help="The private rows the generator was fitted on.",
 )
 @click.option(
     "--holdout",
     "holdout_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Rows of the same population never used in fitting (omit to skip the attacks that "
     "need them).",
 )
-@click.option(
-    "--synthetic",
-    "synthetic_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The synthetic table.",
-)
-@click.option(
-    "--schema",
-    "schema_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The release schema.",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for attacks.json (created if missing).",
-)
+@file_option("--synthetic", "synthetic_path", required=True, help="The synthetic table.")
+@file_option("--schema", "schema_path", required=True, help="The release schema.")
+@out_folder_option("Folder for attacks.json (created if missing).")
 @click.option("--sensitive", help="Comma-separated columns an attacker tries to infer.")
 @click.option(
     "--quasi-identifiers",
     help="Comma-separated columns an attacker knows (default: all columns not sensitive).",
 )
-@click.option(
-    "--policy",
-    default="standard",
-    show_default=True,
-    help="Policy name (standard, strict) or a path to a TOML policy.",
-)
+@policy_option("Policy name (standard, strict) or a path to a TOML policy.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
 @click.option(
     "--device",
@@ -86,7 +55,7 @@ def audit_cmd(
     device: str,
 ) -> None:
     """Attack a synthetic table and write the aggregate results to OUT/attacks.json."""
-    from privsynth.audit import run
+    from privsynth.attacks import run  # imports torch: seconds, so only when attacking
 
     schema = Schema.load(schema_path)
     result = run(

@@ -1,8 +1,8 @@
-"""The audit report: what was released, the DP guarantee behind it, and the evidence.
+"""Build the audit report: what was released, the DP guarantee behind it, and the evidence.
 
-The report is a plain JSON document (JSON Schema in ``audits/schema/``) built from aggregates
-only: no row, no record-level score, and not the exact number of real rows (that count is
-private; the report gives the DP estimate the generator released, or nothing).
+The report is a plain JSON document (JSON Schema in ``privsynth/report/schema/``) built from
+aggregates only: no row, no record-level score, and not the exact number of real rows (that
+count is private; the report gives the DP estimate the generator released, or nothing).
 
 Two fields need care because they are computed from the private table:
 
@@ -33,6 +33,7 @@ import pandas as pd
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from privsynth import __version__
 from privsynth.report.sign import report_id
 from privsynth.schema import Column, Schema
 
@@ -97,15 +98,14 @@ def source_fingerprint(data: pd.DataFrame | Path, key: Ed25519PrivateKey) -> dic
     }
 
 
-def tool_versions() -> dict:
-    deps = {}
+def tool_versions() -> dict[str, Any]:
+    """privsynth's version, Python's, the platform and the installed dependencies' versions."""
+    deps: dict[str, str | None] = {}
     for name in DEPENDENCIES:
         try:
             deps[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             deps[name] = None
-    from privsynth import __version__
-
     return {
         "name": "privsynth",
         "version": __version__,

@@ -17,9 +17,10 @@ from privsynth.budget.events import Budget, event_from_dict, event_summary, form
 from privsynth.budget.export import export_jsonl, jsonl_text, verify_jsonl
 from privsynth.budget.ledger import Ledger
 from privsynth.budget.store import SQLITE_MAGIC, list_datasets, verify_ledger
+from privsynth.cli.options import FILE, file_option
 from privsynth.errors import ConfigError, LedgerError
 
-_LEDGER = click.argument("ledger", type=click.Path(dir_okay=False, path_type=Path))
+_LEDGER = click.argument("ledger", type=FILE)
 
 
 @click.group(name="ledger")
@@ -225,12 +226,7 @@ def verify_cmd(ledger: Path) -> None:
 
 @ledger_group.command("export")
 @_LEDGER
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write JSONL here (atomically); default: standard output.",
-)
+@file_option("-o", "--output", help="Write JSONL here (atomically); default: standard output.")
 def export_cmd(ledger: Path, output: Path | None) -> None:
     """Export the whole (verified) chain of LEDGER as JSON Lines, one entry per line."""
     if output is None:

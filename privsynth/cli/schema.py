@@ -1,0 +1,76 @@
+"""``privsynth schema``: draft a schema from a table, and check a table against one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from privsynth.cli.options import FILE, UNSAFE_DATA_DOMAIN, file_option
+from privsynth.io import read_table
+from privsynth.schema import Schema
+
+
+@click.group("schema")
+def schema_group() -> None:
+    """Draft and check schemas."""
+
+
+@schema_group.command("draft")
+@click.argument("data", type=FILE)
+@file_option("-o", "--output", help="Write the schema here (default: print it).")
+@click.option(
+    "--bins",
+    type=int,
+    help="Equal-width bins for numeric columns (default: none; the encoding is learned "
+    "with DP at the fit).",
+)
+def schema_draft(data: Path, output: Path | None, bins: int | None) -> None:
+    """Draft a schema from DATA. Every domain read from the data is marked "source": "data";
+    review it before any release."""
+    schema = Schema.draft(read_table(data), bins=bins)
+    for col in schema.columns:
+        if col.kind == "identifier":
+            click.echo(f"note: {col.name}: {col.note}", err=True)
+    n_data = len(schema.data_dependent_columns())
+    click.echo(
+        f"note: {n_data} domain(s) were read from the data (source: data); declare the public "
+        "ones and delete the rest so they are learned with DP",
+        err=True,
+    )
+    if output is None:
+        click.echo(schema.to_json(), nl=False)
+    else:
+        schema.save(output)
+        click.echo(f"wrote {output}", err=True)
+
+
+@schema_group.command("check")
+@click.argument("data", type=FILE)
+@click.argument("schema_path", metavar="SCHEMA", type=FILE)
+@click.option(
+    "--on-unknown",
+    type=click.Choice(["error", "missing"]),
+    default="error",
+    show_default=True,
+    help="What to do with values outside declared categories.",
+)
+@UNSAFE_DATA_DOMAIN
+def schema_check(
+    data: Path, schema_path: Path, on_unknown: Literal["error", "missing"], unsafe_data_domain: bool
+) -> None:
+    """Check DATA against SCHEMA and say whether it is ready for a release."""
+    schema = Schema.load(schema_path)
+    _, report = schema.validate(read_table(data), on_unknown=on_unknown)
+    for line in report.lines():
+        click.echo(f"note: {line}")
+    for caveat in schema.release_caveats(allow_data_dependent_domain=unsafe_data_domain):
+        click.echo(caveat)
+    undeclared = schema.undeclared_columns()
+    if undeclared:
+        click.echo(
+            "domains or numeric encodings to be learned with DP (charged to the fit's "
+            f"--discovery-share): {', '.join(undeclared)}"
+        )
+    click.echo(f"ok: the data fits {schema_path} ({len(schema.synthesised)} columns to synthesise)")

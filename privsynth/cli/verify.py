@@ -1,0 +1,32 @@
+"""``privsynth verify``: check a signed release folder offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from privsynth.cli.options import FOLDER, file_option
+from privsynth.report.verify import verify_release
+
+
+@click.command("verify")
+@click.argument("folder", type=FOLDER)
+@file_option(
+    "--public-key",
+    help="The signer's public key, from a channel you trust (default: the folder's own key, "
+    "which proves integrity but not identity).",
+)
+@file_option(
+    "--ledger",
+    "ledger_path",
+    help="Also check that the release's ledger entries are in this ledger's hash chain.",
+)
+def verify_cmd(folder: Path, public_key: Path | None, ledger_path: Path | None) -> None:
+    """Verify a signed release FOLDER offline: signature, file digests, report, schema."""
+    result = verify_release(folder, public_key=public_key, ledger=ledger_path)
+    for line in result.checks:
+        click.echo(f"ok  {line}")
+    v = result.report["verdict"]
+    status = "passed" if v["passed"] else "FAILED: " + ", ".join(v.get("failed_checks", []))
+    click.echo(f"verified {folder}: report {result.report_id} (policy {v['policy']} {status})")
