@@ -137,40 +137,37 @@ def release_cmd(
     spark_master: str,
 ) -> None:
     """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out."""
-    from privsynth.pipeline import release  # imports torch: seconds, so only when releasing
+    from privsynth.pipeline import ReleaseConfig, run  # imports torch: seconds
 
+    config = ReleaseConfig(  # bad options fail before the data is read
+        out=out,
+        generator=generator,
+        epsilon=epsilon,
+        delta=delta,
+        holdout_fraction=holdout_fraction,
+        policy=policy,
+        sensitive=tuple(split_names(sensitive) or ()),
+        quasi_identifiers=tuple(split_names(quasi_identifiers) or ()),
+        target=target,
+        canary=not no_canary,
+        rows=rows,
+        fmt=fmt,
+        pdf=pdf,
+        seed=seed,
+        force=force,
+        allow_data_dependent_domain=unsafe_data_domain,
+        generator_params=(
+            {"discovery_share": discovery_share} if discovery_share is not None else {}
+        ),
+        source=data,
+    )
     signing_key = load_private_key(key)  # a bad key fails before the data is read
     schema = Schema.load(schema_path)
     df = read_source(data, engine, spark_master)
     cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
     dataset = dataset_id or data.name.split(".")[0]
     with Ledger.open(ledger_path, dataset_id=dataset, cap=cap) as ledger:
-        result = release(
-            df,
-            schema,
-            out=out,
-            ledger=ledger,
-            key=signing_key,
-            generator=generator,
-            epsilon=epsilon,
-            delta=delta,
-            holdout_fraction=holdout_fraction,
-            policy=policy,
-            sensitive=split_names(sensitive) or [],
-            quasi_identifiers=split_names(quasi_identifiers) or [],
-            target=target,
-            canary=not no_canary,
-            rows=rows,
-            fmt=fmt,
-            pdf=pdf,
-            seed=seed,
-            force=force,
-            allow_data_dependent_domain=unsafe_data_domain,
-            generator_params=(
-                {"discovery_share": discovery_share} if discovery_share is not None else None
-            ),
-            source=data,
-        )
+        result = run(config, df, schema, ledger=ledger, key=signing_key)
         remaining = ledger.remaining()
     for line in result.custodian_notes:
         click.echo(f"note (for you only, not released): {line}", err=True)
