@@ -27,10 +27,10 @@ from privsynth.schema import Column, Schema
 # The generators pull in torch (seconds to import): load them on first use, so that
 # `privsynth ledger show` and `import privsynth` stay quick.
 _LAZY = {
-    "MST": "privsynth.generators.mst",
-    "AIM": "privsynth.generators.aim",
-    "DPVAE": "privsynth.generators.dpvae",
-    "DPCTGAN": "privsynth.generators.dpctgan",
+    "MST": "privsynth.generators.marginal.mst",
+    "AIM": "privsynth.generators.marginal.aim",
+    "DPVAE": "privsynth.generators.dpsgd.dpvae",
+    "DPCTGAN": "privsynth.generators.dpsgd.dpctgan",
     "release": "privsynth.release",
     "verify_release": "privsynth.report.verify",
     "keygen": "privsynth.report.keys",
@@ -38,7 +38,7 @@ _LAZY = {
 _LAZY_MODULES = ("audit",)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     import importlib
 
     if name in _LAZY:

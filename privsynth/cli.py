@@ -341,7 +341,7 @@ def sample_cmd(
     to Parquet, e.g. 100 million rows. Post-processing: no budget is spent."""
     import json
 
-    from privsynth.release import GENERATORS
+    from privsynth.generators.registry import GENERATORS
 
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; choose a new path or pass --force")

@@ -29,11 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError, DataError
-from privsynth.generators.aim import AIM
-from privsynth.generators.base import Generator
-from privsynth.generators.dpctgan import DPCTGAN
-from privsynth.generators.dpvae import DPVAE
-from privsynth.generators.mst import MST
+from privsynth.generators.registry import make_generator
 from privsynth.io import atomic_write_bytes, atomic_write_text
 from privsynth.marginals.sql import SqlSource
 from privsynth.report import (
@@ -59,7 +55,6 @@ from privsynth.report.verify import validate_report
 from privsynth.report.verify_doc import verify_md
 from privsynth.schema import Schema
 
-GENERATORS: dict[str, type] = {"mst": MST, "aim": AIM, "dpvae": DPVAE, "dpctgan": DPCTGAN}
 FORMATS = ("csv", "parquet")
 #: The attack suite compares each synthetic row with its two nearest training rows.
 MIN_TRAIN_ROWS = 2
@@ -81,16 +76,6 @@ class ReleaseResult:
     #: Exact diagnostics for the custodian's screen only (e.g. values clipped by bounds
     #: learned with DP); never written into the release.
     custodian_notes: list[str] = field(default_factory=list)
-
-
-def make_generator(name: str, epsilon: float, delta: float, **params: Any) -> Generator:
-    try:
-        cls = GENERATORS[name.lower()]
-    except KeyError:
-        raise ConfigError(
-            f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}"
-        ) from None
-    return cls(epsilon=epsilon, delta=delta, **params)
 
 
 def split_holdout(

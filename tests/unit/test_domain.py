@@ -11,7 +11,7 @@ from privsynth.domain import (
     plan_discovery,
 )
 from privsynth.errors import SchemaError
-from privsynth.generators.base import MarginalGenerator
+from privsynth.generators.marginal.base import MarginalGenerator
 from privsynth.schema import OTHER, Column, Schema
 
 

@@ -17,17 +17,12 @@ from privsynth.budget.accounting import (
 )
 from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
 from privsynth.generators.base import Generator
-from privsynth.generators.dpctgan import DPCTGAN, _CondLinear
-from privsynth.generators.dpsgd import (
-    GRAD_SAMPLE_MODES,
-    OneHotBlocks,
-    SGDPlan,
-    calibrate_sigma,
-    opacus_epsilon,
-    train_dp,
-)
-from privsynth.generators.dpvae import DPVAE
-from privsynth.generators.noisy_marginals import coarse_groups, project_counts
+from privsynth.generators.dpsgd.dpctgan import DPCTGAN, _CondLinear
+from privsynth.generators.dpsgd.dpvae import DPVAE
+from privsynth.generators.dpsgd.marginal_targets import coarse_groups, project_counts
+from privsynth.generators.dpsgd.privacy import SGDPlan, calibrate_sigma, opacus_epsilon
+from privsynth.generators.dpsgd.train import GRAD_SAMPLE_MODES, train_dp
+from privsynth.generators.dpsgd.transform import OneHotBlocks
 from privsynth.schema import Schema
 
 # Tiny and fast: 3,000 rows, expected batch 500, 2 epochs (about 12 steps), small networks.
@@ -521,7 +516,8 @@ def test_dp_sgd_randomness_ignores_the_global_torch_seed():
     import torch
     from torch import nn
 
-    from privsynth.generators.dpsgd import SGDPlan, train_dp
+    from privsynth.generators.dpsgd.privacy import SGDPlan
+    from privsynth.generators.dpsgd.train import train_dp
 
     data = torch.ones(200, 3)
 
@@ -549,8 +545,8 @@ def test_every_clipping_mode_trains_the_same_weights_from_the_same_randomness(mo
     stay below 1e-5."""
     import copy
 
-    import privsynth.generators.dpsgd as dpsgd
-    from privsynth.generators.dpvae import _VAE
+    import privsynth.generators.dpsgd.train as dpsgd
+    from privsynth.generators.dpsgd.dpvae import _VAE
 
     monkeypatch.setattr(dpsgd.secrets, "randbits", lambda k: 12345)
     torch.manual_seed(0)

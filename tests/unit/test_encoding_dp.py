@@ -20,7 +20,7 @@ from privsynth.encoding_dp import (
     tree_density,
 )
 from privsynth.errors import DataError, SchemaError
-from privsynth.generators.base import MarginalGenerator
+from privsynth.generators.marginal.base import MarginalGenerator
 from privsynth.schema import Column, Schema
 
 
