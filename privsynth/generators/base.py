@@ -168,14 +168,14 @@ class Generator(ABC):
         DataError
             Values that break the schema.
         """
-        caveats = schema.release_caveats(
+        caveats = schema.release_caveats(  # 1. check
             allow_data_dependent_domain=self.allow_data_dependent_domain
         )
-        plan = self._plan(schema)
+        plan = self._plan(schema)  # 2. plan
         if ledger is not None:
             ledger.check(plan.checked)  # refuses before the data is touched
-        source = self._source(data).validate(schema)
-        first = (
+        source = self._source(data).validate(schema)  # 3. validate
+        first = (  # 4. reserve: from here on the charges count as spent
             ledger.reserve(
                 plan.reserved,
                 purpose=f"{self.name} {self.reservation_purpose}",
@@ -187,14 +187,15 @@ class Generator(ABC):
         spent: list[PrivacyEvent] = []
         learned = schema
         b = plan.budgeting
-        if schema.undeclared_columns():
+        if schema.undeclared_columns():  # 5. discover
             learned, spent = discover_domains(
                 source, schema, rho=b.discovery_rho, delta=b.discovery_delta
             )
-        # Encoding under the learned schema maps values too rare to learn to "(other)".
+        # 6. measure; encoding under the learned schema maps values too rare to learn to
+        # "(other)".
         run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first))
         spent += run.charges
-        self._check_within(spent, run.planned)
+        self._check_within(spent, run.planned)  # 7. check within
         self.custodian_notes_ = custodian_notes(clipped_shares(source, schema, learned))
         self.n_rows_ = run.n_rows  # DP estimate (post-processing), public
         self.schema_ = learned
@@ -202,8 +203,8 @@ class Generator(ABC):
         self.caveats_ = caveats
         self.charges_ = spent
         self.planned_ = run.planned
-        if ledger is not None and first is not None:
-            # the later reservation holds one charge, the last
+        if ledger is not None and first is not None:  # 8. commit
+            # a later reservation holds one charge, the last
             first.commit(metadata={"charges": len(spent) - (run.later is not None)})
             entry: dict[str, Any] = {"reservation": first.id}
             if run.later is not None:

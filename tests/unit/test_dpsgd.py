@@ -450,6 +450,24 @@ def test_calibrated_noise_is_the_smallest_that_fits():
     assert epsilon_spent([*alongside, low], DELTA) > 2.0
 
 
+def test_calibrated_noise_is_at_most_opacus_calibration():
+    """Alone, DP-SGD is calibrated at least as tightly as Opacus' own RDP calibration: the
+    ledger's accountant takes the tighter of RDP and PRV."""
+    import warnings
+
+    from opacus.accountants.utils import get_noise_multiplier
+
+    q, steps, eps, delta = 0.01, 200, 1.0, 1e-5
+    sigma = calibrate_sigma(q, steps, (), eps, delta)
+    assert epsilon_spent(SubsampledGaussian(q, sigma, steps), delta) <= eps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = get_noise_multiplier(
+            target_epsilon=eps, target_delta=delta, sample_rate=q, steps=steps
+        )
+    assert sigma <= theirs
+
+
 def test_an_empty_poisson_sample_still_takes_a_noised_step():
     # Rate 1e-9 over 10 rows: every sample is empty (P(non-empty) ~ 1e-8), yet each step must
     # add noise and be counted, as the accountant assumes.
