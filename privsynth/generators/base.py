@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from privsynth import __version__
 from privsynth.budget import Ledger, Reservation
 from privsynth.budget.accounting import (
     ZCDP,
@@ -322,8 +323,6 @@ class Generator(ABC):
     def save(self, path: str | Path) -> None:
         """Write the fitted model, no pickle: a header (format, versions, parameters, schema,
         charges) and the family's state (:meth:`_write`)."""
-        from privsynth import __version__
-
         self._check_fitted()
         doc = {
             "format": self.model_format,

@@ -22,6 +22,7 @@ from privsynth.errors import ConfigError
 from privsynth.generators.base import FitContext, FitPlan, Generator, Mechanism
 from privsynth.generators.split import RHO_MARGIN, Budgeting
 from privsynth.inference.model import one_cpu_thread
+from privsynth.io import atomic_output, atomic_write_text
 from privsynth.marginals.table import EncodedTable
 from privsynth.schema import CATEGORICAL_KINDS
 
@@ -112,8 +113,6 @@ class MarginalGenerator(Generator):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from privsynth.io import atomic_output
-
         self._check_fitted()
         n = self._estimated_rows() if n is None else n
         for name, v in (("n", n), ("chunk_rows", chunk_rows)):
@@ -161,8 +160,6 @@ class MarginalGenerator(Generator):
     def _write(self, path: str | Path, doc: dict[str, Any]) -> None:
         """The model as reviewable JSON: schema, noisy measurements, model structure and
         potentials, charges, versions."""
-        from privsynth.io import atomic_write_text
-
         atomic_write_text(path, json.dumps(doc, separators=(",", ":")))
 
     @classmethod
