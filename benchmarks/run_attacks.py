@@ -34,7 +34,7 @@ import torch
 from privsynth.attacks import run
 from privsynth.attacks.selftest import leaky_synthetic, null_synthetic
 from privsynth.datasets import load_adult
-from privsynth.generators.mst import MST
+from privsynth.generators.marginal.mst import MST
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANON_PY = os.path.join(HERE, ".venvs", "anonymeter", "bin", "python")

@@ -85,12 +85,12 @@ def job(args: argparse.Namespace) -> None:
     train, _, schema = split()
     params = json.loads(args.params)
     if args.algo == "mst":
-        from privsynth.generators.mst import MST
+        from privsynth.generators.marginal.mst import MST
 
         model = MST(epsilon=args.epsilon, delta=args.delta, device=args.device, **params)
     else:
-        from privsynth.generators.dpctgan import DPCTGAN
-        from privsynth.generators.dpvae import DPVAE
+        from privsynth.generators.dpsgd.dpctgan import DPCTGAN
+        from privsynth.generators.dpsgd.dpvae import DPVAE
 
         cls = {"dpvae": DPVAE, "dpctgan": DPCTGAN}[args.algo]
         model = cls(epsilon=args.epsilon, delta=args.delta, device=args.device, **params)
@@ -201,7 +201,7 @@ def throughput(args) -> dict:
     import torch
 
     from privsynth.device import resolve_device
-    from privsynth.generators.dpsgd import OneHotBlocks
+    from privsynth.generators.dpsgd.transform import OneHotBlocks
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -234,8 +234,9 @@ def steps_per_s(mode: str, steps: int, hidden, batch: int, blocks, data, device)
     widths."""
     import torch
 
-    from privsynth.generators.dpsgd import SGDPlan, train_dp
-    from privsynth.generators.dpvae import _VAE
+    from privsynth.generators.dpsgd.dpvae import _VAE
+    from privsynth.generators.dpsgd.privacy import SGDPlan
+    from privsynth.generators.dpsgd.train import train_dp
 
     def loss_fn(model, x, latent=8):
         noise = torch.randn(len(x), latent, device=x.device)

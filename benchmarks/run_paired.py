@@ -37,8 +37,8 @@ import privsynth.mechanisms as mechanisms
 from privsynth.schema import Schema
 
 GENERATORS = {
-    "mst": ("privsynth.generators.mst", "MST"),
-    "aim": ("privsynth.generators.aim", "AIM"),
+    "mst": ("privsynth.generators.marginal.mst", "MST"),
+    "aim": ("privsynth.generators.marginal.aim", "AIM"),
 }
 
 

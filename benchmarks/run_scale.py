@@ -93,7 +93,7 @@ def one_way_scan(path: str, threads: int) -> float:
 
 
 def child_fit(path: str, out: str, threads: int, rows: int) -> dict:
-    from privsynth.generators.mst import MST
+    from privsynth.generators.marginal.mst import MST
     from privsynth.sources.duckdb import DuckDBSource
 
     engine = {"queries": 0, "seconds": 0.0}

@@ -11,7 +11,7 @@ the error hierarchy.
 from importlib.metadata import PackageNotFoundError, version
 
 from privsynth.budget import Budget, Ledger
-from privsynth.budget.accounting import ZCDP, ApproxDP, ApproxZCDP, PureDP, SubsampledGaussian
+from privsynth.budget.events import ZCDP, ApproxDP, ApproxZCDP, PureDP, SubsampledGaussian
 from privsynth.discovery import discover_domains, plan_discovery
 from privsynth.encoding import Encoder
 from privsynth.errors import (
@@ -29,10 +29,10 @@ from privsynth.schema import Column, Schema
 # The generators pull in torch (seconds to import): load them on first use, so that
 # `privsynth ledger show` and `import privsynth` stay quick.
 _LAZY = {
-    "MST": "privsynth.generators.mst",
-    "AIM": "privsynth.generators.aim",
-    "DPVAE": "privsynth.generators.dpvae",
-    "DPCTGAN": "privsynth.generators.dpctgan",
+    "MST": "privsynth.generators.marginal.mst",
+    "AIM": "privsynth.generators.marginal.aim",
+    "DPVAE": "privsynth.generators.dpsgd.dpvae",
+    "DPCTGAN": "privsynth.generators.dpsgd.dpctgan",
     "release": "privsynth.pipeline",
     "ReleaseConfig": "privsynth.pipeline",
     "ReleaseResult": "privsynth.pipeline",
@@ -42,7 +42,7 @@ _LAZY = {
 _LAZY_MODULES = ("audit",)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     import importlib
 
     if name in _LAZY:

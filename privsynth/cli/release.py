@@ -199,7 +199,7 @@ def sample_cmd(
 ) -> None:
     """Stream synthetic rows from a released marginal model (MODEL: a release's model.json)
     to Parquet, e.g. 100 million rows. Post-processing: no budget is spent."""
-    from privsynth.pipeline import GENERATORS  # imports torch
+    from privsynth.generators.registry import GENERATORS  # imports torch
 
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; choose a new path or pass --force")
@@ -208,7 +208,7 @@ def sample_cmd(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{model} is not a privsynth model file: {exc}") from exc
     # Any generator class; only the marginal ones (MST, AIM) can stream, checked next.
-    cls: type[Any] | None = GENERATORS.get(name.lower())
+    cls = GENERATORS.get(name.lower())
     if cls is None or not hasattr(cls, "sample_to_parquet"):
         raise ConfigError(f"{model}: streaming needs a marginal model (MST, AIM), not {name!r}")
     n = cls.load(model, device="cpu").sample_to_parquet(out, rows, chunk_rows=chunk_rows, seed=seed)

@@ -34,11 +34,10 @@ log = logging.getLogger("privsynth.inference")
 CHUNK = 50  # belief-propagation calls between convergence checks
 TOL = 1e-4  # stop when a chunk improves the scaled loss by less than this
 # Models up to this many junction-tree cells run belief propagation batched by tree level
-# (flat_bp.py); larger ones clique by clique (model.py). Per estimator call on one CPU core
-# (benchmarks/run_inference.py --flat-max-cells, L-BFGS included, commit 3e09864), the
-# level-batched engine took 0.47x the time at 5,000 cells, 0.83x at 30,000, 0.96x at 40,000,
-# 1.09x at 50,000 and 1.9x at 1,000,000. Adult's MST model has about 4,600 cells, AIM's at
-# epsilon 1 up to about 37,000.
+# (flat_bp.py); larger ones clique by clique (model.py). Batching saves kernel launches, which
+# dominate small models, but gathers every message into one flat vector, which costs more than
+# it saves once the cells number in the tens of thousands (benchmarks/run_inference.py
+# --flat-max-cells measures where the two cross).
 FLAT_MAX_CELLS = 40_000
 
 

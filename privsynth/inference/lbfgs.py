@@ -3,8 +3,8 @@
 ``torch.optim.LBFGS`` applies its history with a two-loop recursion of about four small tensor
 operations per stored pair, and each of them waits for the device (a tensor is used as a
 Python scalar). On a GPU those launches and waits cost more than the belief propagation they
-steer; and building any ``torch.optim`` optimizer first imports ``torch._dynamo`` (1.3 s on the
-CPU build, about 10 s on a CUDA image), once per process. Here the history lives in two
+steer; and building any ``torch.optim`` optimizer first imports ``torch._dynamo`` (seconds of
+start-up), once per process. Here the history lives in two
 (m, n) matrices and the inverse-Hessian approximation is applied in its compact form (Byrd,
 Nocedal & Schnabel 1994): five matrix-vector products and two m×m triangular solves per step,
 and the host reads a few scalars per evaluation. The line search finds a step that meets

@@ -25,8 +25,8 @@ def one_cpu_thread() -> Iterator[None]:
 
     The estimator makes thousands of small tensor ops; extra OpenMP threads barely speed them
     up on an idle machine and, when the cores are busy with other work, their spin-waiting
-    wrecks throughput. Measured on 2 shared cores (load ~8), one MST fit on Adult: 2 threads
-    366 s and 113 s wall (153 and 73 CPU s), 1 thread 14 s (9 CPU s).
+    wrecks throughput: on shared cores a fit runs many times slower with two threads than
+    with one.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -5,15 +5,13 @@ utility and attacks, :mod:`.folder` the atomic, signed output folder and :mod:`.
 steps in order.
 """
 
-from privsynth.pipeline.config import FORMATS, GENERATORS, ReleaseConfig, make_generator
+from privsynth.pipeline.config import FORMATS, ReleaseConfig
 from privsynth.pipeline.steps import ReleaseResult, release, run
 
 __all__ = [
     "FORMATS",
-    "GENERATORS",
     "ReleaseConfig",
     "ReleaseResult",
-    "make_generator",
     "release",
     "run",
 ]

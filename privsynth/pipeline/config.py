@@ -9,31 +9,11 @@ from types import MappingProxyType
 from typing import Any
 
 from privsynth.errors import ConfigError
-from privsynth.generators.aim import AIM
 from privsynth.generators.base import Generator
-from privsynth.generators.dpctgan import DPCTGAN
-from privsynth.generators.dpvae import DPVAE
-from privsynth.generators.mst import MST
+from privsynth.generators.registry import GENERATORS, make_generator
 from privsynth.schema import Schema
 
-GENERATORS: dict[str, type[Generator]] = {
-    "mst": MST,
-    "aim": AIM,
-    "dpvae": DPVAE,
-    "dpctgan": DPCTGAN,
-}
 FORMATS = ("csv", "parquet")
-
-
-def make_generator(name: str, epsilon: float, delta: float, **params: Any) -> Generator:
-    """A generator by its registry name (``mst``, ``aim``, ``dpvae``, ``dpctgan``)."""
-    try:
-        cls = GENERATORS[name.lower()]
-    except KeyError:
-        raise ConfigError(
-            f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}"
-        ) from None
-    return cls(epsilon=epsilon, delta=delta, **params)
 
 
 @dataclass(frozen=True)
@@ -78,9 +58,7 @@ class ReleaseConfig:
                 f"holdout fraction ({self.holdout_fraction!r}) must be in [0, 1), e.g. 0.2"
             )
         if self.generator not in GENERATORS:
-            raise ConfigError(
-                f"unknown generator {self.generator!r}; choose one of {', '.join(GENERATORS)}"
-            )
+            make_generator(self.generator, self.epsilon, self.delta)  # raises, naming the known
         if self.out.name in ("", ".", ".."):
             raise ConfigError(
                 f"--out {self.out} must end in the name of a new folder, e.g. {self.out}/release"

@@ -72,25 +72,25 @@ class Verbatim:
 
 
 def _mst():
-    from privsynth.generators.mst import MST
+    from privsynth.generators.marginal.mst import MST
 
     return MST(epsilon=EPSILON, iters=200, device="cpu")
 
 
 def _aim():
-    from privsynth.generators.aim import AIM
+    from privsynth.generators.marginal.aim import AIM
 
     return AIM(epsilon=EPSILON, iters=100, round_iters=20, max_model_size=2.0, device="cpu")
 
 
 def _dpvae():
-    from privsynth.generators.dpvae import DPVAE
+    from privsynth.generators.dpsgd.dpvae import DPVAE
 
     return DPVAE(epsilon=EPSILON, epochs=2, batch_size=256, device="cpu")
 
 
 def _dpctgan():
-    from privsynth.generators.dpctgan import DPCTGAN
+    from privsynth.generators.dpsgd.dpctgan import DPCTGAN
 
     return DPCTGAN(epsilon=EPSILON, epochs=2, batch_size=256, device="cpu")
 

@@ -43,7 +43,7 @@ from privsynth.budget import (  # noqa: E402
     event_from_dict,
     verify_ledger,
 )
-from privsynth.budget.accounting import as_rational  # noqa: E402
+from privsynth.budget.analysis import as_rational  # noqa: E402
 from privsynth.errors import BudgetExceeded, LedgerCorrupt, LedgerError  # noqa: E402
 
 SPAWN = mp.get_context("spawn")

@@ -7,7 +7,7 @@ from scipy.stats import ks_2samp
 
 from privsynth import AIM, MST
 from privsynth.budget import Budget, Ledger
-from privsynth.budget.accounting import event_to_dict
+from privsynth.budget.events import event_to_dict
 from privsynth.schema import Schema
 
 

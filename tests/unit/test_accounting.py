@@ -13,23 +13,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from privsynth.budget.accounting import (
+from privsynth.budget.analysis import (
     DENSE_ORDERS,
     SG_ORDERS,
+    as_rational,
+    epsilon_spent,
+    epsilon_spent_exact,
+    epsilon_subsampled_gaussian,
+    rdp_curve,
+    rdp_to_epsilon,
+    rho_for_epsilon,
+)
+from privsynth.budget.events import (
     ZCDP,
     ApproxDP,
     Budget,
     PureDP,
     SubsampledGaussian,
-    as_rational,
-    epsilon_spent,
-    epsilon_spent_exact,
-    epsilon_subsampled_gaussian,
     event_from_dict,
     event_to_dict,
-    rdp_curve,
-    rdp_to_epsilon,
-    rho_for_epsilon,
 )
 from privsynth.errors import ConfigError
 

@@ -459,7 +459,7 @@ def test_exact_codes_are_shared_across_frames():
 
 @pytest.mark.slow
 def test_canary_audit_of_mst_finds_no_violation(adult_split):
-    from privsynth.generators.mst import MST
+    from privsynth.generators.marginal.mst import MST
 
     train, holdout, schema = adult_split
     res = run(

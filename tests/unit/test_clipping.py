@@ -1,5 +1,5 @@
-"""Book-keeping clipping (privsynth.generators.clipping) against per-row gradients computed one
-row at a time, and against Opacus' per-sample hooks."""
+"""Book-keeping clipping (privsynth.generators.dpsgd.clipping) against per-row gradients
+computed one row at a time, and against Opacus' per-sample hooks."""
 
 import warnings
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from privsynth.generators.clipping import BookkeepingClipper
-from privsynth.generators.dpsgd import mlp
+from privsynth.generators.dpsgd.clipping import BookkeepingClipper
+from privsynth.generators.dpsgd.networks import mlp
 
 ROWS = 9
 

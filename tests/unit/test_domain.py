@@ -2,12 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.budget.accounting import ZCDP, ApproxZCDP
+from privsynth.budget.events import ZCDP, ApproxZCDP
 from privsynth.discovery import discover_domains, plan_discovery
 from privsynth.discovery.numeric import bound_candidates
 from privsynth.encoding import Encoder, bin_edges
 from privsynth.errors import SchemaError
-from privsynth.generators.base import MarginalGenerator
+from privsynth.generators.marginal.base import MarginalGenerator
 from privsynth.schema import OTHER, Column, Schema
 
 

@@ -8,26 +8,16 @@ import pytest
 import torch
 
 from privsynth.budget import Budget, Ledger, PureDP, SubsampledGaussian, event_from_dict
-from privsynth.budget.accounting import (
-    PRV_EPS_ERROR,
-    SG_ORDERS,
-    ZCDP,
-    epsilon_spent,
-    rho_for_epsilon,
-)
+from privsynth.budget.analysis import PRV_EPS_ERROR, SG_ORDERS, epsilon_spent, rho_for_epsilon
+from privsynth.budget.events import ZCDP
 from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
 from privsynth.generators.base import Generator
-from privsynth.generators.dpctgan import DPCTGAN, _CondLinear
-from privsynth.generators.dpsgd import (
-    GRAD_SAMPLE_MODES,
-    OneHotBlocks,
-    SGDPlan,
-    calibrate_sigma,
-    opacus_epsilon,
-    train_dp,
-)
-from privsynth.generators.dpvae import DPVAE
-from privsynth.generators.noisy_marginals import coarse_groups, project_counts
+from privsynth.generators.dpsgd.dpctgan import DPCTGAN, _CondLinear
+from privsynth.generators.dpsgd.dpvae import DPVAE
+from privsynth.generators.dpsgd.marginal_targets import coarse_groups, project_counts
+from privsynth.generators.dpsgd.privacy import SGDPlan, calibrate_sigma, opacus_epsilon
+from privsynth.generators.dpsgd.train import GRAD_SAMPLE_MODES, train_dp
+from privsynth.generators.dpsgd.transform import OneHotBlocks
 from privsynth.schema import Schema
 
 # Tiny and fast: 3,000 rows, expected batch 500, 2 epochs (about 12 steps), small networks.
@@ -455,6 +445,24 @@ def test_calibrated_noise_is_the_smallest_that_fits():
     assert epsilon_spent([*alongside, low], DELTA) > 2.0
 
 
+def test_calibrated_noise_is_at_most_opacus_calibration():
+    """Alone, DP-SGD is calibrated at least as tightly as Opacus' own RDP calibration: the
+    ledger's accountant takes the tighter of RDP and PRV."""
+    import warnings
+
+    from opacus.accountants.utils import get_noise_multiplier
+
+    q, steps, eps, delta = 0.01, 200, 1.0, 1e-5
+    sigma = calibrate_sigma(q, steps, (), eps, delta)
+    assert epsilon_spent(SubsampledGaussian(q, sigma, steps), delta) <= eps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = get_noise_multiplier(
+            target_epsilon=eps, target_delta=delta, sample_rate=q, steps=steps
+        )
+    assert sigma <= theirs
+
+
 def test_an_empty_poisson_sample_still_takes_a_noised_step():
     # Rate 1e-9 over 10 rows: every sample is empty (P(non-empty) ~ 1e-8), yet each step must
     # add noise and be counted, as the accountant assumes.
@@ -521,7 +529,8 @@ def test_dp_sgd_randomness_ignores_the_global_torch_seed():
     import torch
     from torch import nn
 
-    from privsynth.generators.dpsgd import SGDPlan, train_dp
+    from privsynth.generators.dpsgd.privacy import SGDPlan
+    from privsynth.generators.dpsgd.train import train_dp
 
     data = torch.ones(200, 3)
 
@@ -549,8 +558,8 @@ def test_every_clipping_mode_trains_the_same_weights_from_the_same_randomness(mo
     stay below 1e-5."""
     import copy
 
-    import privsynth.generators.dpsgd as dpsgd
-    from privsynth.generators.dpvae import _VAE
+    import privsynth.generators.dpsgd.train as dpsgd
+    from privsynth.generators.dpsgd.dpvae import _VAE
 
     monkeypatch.setattr(dpsgd.secrets, "randbits", lambda k: 12345)
     torch.manual_seed(0)

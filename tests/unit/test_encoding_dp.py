@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.budget.accounting import ZCDP, ApproxZCDP
+from privsynth.budget.events import ZCDP, ApproxZCDP
 from privsynth.discovery import discover_domains, plan_discovery
 from privsynth.discovery.density import (
     FINE_BUCKETS,
@@ -18,7 +18,7 @@ from privsynth.discovery.density import (
 from privsynth.discovery.numeric import needs, plan_column
 from privsynth.encoding import Encoder, Lattice
 from privsynth.errors import DataError, SchemaError
-from privsynth.generators.base import MarginalGenerator
+from privsynth.generators.marginal.base import MarginalGenerator
 from privsynth.schema import Column, LearnedEncoding, Schema
 
 

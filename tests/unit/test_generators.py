@@ -6,8 +6,8 @@ import pytest
 
 from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import BudgetExceeded, ConfigError, SchemaError
-from privsynth.generators.aim import AIM
-from privsynth.generators.mst import MST
+from privsynth.generators.marginal.aim import AIM
+from privsynth.generators.marginal.mst import MST
 from privsynth.schema import Schema
 from privsynth.utility import mean_tvd
 
@@ -170,7 +170,7 @@ def test_mst_with_a_target_pairs_it_with_every_column_and_spans_the_rest(table, 
 
 def test_an_overspending_mechanism_is_caught_before_release():
     from privsynth.budget import ZCDP, ApproxDP
-    from privsynth.generators.base import MarginalGenerator
+    from privsynth.generators.marginal.base import MarginalGenerator
 
     planned = [ApproxDP(0.1, 1e-10), ZCDP(0.5)]
     MarginalGenerator._check_within([ApproxDP(0.1, 1e-10), ZCDP(0.25), ZCDP(0.25)], planned)
@@ -217,7 +217,7 @@ def test_generators_satisfy_the_protocol():
 def test_mst_allocation_spends_rho_exactly_and_minimises_the_expected_l1_error():
     """rho_m ~ cells_m^(2/3) is the minimiser of sum_m cells_m / sqrt(rho_m) (the expected L1
     noise) under sum_m rho_m = rho: any feasible perturbation must do worse."""
-    from privsynth.generators.base import allocate
+    from privsynth.generators.split import allocate
 
     cells = [2, 16, 100, 7 * 15, 10_000]
     rho = allocate(0.3, cells)
@@ -243,7 +243,7 @@ def test_mst_scores_a_pair_by_its_l1_error_over_every_cell():
     1 / sqrt(2 * 25) = 0.14 counts, far below the 0.8 n = 800 gap, so the tree holds (y, z).
     A largest-column-sum score (numpy's norm(., 1) of the 2-D table, as OpenDP 0.16's MST
     computes it) gives (y, z) 0.18 n and the pairs with x 0.5 n, and would leave (y, z) out."""
-    from privsynth.generators.mst import _select_tree
+    from privsynth.generators.marginal.mst import _select_tree
     from privsynth.inference.estimate import Measurement
     from privsynth.sources import ArrayTable
 
@@ -368,7 +368,7 @@ def test_aim_warm_start_takes_a_damped_ipf_step_towards_the_new_counts():
     step * log r."""
     import torch
 
-    from privsynth.generators.aim import _ipf_start
+    from privsynth.generators.marginal.aim import _ipf_start
     from privsynth.inference.model import GraphicalModel
 
     domain = {"a": 3, "b": 4, "c": 2}
@@ -403,7 +403,7 @@ def test_aim_starts_every_round_estimate_from_the_ipf_step_on_the_clique_it_meas
     # If the round loop dropped the start (or passed another clique's), this fails: each
     # warm-started estimate between rounds must get exactly _ipf_start's output for the
     # measurement just taken.
-    import privsynth.generators.aim as aim
+    import privsynth.generators.marginal.aim as aim
 
     calls, real = [], aim.estimate
 

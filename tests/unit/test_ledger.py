@@ -25,7 +25,7 @@ from privsynth.budget import (
     verify_jsonl,
     verify_ledger,
 )
-from privsynth.budget.accounting import as_rational
+from privsynth.budget.analysis import as_rational
 from privsynth.errors import BudgetExceeded, ConfigError, LedgerCorrupt, LedgerError
 
 CAP = Budget(1.0, 1e-9)

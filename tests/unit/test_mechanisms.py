@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from privsynth import mechanisms
-from privsynth.budget.accounting import ZCDP, ApproxZCDP, PureDP
+from privsynth.budget.events import ZCDP, ApproxZCDP, PureDP
 from privsynth.errors import ConfigError
 
 
@@ -66,7 +66,8 @@ def test_fitting_a_marginal_generator_does_not_import_scikit_learn():
     # opendp.prelude imports scikit-learn (0.8 s of start-up on this machine); mechanisms
     # imports OpenDP's modules one by one so that MST and AIM start without it.
     code = (
-        "import sys, privsynth, privsynth.generators.mst, privsynth.generators.aim; "
+        "import sys, privsynth, privsynth.generators.marginal.mst, "
+        "privsynth.generators.marginal.aim; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn')[:3])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

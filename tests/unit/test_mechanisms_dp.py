@@ -43,7 +43,7 @@ from scipy import stats
 
 from privsynth import mechanisms
 from privsynth.budget import epsilon_spent
-from privsynth.budget.accounting import ZCDP, ApproxZCDP, PureDP
+from privsynth.budget.events import ZCDP, ApproxZCDP, PureDP
 
 ALPHA = 1e-8
 WRONG = (1.1, 1 / 1.1)  # mis-scaled references: noise scale 10% too large / too small

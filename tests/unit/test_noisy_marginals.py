@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from privsynth.budget.accounting import ZCDP
-from privsynth.generators.dpsgd import OneHotBlocks
-from privsynth.generators.noisy_marginals import coarse_groups, measure_pairs
+from privsynth.budget.events import ZCDP
+from privsynth.generators.dpsgd.marginal_targets import coarse_groups, measure_pairs
+from privsynth.generators.dpsgd.transform import OneHotBlocks
 
 
 def test_coarse_groups_by_hand():

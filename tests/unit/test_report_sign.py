@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from privsynth.budget import Budget, Ledger
 from privsynth.cli import main
 from privsynth.errors import EXIT_CODES, ConfigError, SignatureError
-from privsynth.generators.mst import MST
+from privsynth.generators.marginal.mst import MST
 from privsynth.pipeline.folder import write_signed
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
 from privsynth.report.build import build_report, plain, source_fingerprint

@@ -55,7 +55,7 @@ class BookkeepingClipper(nn.Module):
                 "use grad_sample_mode='ghost' or 'hooks'"
             )
         self.hooks_enabled = True
-        self._records: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._records: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles = [layer.register_forward_hook(self._record) for layer in self.layers]
 
     def _record(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], out: Any) -> None:
@@ -87,7 +87,8 @@ class BookkeepingClipper(nn.Module):
         sum_i c_i grad(loss_i); return the per-row gradient norms ||g_i||."""
         ran = [layer for layer in self.layers if layer in self._records]
         outs = [self._records[layer][1] for layer in ran]
-        grads = dict(
+        # allow_unused: a layer that did not affect the loss gets None
+        grads: dict[nn.Linear, torch.Tensor | None] = dict(
             zip(ran, torch.autograd.grad(losses.sum(), outs, allow_unused=True), strict=True)
         )
         # ||g_i||^2 = sum over layers of ||G_i||^2 (||a_i||^2 + 1 if the layer has a bias)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from privsynth import mechanisms
-from privsynth.budget.accounting import PrivacyEvent
-from privsynth.generators.base import allocate
-from privsynth.generators.dpsgd import OneHotBlocks
+from privsynth.budget.events import PrivacyEvent
+from privsynth.generators.dpsgd.transform import OneHotBlocks
+from privsynth.generators.split import allocate
 
 
 def project_counts(noisy: np.ndarray, total: float) -> np.ndarray:
@@ -31,8 +31,7 @@ def project_counts(noisy: np.ndarray, total: float) -> np.ndarray:
     sum), normalised. Post-processing.
 
     Clipping negative cells at zero instead keeps every positive noise draw, which on a wide,
-    sparse histogram (85 age bins, 99 hours bins) spreads mass over empty cells (a fifth of
-    it with the Laplace noise of scale 150 used at first); the shift removes that mass
+    sparse histogram spreads much of the mass over empty cells; the shift removes that mass
     evenly. ``total`` is the better (pooled) row estimate, at least 1, so the largest cell
     always keeps mass.
     """
