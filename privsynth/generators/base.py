@@ -259,7 +259,7 @@ class Generator(ABC):
         return as_source(data)
 
     def _reservation_metadata(self) -> dict[str, Any] | None:
-        return self._params()
+        return self.get_params()
 
     @abstractmethod
     def _mechanism(self, table: EncodedTable, fit: FitContext) -> Mechanism:
@@ -287,7 +287,7 @@ class Generator(ABC):
         schema's value space. Post-processing: costs no privacy budget."""
 
     # ---------------------------------------------------------------- report
-    def _params(self) -> dict[str, Any]:
+    def get_params(self) -> dict[str, Any]:
         """The parameters saved with the model and recorded in the ledger and report (JSON
         ready: tuples as lists)."""
         saved = [f.name for f in fields(self) if f.name not in self.unsaved]
@@ -328,7 +328,7 @@ class Generator(ABC):
             "format": self.model_format,
             "format_version": FORMAT_VERSION,
             "privsynth_version": __version__,
-            "params": self._params(),
+            "params": self.get_params(),
             "schema": self.schema_.to_dict(),
             "caveats": self.caveats_,
             "planned_charges": [event_to_dict(e) for e in self.planned_],

@@ -173,7 +173,7 @@ def run(
         gen.save(folder / gen.model_file)
         report = build_report(
             generator=config.generator,
-            params=gen._params(),
+            params=gen.get_params(),
             spec=spec,
             given_schema=schema,
             learned_schema=gen.schema_,

@@ -73,7 +73,7 @@ def signed(tmp_path_factory):
     gen.sample(50, seed=0).to_csv(folder / "synthetic.csv", index=False)
     report = build_report(
         generator="mst",
-        params=gen._params(),
+        params=gen.get_params(),
         spec=gen.privacy_spec(),
         given_schema=SCHEMA,
         learned_schema=gen.schema_,

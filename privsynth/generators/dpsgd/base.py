@@ -176,7 +176,7 @@ class DPSGDGenerator(Generator):
             return None
         try:
             return ledger.reserve(
-                [plan.event], purpose=f"{self.name} fit: DP-SGD", metadata=self._params()
+                [plan.event], purpose=f"{self.name} fit: DP-SGD", metadata=self.get_params()
             )
         except BudgetExceeded as exc:
             raise BudgetExceeded(
