@@ -42,6 +42,23 @@ def toy_schema_dict() -> dict:
 
 
 @pytest.fixture(scope="session")
+def adult_rows():
+    """2,400 rows of the bundled Adult sample in a seeded random order, and its schema."""
+    from privsynth.datasets import load_adult
+
+    df, schema = load_adult()
+    rows = np.random.default_rng(5).permutation(len(df))[:2400]
+    return df.iloc[rows].reset_index(drop=True), schema
+
+
+@pytest.fixture(scope="session")
+def adult_split(adult_rows):
+    """Disjoint Adult train and holdout sets of 800 rows each, and the schema."""
+    df, schema = adult_rows
+    return df.iloc[:800].reset_index(drop=True), df.iloc[800:1600].reset_index(drop=True), schema
+
+
+@pytest.fixture(scope="session")
 def spark():
     """One small local Spark session for every Spark test (skipped without pyspark or Java)."""
     import shutil
