@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from privsynth.attacks import AttackResult, run_suite
 
 QIS = ["age", "sex", "race", "marital-status", "education"]
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "sensitive": ["income"],
     "quasi_identifiers": QIS,
     "self_test": False,
