@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,6 +39,23 @@ def toy_schema_dict() -> dict:
             "visit": {"kind": "datetime", "lower": "2019-01-01", "upper": "2022-01-01"},
         },
     }
+
+
+@pytest.fixture(scope="session")
+def adult_rows():
+    """2,400 rows of the bundled Adult sample in a seeded random order, and its schema."""
+    from privsynth.datasets import load_adult
+
+    df, schema = load_adult()
+    rows = np.random.default_rng(5).permutation(len(df))[:2400]
+    return df.iloc[rows].reset_index(drop=True), schema
+
+
+@pytest.fixture(scope="session")
+def adult_split(adult_rows):
+    """Disjoint Adult train and holdout sets of 800 rows each, and the schema."""
+    df, schema = adult_rows
+    return df.iloc[:800].reset_index(drop=True), df.iloc[800:1600].reset_index(drop=True), schema
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +141,61 @@ MESSY_SCHEMA = {
 
 @pytest.fixture
 def messy() -> tuple[pd.DataFrame, dict]:
-    import copy
-
     return messy_frame(), copy.deepcopy(MESSY_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def make_messy():
+    """``make_messy(n, seed)``: :func:`messy_frame` and a fresh copy of its schema, for
+    module-scoped fixtures."""
+    return lambda n=4000, seed=11: (messy_frame(n, seed), copy.deepcopy(MESSY_SCHEMA))
+
+
+@pytest.fixture(scope="module")
+def table():
+    """A small table every generator fits: a perfect 2-way link (x, y), an undeclared
+    category list with a value held by one row."""
+    from privsynth import Schema
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = rng.integers(0, 4, n)
+    df = pd.DataFrame(
+        {
+            "x": x.astype(str),
+            "y": x.astype(str),  # a perfect 2-way link that independent sampling would break
+            "age": rng.integers(20, 70, n),
+            "clinic": rng.choice(["north", "south", "east"], n).astype(object),
+            "income": rng.choice(["<=50K", ">50K"], n, p=[0.8, 0.2]),
+        }
+    )
+    df.loc[7, "clinic"] = "Dr. Unique"  # held by one row
+    schema = Schema.from_dict(
+        {
+            "version": 1,
+            "columns": {
+                "x": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "y": {"kind": "categorical", "categories": ["0", "1", "2", "3"]},
+                "age": {"kind": "integer", "lower": 18, "upper": 80, "bins": 16},
+                "clinic": {"kind": "categorical"},
+                "income": {"kind": "categorical", "categories": ["<=50K", ">50K"]},
+            },
+        }
+    )
+    return df, schema
+
+
+class _Tripwire:
+    """Stands in for data that must not be touched: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the data was read ({name}) before the budget was checked")
+
+    def __len__(self):
+        raise AssertionError("the data was read (len) before the budget was checked")
+
+
+@pytest.fixture
+def tripwire() -> _Tripwire:
+    """Data a generator must refuse before reading (budget, parameters, domains)."""
+    return _Tripwire()

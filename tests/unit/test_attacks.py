@@ -1,10 +1,11 @@
-"""The attack suite: metrics against hand-computed values, interval coverage, the one-run
-epsilon bound, the self-test, aggregate-only output and the CLI."""
+"""The attack suite's pieces, without running it: metrics against hand-computed values,
+interval coverage, the one-run epsilon bound, policies, argument checks and the self-test's
+null generator. Suite runs are in tests/system/test_attacks.py; what every attack does is in
+tests/contract/test_attack_contract.py."""
 
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import sys
 from importlib import resources
@@ -12,13 +13,12 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from privsynth.attacks import attribute, linkability, membership, run, singling_out
-from privsynth.attacks.canary import canary_audit, epsilon_lower_bound, p_value, status
+from privsynth.attacks.canary import epsilon_lower_bound, p_value, status
 from privsynth.attacks.distance import MixedSpace, distance_diagnostics, nearest
 from privsynth.attacks.policy import POLICY_DIR, available, load_policy
-from privsynth.attacks.selftest import leaky_synthetic, null_synthetic
+from privsynth.attacks.selftest import null_synthetic
 from privsynth.attacks.stats import (
     auc_delong,
     clopper_pearson,
@@ -27,7 +27,6 @@ from privsynth.attacks.stats import (
     tpr_at_fpr,
     wilson,
 )
-from privsynth.cli.attacks import audit_cmd
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import Schema
 
@@ -238,195 +237,6 @@ def test_policies_load_by_name_and_path(tmp_path):
         load_policy(f"../{POLICY_DIR.name}/standard")
 
 
-# -------------------------------------------------------------------- suite
-@pytest.fixture(scope="module")
-def adult_split():
-    from privsynth.datasets import load_adult
-
-    df, schema = load_adult()
-    rng = np.random.default_rng(5)
-    rows = rng.permutation(len(df))[:1600]
-    return (
-        df.iloc[rows[:800]].reset_index(drop=True),
-        df.iloc[rows[800:]].reset_index(drop=True),
-        schema,
-    )
-
-
-QIS = ["age", "sex", "race", "marital-status", "education"]
-
-
-def test_leaky_is_flagged_and_null_is_not(adult_split):
-    train, holdout, schema = adult_split
-    rng = np.random.default_rng(1)
-    kw = {"sensitive": ["income"], "quasi_identifiers": QIS, "self_test": False, "seed": 3}
-    leaky = run(train, holdout, leaky_synthetic(train, schema, 800, rng), schema, **kw)
-    failed = leaky.verdict()["failed"]
-    assert "membership_distance" in failed and "attribute_inference_nn[income]" in failed
-    auc = next(a for a in leaky.attacks if a.name == "membership_distance")
-    assert auc.ci[0] > 0.6
-    null = run(train, holdout, null_synthetic(train, schema, 800, rng), schema, **kw)
-    assert null.verdict()["passed"], null.verdict()
-    for a in null.attacks:
-        if a.passed is not None:
-            assert a.ci[0] <= a.baseline <= a.ci[1] or a.ci[0] < 0.02, a.name
-
-
-def test_self_test_detects_the_leak_without_false_alarm(adult_split):
-    train, holdout, schema = adult_split
-    res = run(
-        train,
-        holdout,
-        null_synthetic(train, schema, 800, np.random.default_rng(2)),
-        schema,
-        sensitive=["income"],
-        quasi_identifiers=QIS,
-        n_targets=400,
-    )
-    st = res.self_test
-    assert st["detected_leak"] and not st["false_alarm"]
-    assert res.verdict()["self_test_ok"] is True
-
-
-def test_output_is_aggregate_only(adult_split):
-    train, holdout, schema = adult_split
-    syn = leaky_synthetic(train, schema, 800, np.random.default_rng(4))
-    doc = run(train, holdout, syn, schema, sensitive=["income"], n_targets=300).to_dict()
-    text = json.dumps(doc, allow_nan=False)
-    for frame in (train, holdout, syn):
-        for row in frame.head(200).itertuples(index=False):
-            assert ", ".join(str(v) for v in row) not in text
-            assert json.dumps([*row], default=str) not in text
-
-    # No per-record lists: every list is at most an aggregate's size (ROC <= 101 points).
-    def lists(x):
-        if isinstance(x, dict):
-            for v in x.values():
-                yield from lists(v)
-        elif isinstance(x, list):
-            yield x
-            for v in x:
-                yield from lists(v)
-
-    assert max(len(v) for v in lists(doc)) <= 101
-    assert set(doc) == {
-        "version", "note", "policy", "verdict", "settings", "attacks", "diagnostics", "canary",
-        "self_test", "skipped", "timing_s", "plots",
-    }  # fmt: skip
-    assert "evidence, not a guarantee" in doc["note"]
-
-
-def test_no_exact_private_row_count_in_the_output(adult_split):
-    train, holdout, schema = adult_split
-    train, holdout = train.iloc[:737], holdout.iloc[:713]  # counts no choice of ours hits
-    syn = null_synthetic(train, schema, 500, np.random.default_rng(0))
-    doc = run(train, holdout, syn, schema, sensitive=["income"]).to_dict()
-
-    def ints(x):
-        if isinstance(x, dict):
-            for v in x.values():
-                yield from ints(v)
-        elif isinstance(x, list):
-            for v in x:
-                yield from ints(v)
-        elif isinstance(x, int) and not isinstance(x, bool):
-            yield x
-
-    found = set(ints(doc))
-    assert not found & {737, 713}
-    assert 710 in found  # the targets drawn: the smaller set rounded down (2 digits)
-    assert doc["settings"]["synthetic_rows"] == 500
-    assert not found & {740, 730}  # not even a rounded training size
-
-
-def test_without_holdout_only_diagnostics_run(adult_split):
-    train, _, schema = adult_split
-    res = run(train, None, null_synthetic(train, schema, 300, np.random.default_rng(0)), schema)
-    assert [a.name for a in res.attacks] == ["exact_match_rate"]
-    assert res.skipped and "no holdout" in res.skipped[0]["reason"]
-    assert res.to_dict()["attacks"][0]["baseline"] is None
-
-
-def test_bad_arguments_name_the_problem(adult_split):
-    train, holdout, schema = adult_split
-    with pytest.raises(ConfigError, match="salary"):
-        run(train, holdout, train, schema, sensitive=["salary"])
-    with pytest.raises(DataError, match="synthetic lacks"):
-        run(train, holdout, train.drop(columns=["age"]), schema)
-    with pytest.raises(ConfigError, match="both sensitive and quasi"):
-        run(train, holdout, train, schema, sensitive=["age"], quasi_identifiers=["age", "sex"])
-    with pytest.raises(ConfigError, match="'epsilon'"):
-        run(train, holdout, train, schema, canary={"factory": _Copier})
-
-
-def test_old_audit_module_still_runs_the_suite_and_says_it_is_deprecated():
-    sys.modules.pop("privsynth.audit", None)
-    with pytest.warns(DeprecationWarning, match="privsynth.attacks.run"):
-        old = importlib.import_module("privsynth.audit")
-    assert old.run is run
-
-
-class _Copier:
-    """A 'generator' that releases its training rows: no privacy at all."""
-
-    delta = 0.0
-
-    def fit(self, df, schema):
-        self.df, self.schema = df, schema
-        return self
-
-    def sample(self, n, seed=None):
-        return self.df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
-class _Marginals(_Copier):
-    """Independent columns: canaries leave (almost) no trace."""
-
-    def sample(self, n, seed=None):
-        return null_synthetic(self.df, self.schema, n, np.random.default_rng(seed))
-
-
-def test_canary_audit_catches_a_copier_and_not_a_marginal_sampler(adult_split):
-    train, _, schema = adult_split
-    sub = Schema(columns=schema.synthesised)
-    clean, _ = sub.validate(train)
-    out = canary_audit(clean, sub, _Copier, epsilon=1.0, m=200, seed=0)
-    # Every included canary is copied (distance 0), every excluded one is far: all 100
-    # guesses right, so the bound is the closed form for r = 100 (3.49) > 1.
-    assert out["correct"] == out["guesses"] == 100
-    assert out["epsilon_lower_bound"] == pytest.approx(3.49296, abs=1e-3)
-    assert out["status"] == "VIOLATION" and out["released"] is False
-    out = canary_audit(clean, sub, _Marginals, epsilon=1.0, m=200, seed=0)
-    assert out["status"] == "loose"
-
-
-def test_cli_audit_writes_attacks_json(tmp_path, adult_split):
-    train, holdout, schema = adult_split
-    train.to_csv(tmp_path / "train.csv", index=False)
-    holdout.to_csv(tmp_path / "holdout.csv", index=False)
-    null_synthetic(train, schema, 400, np.random.default_rng(0)).to_csv(
-        tmp_path / "syn.csv", index=False
-    )
-    schema.save(tmp_path / "schema.json")
-    result = CliRunner().invoke(
-        audit_cmd,
-        [
-            "--train", str(tmp_path / "train.csv"),
-            "--holdout", str(tmp_path / "holdout.csv"),
-            "--synthetic", str(tmp_path / "syn.csv"),
-            "--schema", str(tmp_path / "schema.json"),
-            "--out", str(tmp_path / "out"),
-            "--sensitive", "income",
-            "--quasi-identifiers", "age,sex,race",
-        ],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    doc = json.loads((tmp_path / "out" / "attacks.json").read_text())
-    assert doc["verdict"]["policy"] == "standard" and "passed" in result.output
-    names = {a["name"] for a in doc["attacks"]}
-    assert {"membership_distance", "linkability", "singling_out_multivariate"} <= names
-
-
 def test_policy_judges_the_lower_bound_and_leaves_diagnostics_alone():
     from privsynth.attacks.base import AttackResult
 
@@ -447,6 +257,18 @@ def test_policy_judges_the_lower_bound_and_leaves_diagnostics_alone():
     assert std.judge(diag).passed is None
 
 
+def test_bad_arguments_name_the_problem(adult_split):
+    train, holdout, schema = adult_split
+    with pytest.raises(ConfigError, match="salary"):
+        run(train, holdout, train, schema, sensitive=["salary"])
+    with pytest.raises(DataError, match="synthetic lacks"):
+        run(train, holdout, train.drop(columns=["age"]), schema)
+    with pytest.raises(ConfigError, match="both sensitive and quasi"):
+        run(train, holdout, train, schema, sensitive=["age"], quasi_identifiers=["age", "sex"])
+    with pytest.raises(ConfigError, match="'epsilon'"):
+        run(train, holdout, train, schema, canary={"factory": object})  # no epsilon
+
+
 def test_exact_codes_are_shared_across_frames():
     from privsynth.attacks.battery import _exact_codes
 
@@ -455,24 +277,6 @@ def test_exact_codes_are_shared_across_frames():
     (ca, cb), sizes = _exact_codes([a, b])
     assert ca[1, 0] == cb[0, 0] and ca[0, 1] == ca[2, 1] and ca[1, 1] == cb[0, 1]
     assert sizes.tolist() == [4, 3]  # x: 1, 2, missing, 3; c: u, v, missing
-
-
-@pytest.mark.slow
-def test_canary_audit_of_mst_finds_no_violation(adult_split):
-    from privsynth.generators.marginal.mst import MST
-
-    train, holdout, schema = adult_split
-    res = run(
-        train,
-        holdout,
-        null_synthetic(train, schema, 800, np.random.default_rng(0)),
-        schema,
-        canary={"factory": lambda: MST(epsilon=1.0, iters=200), "epsilon": 1.0, "m": 200},
-        self_test=False,
-    )
-    assert res.canary["status"] != "VIOLATION" and res.canary["released"] is False
-    assert res.canary["epsilon_lower_bound"] <= 1.0
-    assert res.verdict()["canary_status"] == res.canary["status"]
 
 
 def test_null_generator_copies_no_rare_value_even_when_every_value_is_rare():
@@ -495,27 +299,8 @@ def test_null_generator_copies_no_rare_value_even_when_every_value_is_rare():
     assert set(out["sex"]) == {"F", "M"}
 
 
-def test_self_test_null_raises_no_false_alarm_on_a_wide_table():
-    """200 independent fair binary columns, 50 training and 25 holdout rows (the self-test
-    attacks 25 members). A null generator fitted on those members draws each bit from
-    marginals in which every member has weight 1/25: a member agrees with a null row on
-    about 200 / (2 * 25) = 4 more bits than a non-member does (expected match 1/2 + 1/(2n)
-    per bit), against a nearest-row distance that spreads over a few bits, so the membership
-    attacks read an AUC near 0.8 and their lower bounds pass 0.55: a false alarm (5 of 6
-    seeds before the fix). Fitted on the other training rows, as the self-test now does,
-    members and controls are exchangeable for the null, so each attack flags it with
-    probability at most 2.5% (0 of 6 seeds); the planted copies are still caught (AUC 1).
-    The data and the suite use different seeds (one seed would replay one random stream)."""
-    d, rng = 200, np.random.default_rng(1)
-    names = [f"b{j}" for j in range(d)]
-    binary = {"kind": "categorical", "categories": ["0", "1"]}
-    schema = Schema.from_dict({"version": 1, "columns": dict.fromkeys(names, binary)})
-
-    def table(n: int) -> pd.DataFrame:
-        return pd.DataFrame(rng.integers(0, 2, (n, d)).astype(str), columns=names)
-
-    train, holdout, population = table(50), table(25), table(25)
-    syn = null_synthetic(population, schema, 25, rng)
-    st = run(train, holdout, syn, schema, seed=0).self_test
-    assert st["detected_leak"], st["leak_flagged_by"]
-    assert not st["false_alarm"], (st["null_flagged_by"], st["null"])
+def test_old_audit_module_still_runs_the_suite_and_says_it_is_deprecated():
+    sys.modules.pop("privsynth.audit", None)
+    with pytest.warns(DeprecationWarning, match="privsynth.attacks.run"):
+        old = importlib.import_module("privsynth.audit")
+    assert old.run is run

@@ -1,4 +1,5 @@
-"""diffprivlib and OpenDP spends drawn from the ledger, with real library calls."""
+"""diffprivlib and OpenDP spends drawn from the ledger, with real library calls (the model
+fit is in tests/system/test_ledger_adapters.py)."""
 
 from __future__ import annotations
 
@@ -76,19 +77,6 @@ def test_two_accountants_share_one_budget(ledger, x):
     with pytest.raises(BudgetExceeded):
         diffprivlib.tools.mean(x, epsilon=0.01, bounds=(0, 1), accountant=a)
     assert ledger.spent().epsilon == 1.0
-
-
-def test_diffprivlib_model_fit(ledger):
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(200, 2))
-    y = (X[:, 0] > 0).astype(int)
-    acc = LedgerAccountant(ledger, purpose="naive bayes")
-    clf = diffprivlib.models.GaussianNB(
-        epsilon=0.5, bounds=([-4, -4], [4, 4]), accountant=acc, random_state=0
-    )
-    clf.fit(X, y)
-    assert ledger.spent().epsilon == 0.5
-    assert [e["kind"] for e in ledger.entries()] == ["cap", "reserve", "commit"]
 
 
 def test_accountant_remaining_for_k_queries_and_direct_spend(ledger):

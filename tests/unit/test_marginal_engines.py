@@ -100,8 +100,9 @@ def _write(df: pd.DataFrame, path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-# Spark's full-table query is a plain GROUP BY, which the Spark fits in test_generators.py
-# already take; here Spark runs only the GROUPING SETS path, to keep the suite short.
+# Spark's full-table query is a plain GROUP BY, which the Spark fits in
+# tests/system/test_generators.py already take; here Spark runs only the GROUPING SETS path, to
+# keep the suite short.
 @pytest.mark.parametrize(
     ("engine_source", "strategy"),
     [("duckdb", "full table"), ("duckdb", "grouping sets"), ("spark", "grouping sets")],
