@@ -3,7 +3,7 @@
 Every function here wraps one OpenDP 0.16 measurement, calibrates it to the requested
 privacy parameter *with OpenDP's own privacy map* (so the charge is what OpenDP proves, not
 what we believe), runs it, and returns ``(value, charge)`` where ``charge`` is a typed event
-from :mod:`privsynth.budget.accounting` for the ledger.
+from :mod:`privsynth.budget.events` for the ledger.
 
 Neighbouring relation: add/remove one unit of privacy -- one row, or, inside
 :func:`unit_of_privacy`, one person owning at most K rows (the caller has truncated every person

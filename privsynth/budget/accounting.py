@@ -1,74 +1,26 @@
-"""Privacy accounting in one import: the typed events and the math that composes them.
+"""Deprecated: the privacy events moved to :mod:`privsynth.budget.events` and the accounting
+math to :mod:`privsynth.budget.analysis`; :mod:`privsynth.budget` exports both.
 
-The code lives in two modules, :mod:`privsynth.budget.events` (what a mechanism charges:
-``ZCDP``, ``PureDP``, ``ApproxDP``, ``ApproxZCDP``, ``SubsampledGaussian``, ``Budget``) and
-:mod:`privsynth.budget.analysis` (composition, RDP curves, conversion to (epsilon, delta),
-calibration).  This module re-exports their public names, so
-``from privsynth.budget.accounting import ZCDP, epsilon_spent`` keeps working.
+This module forwards every name for one release and warns once on import.
 """
 
 from __future__ import annotations
 
-from privsynth.budget.analysis import (
-    DENSE_ORDERS,
-    PRV_EPS_ERROR,
-    REL_PAD,
-    SG_ORDERS,
-    as_rational,
-    epsilon_spent,
-    epsilon_spent_exact,
-    epsilon_subsampled_gaussian,
-    float_down,
-    float_up,
-    rdp_curve,
-    rdp_to_epsilon,
-    rho_for_epsilon,
-)
-from privsynth.budget.events import (
-    EVENT_TYPES,
-    ZCDP,
-    ApproxDP,
-    ApproxZCDP,
-    Budget,
-    Charge,
-    PrivacyEvent,
-    PureDP,
-    SubsampledGaussian,
-    as_events,
-    check_param,
-    event_from_dict,
-    event_summary,
-    event_to_dict,
-    format_param,
+import warnings
+from typing import Any
+
+from privsynth.budget import analysis, events
+
+warnings.warn(
+    "privsynth.budget.accounting is deprecated: import the events from privsynth.budget.events "
+    "and the accounting math from privsynth.budget.analysis (or both from privsynth.budget)",
+    DeprecationWarning,
+    stacklevel=2,
 )
 
-__all__ = [
-    "DENSE_ORDERS",
-    "EVENT_TYPES",
-    "PRV_EPS_ERROR",
-    "REL_PAD",
-    "SG_ORDERS",
-    "ZCDP",
-    "ApproxDP",
-    "ApproxZCDP",
-    "Budget",
-    "Charge",
-    "PrivacyEvent",
-    "PureDP",
-    "SubsampledGaussian",
-    "as_events",
-    "as_rational",
-    "check_param",
-    "epsilon_spent",
-    "epsilon_spent_exact",
-    "epsilon_subsampled_gaussian",
-    "event_from_dict",
-    "event_summary",
-    "event_to_dict",
-    "float_down",
-    "float_up",
-    "format_param",
-    "rdp_curve",
-    "rdp_to_epsilon",
-    "rho_for_epsilon",
-]
+
+def __getattr__(name: str) -> Any:
+    for module in (events, analysis):
+        if not name.startswith("_") and hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module 'privsynth.budget.accounting' has no attribute {name!r}")

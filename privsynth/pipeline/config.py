@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -20,9 +20,37 @@ FORMATS = ("csv", "parquet")
 class ReleaseConfig:
     """Everything a release is asked to do, apart from the data, ledger and key.
 
-    Built by :func:`privsynth.release`; each field is documented there. Construction checks
-    what needs no schema (format, holdout fraction, generator name, output folder name);
-    :meth:`check_columns` what needs the schema.
+    Construction checks what needs no schema (format, holdout fraction, generator name,
+    output folder name); :meth:`check_columns` what needs the schema. Both run before any
+    private row is read.
+
+    Parameters
+    ----------
+    out
+        The release folder to create (refused if it exists, unless ``force``).
+    generator, epsilon, delta, generator_params
+        The DP generator (``mst``, ``aim``, ``dpvae``, ``dpctgan``), its budget and its other
+        parameters.
+    holdout_fraction
+        Share of rows set aside (never fitted) for membership attacks; 0 skips them.
+    policy
+        Attack thresholds: a shipped policy's name (``standard``, ``strict``) or a TOML file.
+    sensitive, quasi_identifiers, target
+        Columns for attribute inference / linkability, and an optional prediction target
+        for the train-synthetic-test-real score. MST also builds its model around the
+        target (``MST(target=...)``) unless ``generator_params`` name another.
+    canary
+        Run the canary audit (a second fit, never released) for an empirical epsilon bound.
+    rows, fmt, pdf, seed
+        Rows to synthesise (default: the DP estimate), file format (``csv``, ``parquet``),
+        print the HTML report to PDF, seed for the split and sampling (default: fresh OS
+        entropy).
+    force
+        Replace an earlier release (or an empty folder) at ``out``.
+    allow_data_dependent_domain
+        Accept domains read from the data (stated in the report as a caveat).
+    source
+        The file the data was read from, if any: its bytes are fingerprinted.
     """
 
     out: Path
@@ -41,7 +69,7 @@ class ReleaseConfig:
     seed: int | None = None
     force: bool = False
     allow_data_dependent_domain: bool = False
-    generator_params: Mapping[str, Any] = field(default_factory=dict)
+    generator_params: Mapping[str, Any] | None = None
     source: Path | None = None
 
     def __post_init__(self) -> None:
@@ -50,7 +78,7 @@ class ReleaseConfig:
         freeze(self, "generator", self.generator.lower())
         freeze(self, "sensitive", tuple(self.sensitive))
         freeze(self, "quasi_identifiers", tuple(self.quasi_identifiers))
-        freeze(self, "generator_params", MappingProxyType(dict(self.generator_params)))
+        freeze(self, "generator_params", MappingProxyType(dict(self.generator_params or {})))
         if self.fmt not in FORMATS:
             raise ConfigError(f"format {self.fmt!r} is not supported; use one of {FORMATS}")
         if not 0 <= self.holdout_fraction < 1:
@@ -63,6 +91,19 @@ class ReleaseConfig:
             raise ConfigError(
                 f"--out {self.out} must end in the name of a new folder, e.g. {self.out}/release"
             )
+
+    @classmethod
+    def from_options(cls, **options: Any) -> ReleaseConfig:
+        """A config from keyword options, an unknown or missing one refused by name."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown release option(s) {unknown}; the options are: {', '.join(names)}"
+            )
+        if "out" not in options:
+            raise ConfigError("a release needs out=, the folder to create")
+        return cls(**options)
 
     def check_columns(self, schema: Schema) -> None:
         """The columns named for attacks and the target exist and are synthesised."""
@@ -85,7 +126,7 @@ class ReleaseConfig:
         name another.
         """
         params = {
-            **self.generator_params,
+            **(self.generator_params or {}),
             "allow_data_dependent_domain": self.allow_data_dependent_domain,
         }
         if self.target is not None and self.generator == "mst":

@@ -28,7 +28,7 @@ def evaluate(
     suite (it missed its planted leak or raised a false alarm). The canary audit fits a second
     generator made as ``config`` says; it is never released.
     """
-    from privsynth import attacks
+    from privsynth.attacks import run as run_attacks
     from privsynth.utility import evaluate as utility_of
 
     learned: Schema = gen.schema_
@@ -38,7 +38,7 @@ def evaluate(
     utility = utility_of(
         train, synthetic, released, target=config.target, holdout=holdout, seed=seed
     )
-    suite = attacks.run(
+    suite = run_attacks(
         train,
         holdout,
         synthetic,

@@ -10,7 +10,6 @@ spent, as it must; the folder is assembled aside and renamed into place (:mod:`.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,26 +55,9 @@ def release(
     data: pd.DataFrame | SqlSource,
     schema: Schema,
     *,
-    out: str | Path,
     ledger: Ledger,
     key: Ed25519PrivateKey | str | Path,
-    generator: str = "mst",
-    epsilon: float = 1.0,
-    delta: float = 1e-9,
-    holdout_fraction: float = 0.2,
-    policy: str = "standard",
-    sensitive: Sequence[str] = (),
-    quasi_identifiers: Sequence[str] = (),
-    target: str | None = None,
-    canary: bool = True,
-    rows: int | None = None,
-    fmt: str = "csv",
-    pdf: bool = False,
-    seed: int | None = None,
-    force: bool = False,
-    allow_data_dependent_domain: bool = False,
-    generator_params: dict[str, Any] | None = None,
-    source: Path | None = None,
+    **options: Any,
 ) -> ReleaseResult:
     """Release a DP synthetic table of ``data`` with a signed audit report in ``out``.
 
@@ -83,64 +65,23 @@ def release(
     ----------
     data, schema
         The private table and its reviewed schema. A DuckDB or Spark source
-        (:mod:`privsynth.sources`) stays in its engine for validation, the holdout split
-        and the fit (marginal generators only); see :func:`.split.split_in_engine` for the
-        rows the audit reads.
-    out
-        The release folder to create (refused if it exists, unless ``force``).
+        (:mod:`privsynth.sources`) stays in its engine for validation, the holdout split and
+        the fit (marginal generators only); see :func:`.split.split_in_engine` for the rows
+        the audit reads.
     ledger
         The budget ledger of this dataset; the whole charge is reserved before data is read.
     key
         The Ed25519 signing key (object or key file, see ``privsynth keygen``).
-    generator, epsilon, delta, generator_params
-        The DP generator (``mst``, ``aim``...) and its budget.
-    holdout_fraction
-        Share of rows set aside (never fitted) for membership attacks; 0 skips them.
-    policy
-        Attack thresholds: a shipped policy's name or a TOML file.
-    sensitive, quasi_identifiers, target
-        Columns for attribute inference / linkability, and an optional prediction target
-        for the train-synthetic-test-real score. MST also builds its model around the
-        target (``MST(target=...)``: the target's 2-way marginal with every column) unless
-        ``generator_params`` name another.
-    canary
-        Run the canary audit (a second fit, never released) for an empirical epsilon bound.
-    rows, fmt, pdf, seed
-        Rows to synthesise (default: the DP estimate), file format, print the HTML to PDF,
-        seed for the split and sampling (default: fresh OS entropy).
-    force
-        Replace an earlier release (or an empty folder) at ``out``.
-    allow_data_dependent_domain
-        Accept domains read from the data (stated in the report as a caveat).
-    source
-        The file ``data`` was read from, if any: its bytes are fingerprinted.
+    **options
+        The fields of :class:`ReleaseConfig`: ``out`` (required), ``generator``, ``epsilon``,
+        ``delta``, ``holdout_fraction``, ``policy``... Checked before anything is read.
 
     Raises
     ------
     ConfigError, SchemaError, DataError, BudgetExceeded
         Nothing is written and the ledger is unchanged.
     """
-    config = ReleaseConfig(
-        out=Path(out),
-        generator=generator,
-        epsilon=epsilon,
-        delta=delta,
-        holdout_fraction=holdout_fraction,
-        policy=policy,
-        sensitive=tuple(sensitive),
-        quasi_identifiers=tuple(quasi_identifiers),
-        target=target,
-        canary=canary,
-        rows=rows,
-        fmt=fmt,
-        pdf=pdf,
-        seed=seed,
-        force=force,
-        allow_data_dependent_domain=allow_data_dependent_domain,
-        generator_params=generator_params or {},
-        source=source,
-    )
-    return run(config, data, schema, ledger=ledger, key=key)
+    return run(ReleaseConfig.from_options(**options), data, schema, ledger=ledger, key=key)
 
 
 def run(

@@ -422,3 +422,17 @@ def test_monotone_in_sample_rate_and_noise():
 def test_prv_route_grows_with_steps():
     values = [epsilon_subsampled_gaussian(0.01, 1.0, steps, 1e-5) for steps in (100, 400, 1600)]
     assert values == sorted(values)
+
+
+def test_the_old_accounting_module_forwards_every_name_and_warns():
+    import importlib
+    import sys
+
+    from privsynth.budget import analysis, events
+
+    sys.modules.pop("privsynth.budget.accounting", None)
+    with pytest.warns(DeprecationWarning, match="privsynth.budget.events"):
+        old = importlib.import_module("privsynth.budget.accounting")
+    assert old.ZCDP is events.ZCDP and old.epsilon_spent is analysis.epsilon_spent
+    with pytest.raises(AttributeError):
+        old._check_param  # noqa: B018  (private names are not forwarded)

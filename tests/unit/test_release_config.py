@@ -76,3 +76,12 @@ def test_mst_is_built_around_the_target_unless_its_parameters_name_another(tmp_p
     assert cfg.make_generator().target == "sex"
     other = ReleaseConfig(out=tmp_path / "r", target="sex", generator_params={"target": "age"})
     assert other.make_generator().target == "age"
+
+
+def test_release_options_are_the_config_fields_and_an_unknown_one_is_named(tmp_path):
+    cfg = ReleaseConfig.from_options(out=tmp_path / "r", epsilon=2.0, sensitive=["sex"])
+    assert cfg.epsilon == 2.0 and cfg.sensitive == ("sex",)
+    with pytest.raises(ConfigError, match=r"unknown release option\(s\) \['epsilno'\]"):
+        ReleaseConfig.from_options(out=tmp_path / "r", epsilno=2.0)
+    with pytest.raises(ConfigError, match="needs out="):
+        ReleaseConfig.from_options(epsilon=2.0)

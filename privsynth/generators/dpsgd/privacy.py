@@ -4,8 +4,8 @@ own accountant as a cross-check.
 Math. Each DP-SGD step releases the sum of the Poisson-sampled rows' clipped gradients plus
 Gaussian noise of sd sigma * C (C the clipping norm): a Poisson-subsampled Gaussian mechanism
 of rate q and noise multiplier sigma, composed over ``steps`` steps. Its privacy curve is the
-ledger's :class:`~privsynth.budget.accounting.SubsampledGaussian` (RDP over
-:data:`~privsynth.budget.accounting.SG_ORDERS`, or Opacus' PRV accountant, whichever is
+ledger's :class:`~privsynth.budget.events.SubsampledGaussian` (RDP over
+:data:`~privsynth.budget.analysis.SG_ORDERS`, or Opacus' PRV accountant, whichever is
 tighter). :func:`calibrate_sigma` is the one place that turns (q, steps, epsilon, delta) into
 sigma. Everything here is a function of parameters and DP outputs: it spends nothing.
 
