@@ -181,18 +181,19 @@ def select_max(
     space = vector_domain(atom_domain(T=float, nan=False)), linf_distance(T=float)
     if epsilon is not None:
         target = _positive("epsilon", epsilon)
-        measure, event, guess = max_divergence(), PureDP, 2 * delta_in / target
+        measure, guess = max_divergence(), 2 * delta_in / target
     else:
+        assert rho is not None  # exactly one of the two was given (checked above)
         target = _positive("rho", rho)
-        measure, event = zero_concentrated_divergence(), ZCDP
-        guess = delta_in / math.sqrt(2 * target)
+        measure, guess = zero_concentrated_divergence(), delta_in / math.sqrt(2 * target)
     meas = _calibrate(
         lambda s: dpm.make_noisy_max(*space, output_measure=measure, scale=s),
         delta_in,
         target,
         guess=guess,
     )
-    return int(meas(x)), event(meas.map(delta_in))
+    used = meas.map(delta_in)
+    return int(meas(x)), PureDP(used) if epsilon is not None else ZCDP(used)
 
 
 def dp_quantile(

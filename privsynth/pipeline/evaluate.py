@@ -32,9 +32,14 @@ def evaluate(
     from privsynth.utility import evaluate as utility_of
 
     learned: Schema = gen.schema_
-    train = learned.validate(split.train)[0]  # values too rare to learn become "(other)"
-    holdout = learned.validate(split.holdout)[0] if split.holdout is not None else None
     released = replace(learned, columns=learned.synthesised)  # as released: no identifiers
+    # The rows are already checked; this maps values too rare to learn to "(other)" (and
+    # drops identifiers, which rows sampled from an engine still hold).
+    train, holdout = (
+        released.validate(rows[released.names])[0] if rows is not None else None
+        for rows in (split.train, split.holdout)
+    )
+    assert train is not None
     utility = utility_of(
         train, synthetic, released, target=config.target, holdout=holdout, seed=seed
     )

@@ -9,6 +9,7 @@ import pandas as pd
 
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.errors import DataError
+from privsynth.sources.source import FrameSource, TableSource
 from privsynth.sources.sql import SqlSource
 
 #: The attack suite compares each synthetic row with its two nearest training rows.
@@ -26,21 +27,23 @@ class Split:
     the split was made.
     """
 
-    fit: pd.DataFrame | SqlSource
+    fit: TableSource
     train: pd.DataFrame
     holdout: pd.DataFrame | None
     note: str
 
 
-def split_frame(data: pd.DataFrame, fraction: float, rng: np.random.Generator) -> Split:
-    """A uniform random ``fraction`` of rows set aside (``fraction`` in [0, 1))."""
+def split_frame(source: FrameSource, fraction: float, rng: np.random.Generator) -> Split:
+    """A uniform random ``fraction`` of the validated rows set aside (``fraction`` in
+    [0, 1))."""
     if fraction == 0:
-        train, holdout = data, None
+        train, holdout = source, None
     else:
-        is_holdout = rng.random(len(data)) < fraction
-        train, holdout = data[~is_holdout], data[is_holdout]
-    _check_sides(len(train), holdout, fraction, f"has {len(data)} row(s)")
-    return Split(train, train, holdout, "uniform random; the seed is not published")
+        is_holdout = rng.random(len(source.frame)) < fraction
+        train, holdout = source.rows(~is_holdout), source.rows(is_holdout)
+    hold_rows = holdout.frame if holdout is not None else None
+    _check_sides(len(train.frame), hold_rows, fraction, f"has {len(source.frame)} row(s)")
+    return Split(train, train.frame, hold_rows, "uniform random; the seed is not published")
 
 
 def split_in_engine(data: SqlSource, fraction: float, rng: np.random.Generator) -> Split:

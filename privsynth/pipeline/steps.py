@@ -32,6 +32,7 @@ from privsynth.report.pdf import NO_BROWSER, find_browser
 from privsynth.report.sign import sha256_file
 from privsynth.report.verify import validate_report
 from privsynth.schema import Schema
+from privsynth.sources.source import FrameSource, as_source
 from privsynth.sources.sql import SqlSource
 
 
@@ -185,20 +186,23 @@ def _validate_and_split(
     schema: Schema,
     rng: np.random.Generator,
 ) -> tuple[Split, list[str]]:
-    """Check every row against the schema (before anything is spent), then split.
+    """Check every row against the schema, once and before anything is spent, then split
+    the validated rows (the generator fits them without checking again).
 
     Returns the split and the custodian's notes on values clipped to declared bounds.
     """
-    if isinstance(data, SqlSource):
-        return split_in_engine(data.validate(schema), config.holdout_fraction, rng), []
-    _, checked = schema.validate(data)
+    source = as_source(data).validate(schema)
+    if isinstance(source, SqlSource):
+        return split_in_engine(source, config.holdout_fraction, rng), []
+    assert isinstance(source, FrameSource)  # as_source makes a FrameSource of a DataFrame
+    n = len(source.frame)
     clipping = [
-        f"{name}: {n} value(s) ({n / len(data):.2%}) lie outside its declared bounds and "
-        "were clipped to them"
-        for name, n in checked.clipped.items()
-        if n
+        f"{name}: {k} value(s) ({k / n:.2%}) lie outside its declared bounds and were "
+        "clipped to them"
+        for name, k in source.clipped.items()
+        if k
     ]
-    return split_frame(data, config.holdout_fraction, rng), clipping
+    return split_frame(source, config.holdout_fraction, rng), clipping
 
 
 def _ledger_record(

@@ -125,6 +125,7 @@ def learned_encoding_summary(col: Column) -> dict:
         return int(v) if col.kind == "integer" else float(v)
 
     enc = col.learned
+    assert enc is not None  # called only for columns whose encoding was learned
     return {
         "learned_with": "dp",
         "point_masses": [show(v) for v in enc.point_masses],

@@ -24,10 +24,25 @@ from privsynth.sources.table import ArrayTable, EncodedTable
 class TableSource(ABC):
     """A private table a generator can fit on without holding its rows."""
 
-    @abstractmethod
+    #: The schema this source's rows were checked against (None: not yet checked).
+    validated_by: Schema | None = None
+
     def validate(self, schema: Schema) -> TableSource:
         """Check the rows against ``schema`` as :meth:`Schema.validate` does (same errors,
-        naming column, row and value); return the source of validated rows."""
+        naming column, row and value); return the source of validated rows.
+
+        A source already validated against ``schema`` (or cut from one that was) is returned
+        as it is: a release checks every row once and hands the result on.
+        """
+        if self.validated_by is schema:
+            return self
+        out = self._checked(schema)
+        out.validated_by = schema
+        return out
+
+    @abstractmethod
+    def _checked(self, schema: Schema) -> TableSource:
+        """The rows checked against ``schema`` (raising its errors), as a source."""
 
     @abstractmethod
     def value_counts(self, column: Column) -> dict[str, int]:
@@ -60,12 +75,19 @@ class FrameSource(TableSource):
     def __init__(self, frame: pd.DataFrame, *, raw: pd.DataFrame | None = None) -> None:
         self.frame = frame
         self.raw = frame if raw is None else raw
-        self._validated_by: Schema | None = None
+        #: Values clipped to declared bounds, per column (exact: for the custodian only).
+        self.clipped: dict[str, int] = {}
 
-    def validate(self, schema: Schema) -> FrameSource:
-        clean, _ = schema.validate(self.raw)
+    def _checked(self, schema: Schema) -> FrameSource:
+        clean, report = schema.validate(self.raw)
         out = FrameSource(clean, raw=self.raw)
-        out._validated_by = schema
+        out.clipped = dict(report.clipped)
+        return out
+
+    def rows(self, mask: np.ndarray) -> FrameSource:
+        """The rows where ``mask`` is true, validated as this source was."""
+        out = FrameSource(self.frame[mask], raw=self.raw[mask])
+        out.validated_by = self.validated_by
         return out
 
     def value_counts(self, column: Column) -> dict[str, int]:
@@ -77,7 +99,7 @@ class FrameSource(TableSource):
         return np.bincount(bucket_index(x, edges), minlength=len(edges) - 1).astype(np.int64)
 
     def encode(self, schema: Schema) -> EncodedTable:
-        clean = self.frame if schema is self._validated_by else schema.validate(self.raw)[0]
+        clean = self.frame if schema is self.validated_by else schema.validate(self.raw)[0]
         encoder = Encoder(schema)
         return ArrayTable(encoder.encode(clean), encoder.shape)
 

@@ -286,7 +286,7 @@ class SqlSource(TableSource):
         return f"SELECT {', '.join(cols)} FROM {self._from}"
 
     # ------------------------------------------------------------ TableSource
-    def validate(self, schema: Schema) -> SqlSource:
+    def _checked(self, schema: Schema) -> SqlSource:
         names = list(self._types())
         missing = [n for n in schema.names if n not in names]
         if missing:
@@ -371,7 +371,9 @@ class SqlSource(TableSource):
         cols = [self.dialect.ident(n) for n in self._types()]
         bucket = f"({self.dialect.keyed_hash(cols, key)} % {_SPLIT_BUCKETS})"
         cut = int(round(fraction * _SPLIT_BUCKETS))
-        return _Subset(self, f"{bucket} >= {cut}"), _Subset(self, f"{bucket} < {cut}")
+        train, holdout = _Subset(self, f"{bucket} >= {cut}"), _Subset(self, f"{bucket} < {cut}")
+        train.validated_by = holdout.validated_by = self.validated_by
+        return train, holdout
 
     def sample_rows(self, k: int, seed: int) -> pd.DataFrame:
         """``k`` rows drawn uniformly at random inside the engine (all rows if fewer): the

@@ -129,6 +129,8 @@ class DPSGDGenerator(Generator):
 
     # --------------------------------------------------------------------- fit
     def _source(self, data: object) -> TableSource:
+        if isinstance(data, FrameSource):
+            return data
         if not isinstance(data, pd.DataFrame):
             raise ConfigError(
                 f"{self.name} trains on rows in memory: give a pandas DataFrame, not a "
