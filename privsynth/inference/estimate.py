@@ -62,10 +62,11 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Measurement:
+        sigma = data["sigma"]  # a number (to_dict of a float) or a list, one per cell
         return cls(
             tuple(data["clique"]),
             np.asarray(data["values"], dtype=np.float64),
-            data["sigma"] if np.isscalar(data["sigma"]) else np.asarray(data["sigma"], float),
+            float(sigma) if np.ndim(sigma) == 0 else np.asarray(sigma, float),
         )
 
 

@@ -115,9 +115,11 @@ class FlatBP:
         # Per level k: children's messages into the level's cells (up_dst from up_src of level
         # k + 1's separators), each cell's own separator cell (to_sep), and the parent's cells
         # gathered (from_parent, in level k - 1) with the separator cell each lands on.
-        self._up_dst, self._up_src, self._to_sep, self._from_parent, self._parent_seg = (
-            [] for _ in range(5)
-        )
+        self._up_dst: list[torch.Tensor] = []
+        self._up_src: list[torch.Tensor] = []
+        self._to_sep: list[torch.Tensor] = []
+        self._from_parent: list[torch.Tensor] = []
+        self._parent_seg: list[torch.Tensor] = []
         for k, level in enumerate(tree.levels):
             up_dst, up_src, to_sep, from_parent, parent_seg = [], [], [], [], []
             for i in level:
@@ -157,15 +159,17 @@ class FlatBP:
         up: list[torch.Tensor | None] = [None] * depth
         for k in reversed(range(depth)):
             if k + 1 < depth:
-                b[k] = b[k].index_add(
-                    0, self._up_dst[k], up[k + 1].index_select(0, self._up_src[k])
-                )
+                child_up = up[k + 1]
+                assert child_up is not None  # set when level k + 1 was done
+                b[k] = b[k].index_add(0, self._up_dst[k], child_up.index_select(0, self._up_src[k]))
             if k:
                 up[k] = segment_logsumexp(b[k], self._to_sep[k], self._seps[k])
         beliefs = [b[0] - torch.logsumexp(b[0], 0)]
         for k in range(1, depth):
             gathered = beliefs[k - 1].index_select(0, self._from_parent[k])
             log_p = segment_logsumexp(gathered, self._parent_seg[k], self._seps[k])
-            beliefs.append(b[k] + (log_p - up[k]).index_select(0, self._to_sep[k]))
+            up_k = up[k]
+            assert up_k is not None  # the upward pass set it for every level k > 0
+            beliefs.append(b[k] + (log_p - up_k).index_select(0, self._to_sep[k]))
         probs = torch.cat(beliefs).exp()
         return segment_sum(probs.index_select(0, self._query_src), self._query_dst, self._m)

@@ -6,7 +6,7 @@ Pure post-processing: this module sees attribute names and domain sizes, never d
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import combinations
@@ -14,7 +14,7 @@ from itertools import combinations
 Clique = tuple[str, ...]
 
 
-def canonical(clique: Sequence[str], domain: Mapping[str, int]) -> Clique:
+def canonical(clique: Collection[str], domain: Mapping[str, int]) -> Clique:
     """The clique with its attributes in domain order (the axis order of every tensor)."""
     order = {a: i for i, a in enumerate(domain)}
     missing = [a for a in clique if a not in order]
@@ -23,7 +23,7 @@ def canonical(clique: Sequence[str], domain: Mapping[str, int]) -> Clique:
     return tuple(sorted(set(clique), key=order.__getitem__))
 
 
-def cells(clique: Sequence[str], domain: Mapping[str, int]) -> int:
+def cells(clique: Iterable[str], domain: Mapping[str, int]) -> int:
     return math.prod(domain[a] for a in clique)
 
 

@@ -41,12 +41,12 @@ class History:
     """
 
     def __init__(self, like: torch.Tensor, m: int) -> None:
-        kw = {"device": like.device, "dtype": like.dtype}
+        dev, dt = like.device, like.dtype
         self.m = m
-        self.s = torch.zeros((m, like.numel()), **kw)  # rows are slots of a ring buffer
-        self.y = torch.zeros((m, like.numel()), **kw)
-        self.sy = torch.zeros((m, m), **kw)  # sy[i, j] = s_i · y_j, by slot
-        self.yy = torch.zeros((m, m), **kw)
+        self.s = torch.zeros((m, like.numel()), device=dev, dtype=dt)  # slots of a ring buffer
+        self.y = torch.zeros((m, like.numel()), device=dev, dtype=dt)
+        self.sy = torch.zeros((m, m), device=dev, dtype=dt)  # sy[i, j] = s_i · y_j, by slot
+        self.yy = torch.zeros((m, m), device=dev, dtype=dt)
         self.count = 0  # pairs stored
         self.next = 0  # slot the next pair goes to
         self.gamma = 1.0
@@ -113,6 +113,7 @@ def minimize(
     """
     memory = History(x, history)
     loss = float(evaluate())
+    assert x.grad is not None, "evaluate() leaves the gradient in x.grad"
     g = x.grad.detach().clone()
     calls = 1
     checkpoint, check_at = loss, chunk
@@ -194,9 +195,12 @@ def _wolfe(
         nonlocal used
         with torch.no_grad():
             torch.add(start, d, alpha=t, out=x)
-        f_t, slope = torch.stack([evaluate(), x.grad @ d]).tolist()
+        f = evaluate()
+        grad = x.grad  # read after evaluate(), which may replace the tensor
+        assert grad is not None, "evaluate() leaves the gradient in x.grad"
+        f_t, slope = torch.stack([f, grad @ d]).tolist()
         used += 1
-        return Point(t, f_t, slope, x.grad.detach().clone())
+        return Point(t, f_t, slope, grad.detach().clone())
 
     def decreases(p: Point) -> bool:
         return p.f <= loss + ARMIJO * p.t * gd  # False for nan

@@ -67,6 +67,7 @@ class GraphicalModel:
         self.dtype = dtype
         self.tree: JunctionTree = jt.build(self.cliques, self.domain)
         self._home = [self.tree.home(c) for c in self.cliques]
+        self.iterations_ = 0  # L-BFGS evaluations of the last estimate() (0 before one)
         self.theta: list[torch.Tensor] = [
             torch.zeros(self._shape(c), device=self.device, dtype=dtype) for c in self.cliques
         ]
@@ -196,8 +197,10 @@ class GraphicalModel:
             cond = torch.nan_to_num((log_u - log_s).exp(), nan=0.0)  # 0/0: an empty cell
             out = jt.canonical({a} | nxt, self.domain)
             letter = {x: chr(ord("a") + k) for k, x in enumerate(dict.fromkeys((*keep, *u)))}
-            spec = "".join(map(letter.get, keep)) + "," + "".join(map(letter.get, u))
-            phi = torch.einsum(spec + "->" + "".join(map(letter.get, out)), phi, cond)
+            spec = (
+                "".join(map(letter.__getitem__, keep)) + "," + "".join(map(letter.__getitem__, u))
+            )
+            phi = torch.einsum(spec + "->" + "".join(map(letter.__getitem__, out)), phi, cond)
             keep = out
         return phi
 
@@ -239,10 +242,14 @@ class GraphicalModel:
             factors = [(c, f) for c, f in factors if v not in c]
             union = jt.canonical(set().union(*(c for c, _ in touching)), self.domain)
             prod = sum(self._expand(f, c, union) for c, f in touching)
+            # v lies in some clique (the tree covers the domain), so the sum has a tensor term
+            assert isinstance(prod, torch.Tensor)
             prod = prod.expand((1, *self._shape(union)))
             keep = tuple(a for a in union if a != v)
             factors.append((keep, torch.logsumexp(prod, dim=union.index(v) + 1)))
-        joint = sum(self._expand(f, c, query) for c, f in factors).expand((1, *self._shape(query)))
+        joint = sum(self._expand(f, c, query) for c, f in factors)
+        assert isinstance(joint, torch.Tensor)  # factors holds at least one tensor
+        joint = joint.expand((1, *self._shape(query)))
         return self._normalise(joint)[0].exp()
 
     # ------------------------------------------------------------------- sampling

@@ -69,10 +69,11 @@ def _label(codec: ColumnCodec, group: list[int]) -> str:
     if first < n_pm:
         v = codec.point_masses[first]
         return _date(v) if col.kind == "datetime" else f"{v:g}"
-    lo, hi = codec.edges[first - n_pm], codec.edges[last - n_pm + 1]
+    edges = codec.numeric_edges
+    lo, hi = edges[first - n_pm], edges[last - n_pm + 1]
     if col.kind == "integer":
-        a, b = int(lo), int(hi) - 1  # an integer bin holds lo .. hi - 1
-        return str(a) if a == b else f"{a}–{b}"
+        i, j = int(lo), int(hi) - 1  # an integer bin holds lo .. hi - 1
+        return str(i) if i == j else f"{i}–{j}"
     close = "]" if last == codec.n_values - 1 else ")"
     if col.kind == "datetime":
         return f"[{_date(lo)}, {_date(hi)}{close}"

@@ -224,7 +224,7 @@ def _subsample(codes: np.ndarray, max_rows: int, rng: np.random.Generator) -> np
 
 def _summary(values: np.ndarray, count_key: str | None = None) -> dict[str, float | int | None]:
     """Mean and max (None for no values), and the number of values under ``count_key``."""
-    out = {"mean": None, "max": None}
+    out: dict[str, float | int | None] = {"mean": None, "max": None}
     if len(values):
         out = {"mean": float(np.mean(values)), "max": float(np.max(values))}
     return out | ({count_key: len(values)} if count_key else {})
