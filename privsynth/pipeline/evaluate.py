@@ -7,10 +7,12 @@ from typing import Any
 
 import pandas as pd
 
+from privsynth.attacks import run as run_attacks
 from privsynth.generators.base import Generator
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.split import Split, n_targets
 from privsynth.schema import Schema
+from privsynth.utility import evaluate as utility_of
 
 
 def evaluate(
@@ -28,9 +30,6 @@ def evaluate(
     suite (it missed its planted leak or raised a false alarm). The canary audit fits a second
     generator made as ``config`` says; it is never released.
     """
-    from privsynth.attacks import run as run_attacks
-    from privsynth.utility import evaluate as utility_of
-
     learned: Schema = gen.schema_
     released = replace(learned, columns=learned.synthesised)  # as released: no identifiers
     # The rows are already checked; this maps values too rare to learn to "(other)" (and

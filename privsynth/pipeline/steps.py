@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from privsynth.attacks.policy import load_policy
 from privsynth.budget import Ledger, epsilon_spent, event_from_dict
 from privsynth.errors import ConfigError
 from privsynth.generators.base import Generator
@@ -158,7 +159,6 @@ def _check(
     key: Ed25519PrivateKey | str | Path,
 ) -> tuple[Ed25519PrivateKey, Generator]:
     """Every check that needs no private row; returns the signing key and the generator."""
-    from privsynth.attacks.policy import load_policy
 
     check_out(config.out, force=config.force)
     if config.pdf and find_browser() is None:

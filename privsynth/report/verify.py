@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from privsynth.budget.store import read_chain
 from privsynth.errors import LedgerError, SignatureError
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_JSON, SCHEMA_FILE
 from privsynth.report.keys import fingerprint, load_public_key
@@ -124,7 +125,6 @@ def verify_release(
 
 def _check_ledger(report: dict, path: Path) -> str:
     """The report's reservations and recorded head must be entries of the ledger's chain."""
-    from privsynth.budget.store import read_chain
 
     info = report["ledger"]
     try:
