@@ -3,7 +3,7 @@ signed audit reports.
 
 Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (:class:`MST`,
 :class:`AIM`, :class:`DPVAE`, :class:`DPCTGAN`), :func:`release` (a signed release; its
-options as a :class:`ReleaseConfig`), :func:`verify_release`, :func:`keygen`, :mod:`audit` (the
+options as a :class:`ReleaseConfig`), :func:`verify_release`, :func:`keygen`, :mod:`attacks` (the
 attack suite), the budget types (:class:`Budget`, :class:`Ledger` and the privacy events) and
 the error hierarchy.
 """
@@ -39,7 +39,8 @@ _LAZY = {
     "verify_release": "privsynth.report.verify",
     "keygen": "privsynth.report.keys",
 }
-_LAZY_MODULES = ("audit",)
+# ``audit`` is the deprecated name of ``attacks`` (one release).
+_LAZY_MODULES = ("attacks", "audit")
 
 
 def __getattr__(name: str) -> object:
@@ -83,6 +84,7 @@ __all__ = [
     "SubsampledGaussian",
     "ZCDP",
     "__version__",
+    "attacks",
     "audit",
     "discover_domains",
     "keygen",
