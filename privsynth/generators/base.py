@@ -5,12 +5,15 @@ Fit flow (:meth:`Generator.fit`). Privacy rule: *reserve before reading* -- a ge
 computes its whole charge from its parameters and the schema, and the ledger reserves it
 before any private value is read; from then on it counts as spent, even if the fit crashes.
 
-1. check: refuse data-dependent domains unless opted in (schema only);
+1. check: refuse data-dependent domains unless opted in, and a person-level unit of privacy
+   where the family cannot bound a person (schema only);
 2. plan: every charge from parameters and schema (:meth:`Generator.plan`), checked against the
    ledger, so a fit it cannot afford is refused before the data is touched;
 3. validate the data against the schema (the custodian sees errors; nothing is released);
 4. reserve the planned charges in the ledger;
-5. discover undeclared domains with DP, and encode;
+5. when a person owns many rows: measure the rows per person, bound every person to K rows,
+   and calibrate every later step to a person of K rows (:mod:`privsynth.persons`);
+   discover undeclared domains with DP, and encode;
 6. measure: the family's mechanism (:meth:`Generator._mechanism`), every noisy step a call
    into :mod:`privsynth.mechanisms` (or, for DP-SGD, :mod:`privsynth.generators.dpsgd.train`);
 7. check within: what the mechanisms charged must fit what was reserved, exactly;
@@ -32,7 +35,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from privsynth import __version__
+from privsynth import __version__, mechanisms
 from privsynth.budget import Ledger, Reservation
 from privsynth.budget.analysis import epsilon_spent
 from privsynth.budget.events import (
@@ -47,8 +50,9 @@ from privsynth.discovery import clipped_shares, custodian_notes, discover_domain
 from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.generators.split import Budgeting, check_budget_params, split_budget
-from privsynth.schema import Schema
-from privsynth.sources.source import TableSource, as_source
+from privsynth.persons import bound_persons
+from privsynth.schema import Schema, UnitOfPrivacy
+from privsynth.sources.source import FrameSource, TableSource, as_source
 from privsynth.sources.table import EncodedTable
 
 #: Version of the saved-model layout (both families).
@@ -118,6 +122,8 @@ class Generator(ABC):
     reservation_purpose: ClassVar[str] = "fit"
     #: The privacy definition and the noise samplers, as the DP statement gives them.
     definition: ClassVar[str]
+    #: Whether the family can protect a person owning many rows (bounding each to K rows).
+    supports_persons: ClassVar[bool] = False
     noise: ClassVar[str]
     #: Parameters not saved with the model: the device is chosen again at load, and the
     #: data-dependent opt-in is recorded in the caveats.
@@ -141,9 +147,14 @@ class Generator(ABC):
 
     def _plan(self, schema: Schema) -> FitPlan:
         self._check_params()
+        if schema.unit_of_privacy.is_person and not self.supports_persons:
+            raise ConfigError(
+                f"{self.name} cannot yet protect a person who owns many rows "
+                f"({schema.unit_of_privacy.describe()}); use mst or aim"
+            )
         b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
         discovery = plan_discovery(schema, rho=b.discovery_rho, delta=b.discovery_delta)
-        return self._plan_rest(b, discovery)
+        return self._plan_rest(b, [*b.persons_events(), *discovery])
 
     @abstractmethod
     def _plan_rest(self, budgeting: Budgeting, discovery: list[PrivacyEvent]) -> FitPlan:
@@ -173,13 +184,19 @@ class Generator(ABC):
             allow_data_dependent_domain=self.allow_data_dependent_domain
         )
         plan = self._plan(schema)  # 2. plan
+        unit = schema.unit_of_privacy
+        if unit.is_person and not isinstance(data, (pd.DataFrame, FrameSource)):
+            raise ConfigError(
+                "a person who owns many rows is bounded in memory for now: read the table "
+                "with pandas (--engine pandas)"
+            )
         if ledger is not None:
             ledger.check(plan.checked)  # refuses before the data is touched
         source = self._source(data).validate(schema)  # 3. validate
         first = (  # 4. reserve: from here on the charges count as spent
             ledger.reserve(
                 plan.reserved,
-                purpose=f"{self.name} {self.reservation_purpose}",
+                purpose=f"{self.name} {self.reservation_purpose}" + _per_person(unit),
                 metadata=self._reservation_metadata(),
             )
             if ledger is not None
@@ -188,16 +205,25 @@ class Generator(ABC):
         spent: list[PrivacyEvent] = []
         learned = schema
         b = plan.budgeting
-        if schema.undeclared_columns():  # 5. discover
-            learned, spent = discover_domains(
-                source, schema, rho=b.discovery_rho, delta=b.discovery_delta
-            )
-        # 6. measure; encoding under the learned schema maps values too rare to learn to
-        # "(other)".
-        run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first))
+        notes: list[str] = []
+        k = 1
+        if unit.is_person:  # 5. the people: K rows each at most
+            assert isinstance(source, FrameSource)
+            source, k, self.persons_, charges, notes = bound_persons(source, unit, b.persons_rho)
+            spent += charges
+        with mechanisms.unit_of_privacy(k):
+            if schema.undeclared_columns():  # 5. discover
+                learned, found = discover_domains(
+                    source, schema, rho=b.discovery_rho, delta=b.discovery_delta
+                )
+                spent += found
+            # 6. measure; encoding under the learned schema maps values too rare to learn to
+            # "(other)".
+            run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first))
         spent += run.charges
         self._check_within(spent, run.planned)  # 7. check within
-        self.custodian_notes_ = custodian_notes(clipped_shares(source, schema, learned))
+        notes += custodian_notes(clipped_shares(source, schema, learned))
+        self.custodian_notes_ = notes
         self.n_rows_ = run.n_rows  # DP estimate (post-processing), public
         self.schema_ = learned
         self.encoder_ = Encoder(learned)
@@ -206,7 +232,8 @@ class Generator(ABC):
         self.planned_ = run.planned
         if ledger is not None and first is not None:  # 8. commit
             # a later reservation holds one charge, the last
-            first.commit(metadata={"charges": len(spent) - (run.later is not None)})
+            done = {"charges": len(spent) - (run.later is not None)}
+            first.commit(metadata={**done, **({"max_rows": k} if unit.is_person else {})})
             entry: dict[str, Any] = {"reservation": first.id}
             if run.later is not None:
                 later, metadata = run.later
@@ -305,8 +332,14 @@ class Generator(ABC):
             "generator": self.name,
             "epsilon": self.epsilon,
             "delta": self.delta,
-            "neighbouring_relation": "add/remove one row",
-            "unit_of_privacy": self.schema_.unit_of_privacy,
+            "neighbouring_relation": (
+                f"add/remove one person (all their rows, at most {self.persons_['max_rows']})"
+                if self.schema_.unit_of_privacy.is_person
+                else "add/remove one row"
+            ),
+            "unit_of_privacy": self.schema_.unit_of_privacy.describe(
+                self.persons_["max_rows"] if self.schema_.unit_of_privacy.is_person else None
+            ),
             "definition": self.definition,
             "noise": self.noise,
             "planned_charges": [event_to_dict(e) for e in self.planned_],
@@ -333,6 +366,7 @@ class Generator(ABC):
             "caveats": self.caveats_,
             "planned_charges": [event_to_dict(e) for e in self.planned_],
             "charges": [event_to_dict(e) for e in self.charges_],
+            **({"persons": self.persons_} if self.schema_.unit_of_privacy.is_person else {}),
             **self._header_extra(),
             "state": self._state(),
         }
@@ -356,6 +390,8 @@ class Generator(ABC):
         self.caveats_ = list(doc["caveats"])
         self.planned_ = [event_from_dict(e) for e in doc["planned_charges"]]
         self.charges_ = [event_from_dict(e) for e in doc["charges"]]
+        if self.schema_.unit_of_privacy.is_person:
+            self.persons_ = dict(doc["persons"])
         self._restore(doc, payload, path, device)
         return self
 
@@ -380,3 +416,8 @@ class Generator(ABC):
     @abstractmethod
     def _restore(self, doc: dict[str, Any], payload: Any, path: str | Path, device: str) -> None:
         """Restore the fitted state from what :meth:`_read` returned."""
+
+
+def _per_person(unit: UnitOfPrivacy) -> str:
+    """What a reservation's purpose adds when the unit of privacy is a person."""
+    return f", per {unit.describe()}" if unit.is_person else ""

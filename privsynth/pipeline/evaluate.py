@@ -11,7 +11,7 @@ from privsynth.attacks import run as run_attacks
 from privsynth.generators.base import Generator
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.split import Split, n_targets
-from privsynth.schema import Schema
+from privsynth.schema import Schema, UnitOfPrivacy
 from privsynth.utility import evaluate as utility_of
 
 
@@ -31,7 +31,14 @@ def evaluate(
     generator made as ``config`` says; it is never released.
     """
     learned: Schema = gen.schema_
-    released = replace(learned, columns=learned.synthesised)  # as released: no identifiers
+    unit = learned.unit_of_privacy
+    # As the attacks see it: the synthesised columns, without identifiers (a person's
+    # synthetic id is a row number, not a value to attack).
+    released = Schema(
+        columns=[replace(c, level="row", order=False) for c in learned.synthesised],
+        unit_of_privacy=UnitOfPrivacy(),
+    )
+    synthetic = synthetic[released.names]
     # The rows are already checked; this maps values too rare to learn to "(other)" (and
     # drops identifiers, which rows sampled from an engine still hold).
     train, holdout = (
@@ -50,9 +57,11 @@ def evaluate(
         sensitive=list(config.sensitive),
         quasi_identifiers=list(config.quasi_identifiers) or None,  # None: all but sensitive
         policy=config.policy,
+        # The canary audit plants rows, not persons: it would test a row-level fit, so a
+        # person-level release says it was not run rather than test the wrong claim.
         canary=(
             {"factory": config.make_generator, "epsilon": gen.epsilon, "delta": gen.delta}
-            if config.canary
+            if config.canary and not unit.is_person
             else None
         ),
         n_targets=n_targets(gen.n_rows_, config.holdout_fraction),

@@ -9,6 +9,8 @@ import pandas as pd
 
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.errors import DataError
+from privsynth.persons import held_out_persons
+from privsynth.schema import UnitOfPrivacy
 from privsynth.sources.source import FrameSource, TableSource
 from privsynth.sources.sql import SqlSource
 
@@ -33,17 +35,26 @@ class Split:
     note: str
 
 
-def split_frame(source: FrameSource, fraction: float, rng: np.random.Generator) -> Split:
+def split_frame(
+    source: FrameSource, fraction: float, rng: np.random.Generator, unit: UnitOfPrivacy
+) -> Split:
     """A uniform random ``fraction`` of the validated rows set aside (``fraction`` in
-    [0, 1))."""
+    [0, 1)); of the persons, with all their rows, when a person owns many rows (a row-level
+    split would put one person on both sides of a membership test)."""
+    n = len(source.frame)
     if fraction == 0:
-        train, holdout = source, None
+        train, holdout, how = source, None, "uniform random"
     else:
-        is_holdout = rng.random(len(source.frame)) < fraction
+        if unit.is_person:
+            assert unit.column is not None
+            is_holdout = held_out_persons(source.frame[unit.column], fraction, rng)
+            how = f"uniform random by person ({unit.column}), all of a person's rows on one side"
+        else:
+            is_holdout, how = rng.random(n) < fraction, "uniform random"
         train, holdout = source.rows(~is_holdout), source.rows(is_holdout)
     hold_rows = holdout.frame if holdout is not None else None
-    _check_sides(len(train.frame), hold_rows, fraction, f"has {len(source.frame)} row(s)")
-    return Split(train, train.frame, hold_rows, "uniform random; the seed is not published")
+    _check_sides(len(train.frame), hold_rows, fraction, f"has {n} row(s)")
+    return Split(train, train.frame, hold_rows, f"{how}; the seed is not published")
 
 
 def split_in_engine(data: SqlSource, fraction: float, rng: np.random.Generator) -> Split:

@@ -202,7 +202,7 @@ def _validate_and_split(
         for name, k in source.clipped.items()
         if k
     ]
-    return split_frame(source, config.holdout_fraction, rng), clipping
+    return split_frame(source, config.holdout_fraction, rng, schema.unit_of_privacy), clipping
 
 
 def _ledger_record(

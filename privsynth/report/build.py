@@ -153,7 +153,7 @@ def schema_section(given: Schema, learned: Schema, caveats: list[str]) -> dict:
         columns.append(entry)
     return {
         "sha256": hashlib.sha256(given.to_json().encode("utf-8")).hexdigest(),
-        "unit_of_privacy": given.unit_of_privacy,
+        "unit_of_privacy": given.unit_of_privacy.describe(),
         "columns": columns,
         "data_dependent_caveats": list(caveats),
     }

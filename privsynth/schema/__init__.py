@@ -13,13 +13,13 @@ from privsynth.schema.columns import (
     DATE_UNITS,
     DEFAULT_BINS,
     KINDS,
+    LEVELS,
     NUMERIC_KINDS,
     ONE_CODE_PER_VALUE,
     OTHER,
     RELATIVE_DATES,
     SCHEMA_VERSION,
     SOURCES,
-    UNITS_OF_PRIVACY,
     Column,
     canonical_category,
     canonical_series,
@@ -27,6 +27,7 @@ from privsynth.schema.columns import (
 from privsynth.schema.draft import draft_columns
 from privsynth.schema.learned import LearnedEncoding
 from privsynth.schema.schema import Schema
+from privsynth.schema.unit import UnitOfPrivacy
 from privsynth.schema.validate import (
     DATES_OUT_OF_RANGE,
     NOT_DATES,
@@ -57,7 +58,8 @@ __all__ = [
     "RELATIVE_DATES",
     "SCHEMA_VERSION",
     "SOURCES",
-    "UNITS_OF_PRIVACY",
+    "LEVELS",
+    "UnitOfPrivacy",
     "Column",
     "LearnedEncoding",
     "OnUnknown",

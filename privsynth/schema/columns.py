@@ -31,7 +31,9 @@ ONE_CODE_PER_VALUE = 100
 #: Last category of every DP-learned category list: it stands for all values too rare to be
 #: released, and validation maps such values to it.
 OTHER = "(other)"
-UNITS_OF_PRIVACY = ("row",)
+#: ``level`` of a column when a person owns many rows: ``row`` (may change from row to row) or
+#: ``unit`` (constant within a person: sex, birth year, treatment arm).
+LEVELS = ("row", "unit")
 #: Granularities a datetime column can declare (``"unit"``): values are whole units, and
 #: synthetic values come out as whole units (a ``day`` column holds dates, never times).
 DATE_UNITS = {"day": 86_400 * 10**9, "hour": 3_600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
@@ -101,6 +103,13 @@ class Column:
         ``public`` (declared), ``dp`` (learned under DP) or ``data`` (read from the data).
     note
         Free text for the reviewer (e.g. why ``draft`` flagged a column).
+    level
+        When a person owns many rows (``unit_of_privacy`` names a person): ``unit`` for a
+        column constant within a person (sex, birth year, treatment arm), which every synthetic
+        person keeps constant too; ``row`` (default) otherwise.
+    order
+        This column orders a person's rows (visit day, year): each synthetic person's rows
+        come sorted by it.
     """
 
     name: str
@@ -117,9 +126,17 @@ class Column:
     learned: LearnedEncoding | None = None
     source: str = "public"
     note: str | None = None
+    level: str = "row"
+    order: bool = False
 
     def __post_init__(self) -> None:
         where = f"column {self.name!r}"
+        if self.level not in LEVELS:
+            raise SchemaError(f"{where}: level {self.level!r} must be one of {LEVELS}")
+        if self.kind == "identifier" and (self.level != "row" or self.order):
+            raise SchemaError(f"{where}: an identifier takes no 'level' or 'order'")
+        if not isinstance(self.order, bool):
+            raise SchemaError(f"{where}: order ({self.order!r}) must be true or false")
         if not isinstance(self.name, str) or not self.name.strip():
             raise SchemaError(f"column names must be non-empty strings, got {self.name!r}")
         if self.kind not in KINDS:
@@ -309,6 +326,10 @@ class Column:
             out["source"] = self.source
         if self.note:
             out["note"] = self.note
+        if self.level != "row":
+            out["level"] = self.level
+        if self.order:
+            out["order"] = True
         return out
 
     @classmethod
@@ -329,6 +350,8 @@ class Column:
             "learned",
             "source",
             "note",
+            "level",
+            "order",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -357,6 +380,8 @@ class Column:
             learned=_learned_from_dict(name, data.get("learned")),
             source=data.get("source", "public"),
             note=data.get("note"),
+            level=data.get("level", "row"),
+            order=data.get("order", False),
         )
 
 

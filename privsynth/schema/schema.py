@@ -19,8 +19,9 @@ import pandas as pd
 
 from privsynth.errors import SchemaError
 from privsynth.io import atomic_write_text
-from privsynth.schema.columns import SCHEMA_VERSION, UNITS_OF_PRIVACY, Column
+from privsynth.schema.columns import SCHEMA_VERSION, Column
 from privsynth.schema.draft import draft_columns
+from privsynth.schema.unit import UnitOfPrivacy, check_persons, check_unit_columns
 from privsynth.schema.validate import OnUnknown, ValidationReport, validate_frame
 
 
@@ -40,7 +41,7 @@ class Schema:
     """
 
     columns: tuple[Column, ...]
-    unit_of_privacy: str = "row"
+    unit_of_privacy: UnitOfPrivacy = UnitOfPrivacy()
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -51,10 +52,22 @@ class Schema:
             raise SchemaError(f"schema names column(s) {dupes} more than once")
         if not self.columns:
             raise SchemaError("schema has no columns")
-        if self.unit_of_privacy not in UNITS_OF_PRIVACY:
+        unit = self.unit_of_privacy
+        if not isinstance(unit, UnitOfPrivacy):  # the schema file's form: "row" or an object
+            unit = UnitOfPrivacy.parse(unit)
+            object.__setattr__(self, "unit_of_privacy", unit)
+        if unit.column is not None and (
+            unit.column not in names or self[unit.column].kind != "identifier"
+        ):
             raise SchemaError(
-                f"unit_of_privacy {self.unit_of_privacy!r} is not supported; use 'row' "
-                "(one row = one person: deduplicate people first)"
+                f"unit_of_privacy names column {unit.column!r}: it must be a column of kind "
+                "'identifier' in the schema"
+            )
+        by_level = [c.name for c in self.columns if c.level == "unit" or c.order]
+        if by_level and not unit.is_person:
+            raise SchemaError(
+                f"column(s) {by_level} have 'level' or 'order', which need a person: declare "
+                '"unit_of_privacy": {"column": "<id column>", "max_rows": K}'
             )
         if self.version != SCHEMA_VERSION:
             raise SchemaError(
@@ -118,7 +131,7 @@ class Schema:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
-            "unit_of_privacy": self.unit_of_privacy,
+            "unit_of_privacy": self.unit_of_privacy.to_json(),
             "columns": {c.name: c.to_dict() for c in self.columns},
         }
 
@@ -197,7 +210,22 @@ class Schema:
         missing (``on_unknown="missing"``, the column must be nullable); in a DP-learned
         category list they become ``(other)``. Missing values in a
         non-nullable column, or non-numeric values in a numeric column, raise DataError.
-        Identifier columns are dropped. Columns whose domain is still undeclared are checked
-        for type only.
+        Identifier columns are dropped, except the person's id when ``unit_of_privacy`` names
+        one. Columns whose domain is still undeclared are checked for type only.
+
+        The table is also checked against the unit of privacy (:func:`check_persons`): a
+        repeating identifier in a row-level schema, a missing person id or a ``level: unit``
+        column that varies within a person raise.
         """
-        return validate_frame(self.columns, df, on_unknown=on_unknown)
+        clean, report = validate_frame(self.columns, df, on_unknown=on_unknown)
+        unit = self.unit_of_privacy
+        identifiers = [c.name for c in self.columns if c.kind == "identifier"]
+        check_persons(df, unit, identifiers)
+        if unit.is_person:
+            assert unit.column is not None
+            clean.insert(0, unit.column, df[unit.column])
+            report.dropped_identifiers.remove(unit.column)
+            check_unit_columns(
+                clean, unit.column, [c.name for c in self.columns if c.level == "unit"]
+            )
+        return clean, report

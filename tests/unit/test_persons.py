@@ -9,15 +9,16 @@ import pytest
 from privsynth.errors import DataError, SchemaError
 from privsynth.persons import (
     KEEP_SHARE,
-    UnitOfPrivacy,
     bound_rows,
-    check_persons,
     choose_max_rows,
+    held_out_persons,
+    measure_rows_per_person,
     person_sizes,
     rows_per_person,
-    split_persons,
+    rows_pmf,
     synthetic_ids,
 )
+from privsynth.schema.unit import UnitOfPrivacy, check_persons
 
 
 def visits(seed: int = 0) -> pd.DataFrame:
@@ -97,13 +98,12 @@ def test_missing_and_synthetic_looking_person_ids_are_refused_naming_the_row():
 def test_bounding_keeps_at_most_k_rows_per_person_and_every_short_person_whole(k):
     df = visits()
     before = df["pid"].value_counts()
-    out, truncated = bound_rows(df, "pid", k, np.random.default_rng(1))
+    keep, truncated = bound_rows(df, "pid", k, np.random.default_rng(1))
+    out = df[keep]
     after = out["pid"].value_counts()
     assert after.max() <= k
     assert (after == np.minimum(before, k).reindex(after.index)).all()
     assert truncated == int((before > k).sum())
-    assert out.index.is_monotonic_increasing  # original order kept
-    pd.testing.assert_frame_equal(out, df.loc[out.index])  # rows unchanged, only dropped
 
 
 def test_bounding_drops_a_different_subset_each_release():
@@ -111,7 +111,7 @@ def test_bounding_drops_a_different_subset_each_release():
     # person's 30 rows (the chance that 5 of 30 come out the same is 1/C(30,5) < 1e-5).
     df = pd.DataFrame({"pid": ["a"] * 30, "x": range(30)})
     keep = [
-        tuple(bound_rows(df, "pid", 5, np.random.default_rng(secrets.randbits(128)))[0]["x"])
+        tuple(df["x"][bound_rows(df, "pid", 5, np.random.default_rng(secrets.randbits(128)))[0]])
         for _ in range(2)
     ]
     assert keep[0] != keep[1]
@@ -119,21 +119,37 @@ def test_bounding_drops_a_different_subset_each_release():
 
 def test_the_holdout_split_keeps_each_person_on_one_side():
     df = visits()
-    train, hold = split_persons(df, "pid", 0.3, np.random.default_rng(0))
+    held = held_out_persons(df["pid"], 0.3, np.random.default_rng(0))
+    train, hold = df[~held], df[held]
     assert not set(train["pid"]) & set(hold["pid"])
     assert len(train) + len(hold) == len(df)
     # About 30% of 300 persons held out: sd sqrt(300 * 0.3 * 0.7) ~ 7.9; 4 sds is 32.
     assert abs(hold["pid"].nunique() - 90) < 32
 
 
-def test_k_is_the_smallest_size_keeping_most_persons_whole():
-    hist = np.zeros(100)
-    hist[[0, 4, 9]] = [50, 40, 10]  # 1, 5 and 10 rows
+def test_k_is_a_dp_quantile_of_rows_per_person():
+    # 1,000 persons: 900 own 2 rows, 100 own 40. The 0.95 quantile is 40; at epsilon 20 the
+    # exponential mechanism's rank error is about ln(100) / 20 < 1 person in 1,000, so K
+    # lands on 40's side of the jump from 2 (the candidates between 2 and 40 all hold rank
+    # 900, far from the wanted 950).
     assert KEEP_SHARE == 0.95
-    assert choose_max_rows(hist) == 10  # 90% have <= 5 rows, 100% <= 10
-    hist[9] = 4  # now 90 / 94 = 95.7% have <= 5 rows
-    assert choose_max_rows(hist) == 5
-    assert choose_max_rows(np.array([-3.0, -1.0])) == 1  # all noise: one row each
+    ids = pd.Series(np.repeat(np.arange(1000), [2] * 900 + [40] * 100))
+    k, charge = choose_max_rows(ids, epsilon=20.0)
+    assert k == 40 and charge.epsilon == pytest.approx(20.0)
+
+
+def test_the_rows_per_person_distribution_is_post_processed_noise():
+    np.testing.assert_allclose(rows_pmf(np.array([30.0, -5.0, 10.0])), [0.75, 0.0, 0.25])
+    np.testing.assert_allclose(rows_pmf(np.array([-1.0, -2.0])), [1.0, 0.0])  # all noise
+
+
+def test_the_rows_per_person_histogram_has_person_sensitivity_one():
+    # Each person is one count, whatever their rows: with 200 persons the noisy histogram
+    # sums to 200 within a few sigma (sigma = 1/sqrt(2 rho) = 1 per bucket at rho = 0.5, so
+    # the sum of 5 buckets has sd sqrt(5) ~ 2.2; 12 is over 5 sds).
+    ids = pd.Series(np.repeat(np.arange(200), np.arange(200) % 7 + 1))
+    noisy, charge = measure_rows_per_person(ids, 5, rho=0.5)
+    assert len(noisy) == 5 and abs(noisy.sum() - 200) < 12 and charge.rho == pytest.approx(0.5)
 
 
 def test_synthetic_persons_hold_exactly_the_rows_asked_for():

@@ -20,6 +20,7 @@ import pandas as pd
 from privsynth.budget.events import ZCDP, PrivacyEvent
 from privsynth.errors import ConfigError
 from privsynth.generators.base import FitContext, FitPlan, Generator, Mechanism
+from privsynth.generators.marginal.people import sample_persons
 from privsynth.generators.split import RHO_MARGIN, Budgeting
 from privsynth.inference.model import one_cpu_thread
 from privsynth.io import atomic_output, atomic_write_text
@@ -41,6 +42,8 @@ class MarginalGenerator(Generator):
     model_kind = "model"
     definition = "approximate DP via zCDP (mechanisms) composed by the ledger accountant"
     noise = "OpenDP 0.16 samplers (discrete Gaussian, Laplace, report-noisy-max)"
+
+    supports_persons = True
 
     iters: int = 1000
 
@@ -90,6 +93,17 @@ class MarginalGenerator(Generator):
         """
         rows = self._rows(n)
         rng = np.random.default_rng(seed)
+        if self.schema_.unit_of_privacy.is_person:
+            if conditions:
+                raise ConfigError("conditions are not supported yet when a person owns many rows")
+            return sample_persons(
+                lambda k, c: self._sample_codes(k, rng, c),
+                self.encoder_,
+                self.schema_,
+                self.persons_,
+                rows,
+                rng,
+            )
         codes = self._sample_codes(rows, rng, self._condition_codes(conditions or {}))
         return self.encoder_.decode(codes, seed=rng)
 
@@ -114,6 +128,11 @@ class MarginalGenerator(Generator):
         import pyarrow.parquet as pq
 
         self._check_fitted()
+        if self.schema_.unit_of_privacy.is_person:
+            raise ConfigError(
+                "streaming writes independent rows; a model of persons samples whole persons "
+                "with sample()"
+            )
         n = self._estimated_rows() if n is None else n
         for name, v in (("n", n), ("chunk_rows", chunk_rows)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:

@@ -1,0 +1,169 @@
+"""People, not rows: a release whose unit of privacy is a person owning many rows."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from privsynth import AIM, DPVAE, MST, Budget, ConfigError, DataError, Ledger, Schema, release
+from privsynth.datasets import VISITS_SCHEMA, make_visits
+from privsynth.errors import SchemaError
+from privsynth.report.verify import verify_release
+
+
+@pytest.fixture(scope="module")
+def visits():
+    return make_visits(400, seed=3)
+
+
+@pytest.fixture(scope="module")
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("gen", [MST, AIM], ids=["MST", "AIM"])
+def test_synthetic_persons_keep_unit_columns_order_and_fresh_ids(visits, gen):
+    df, schema = visits
+    model = gen(epsilon=3.0, **({"round_iters": 20} if gen is AIM else {})).fit(df, schema)
+    syn = model.sample(seed=0)
+    spec = model.privacy_spec()
+    assert spec["unit_of_privacy"] == "person (column 'patient'), at most 12 rows each"
+    assert spec["neighbouring_relation"] == "add/remove one person (all their rows, at most 12)"
+    assert list(syn.columns) == list(df.columns)
+    assert syn["patient"].str.fullmatch(r"S-\d{6}").all()
+    assert not set(syn["patient"]) & set(df["patient"])
+    per_person = syn.groupby("patient")
+    assert (per_person[["sex", "arm", "birth_year"]].nunique() == 1).all().all()
+    assert per_person["day"].apply(lambda d: d.is_monotonic_increasing).all()
+    assert per_person.size().max() <= 12
+    truncated = int((df.groupby("patient").size() > 12).sum())
+    assert truncated > 0 and model.custodian_notes_[0].startswith(
+        f"patient: {truncated} person(s) own more than 12 rows"
+    )
+
+
+def test_a_saved_model_of_persons_samples_the_same_persons(visits, tmp_path):
+    df, schema = visits
+    model = MST(epsilon=2.0).fit(df, schema)
+    model.save(tmp_path / "m.json")
+    again = MST.load(tmp_path / "m.json")
+    pd.testing.assert_frame_equal(model.sample(300, seed=4), again.sample(300, seed=4))
+    assert again.privacy_spec()["unit_of_privacy"] == model.privacy_spec()["unit_of_privacy"]
+
+
+def test_k_chosen_with_dp_is_stated_and_bounds_every_person():
+    df, _ = make_visits(3000, seed=4)
+    doc = {**VISITS_SCHEMA, "unit_of_privacy": {"column": "patient", "max_rows": "dp"}}
+    model = MST(epsilon=3.0).fit(df, Schema.from_dict(doc))
+    k = model.persons_["max_rows"]
+    # The 0.95 quantile of the generator's sizes (geometric(0.15), capped at 30) is 19. The
+    # quantile's epsilon is sqrt(0.05 rho) ~ 0.07 at epsilon 3, a rank error of about
+    # ln(100) / 0.07 ~ 65 of 3,000 persons: the 0.93-0.97 quantiles, 17 to 22 rows.
+    assert 14 <= k <= 25
+    assert model.privacy_spec()["unit_of_privacy"].endswith(f"at most {k} rows each")
+    assert model.sample(seed=1).groupby("patient").size().max() <= k
+
+
+def test_the_signed_release_states_the_person_and_splits_by_person(visits, key, tmp_path):
+    df, schema = visits
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="v", cap=Budget(5, 1e-6)) as ledger:
+        res = release(df, schema, out=tmp_path / "rel", ledger=ledger, key=key, epsilon=2.0, seed=0)
+        purposes = [e["purpose"] for e in ledger.entries() if e["kind"] == "reserve"]
+    report = verify_release(res.out).report
+    unit = "person (column 'patient'), at most 12 rows each"
+    assert report["dp_guarantee"]["unit_of_privacy"] == unit
+    assert report["schema"]["unit_of_privacy"] == unit
+    assert report["release"]["split"].startswith("uniform random by person (patient)")
+    assert purposes == [f"MST fit, per {unit}"]
+    syn = pd.read_csv(res.out / "synthetic.csv")
+    assert syn["patient"].str.startswith("S-").all()
+    assert any("person(s) own more than 12 rows" in n for n in res.custodian_notes)
+    assert report["attacks"]["canary"] is None  # rows, not persons: not run, not claimed
+
+
+def test_a_repeating_identifier_in_a_row_level_schema_is_refused_before_anything_is_spent(
+    visits, key, tmp_path
+):
+    df, _ = visits
+    doc = json.loads(json.dumps(VISITS_SCHEMA))
+    doc["unit_of_privacy"] = "row"
+    for col in doc["columns"].values():
+        col.pop("level", None), col.pop("order", None)
+    schema = Schema.from_dict(doc)
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="v", cap=Budget(5, 1e-6)):
+        pass
+    before = files(tmp_path)
+    with (
+        Ledger.open(tmp_path / "l.sqlite", dataset_id="v") as ledger,
+        pytest.raises(SchemaError) as err,
+    ):
+        release(df, schema, out=tmp_path / "rel", ledger=ledger, key=key, seed=0)
+    most = int(df.groupby("patient").size().max())
+    assert f"identifier column 'patient' repeats (up to {most} rows" in str(err.value)
+    assert files(tmp_path) == before  # the ledger byte-identical, no release folder
+
+
+def test_the_cli_refuses_a_repeating_identifier_in_one_line_and_releases_persons(visits, tmp_path):
+    df, _ = visits
+    df.to_csv(tmp_path / "visits.csv", index=False)
+    row_level = json.loads(json.dumps(VISITS_SCHEMA))
+    row_level["unit_of_privacy"] = "row"
+    for col in row_level["columns"].values():
+        col.pop("level", None), col.pop("order", None)
+    (tmp_path / "row.json").write_text(json.dumps(row_level))
+    (tmp_path / "person.json").write_text(json.dumps(VISITS_SCHEMA))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "privsynth.cli", *args]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    assert cli("keygen", "--out", "k.key").returncode == 0
+    common = ("--epsilon", "2", "--ledger", "l.sqlite", "--cap-epsilon", "5", "--key", "k.key")
+    refused = cli("release", "visits.csv", "--schema", "row.json", *common, "--out", "r1")
+    assert refused.returncode != 0 and not (tmp_path / "r1").exists()
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "identifier column 'patient' repeats" in refused.stderr
+    checked = cli("schema", "check", "visits.csv", "row.json")
+    assert checked.returncode != 0 and "'patient' repeats" in checked.stderr
+    ok = cli("release", "visits.csv", "--schema", "person.json", *common, "--out", "r2")
+    assert ok.returncode == 0, ok.stderr
+    assert "person(s) own more than 12 rows" in ok.stderr
+
+
+def test_generators_and_engines_that_cannot_bound_a_person_refuse_before_reading(visits):
+    df, schema = visits
+    with pytest.raises(ConfigError, match="DPVAE cannot yet protect a person"):
+        DPVAE(epsilon=1.0).fit(df, schema)
+
+
+def test_a_unit_level_column_that_varies_within_a_person_is_named(visits):
+    df, schema = visits
+    bad = df.copy()
+    sizes = bad.groupby("patient", sort=False).size()
+    rows = np.flatnonzero(bad["patient"] == sizes.index[sizes.to_numpy() > 1][0])
+    bad.loc[rows[1], "sex"] = "M" if bad.loc[rows[0], "sex"] == "F" else "F"
+    with pytest.raises(DataError, match=rf"'sex' is declared 'level': 'unit'.*rows \[{rows[0]}, "):
+        schema.validate(bad)
+
+
+def test_person_level_noise_is_k_times_the_row_level_noise(visits):
+    # With K = 12, every count a marginal model measures moves by up to 12 when a person is
+    # added: at the same rho, sigma is 12x the row-level one (mechanisms.unit_of_privacy,
+    # tested at the mechanism in tests/unit/test_mechanisms.py). Here: the fit's reservation
+    # equals its plan and the budget, whatever K is.
+    df, schema = visits
+    model = MST(epsilon=1.0).fit(df, schema)
+    assert model.privacy_spec()["epsilon_spent"] <= 1.0 + 1e-9
+    assert np.isclose(
+        sum(c["rho"] for c in model.privacy_spec()["charges"] if "rho" in c),
+        sum(c["rho"] for c in model.privacy_spec()["planned_charges"] if "rho" in c),
+        rtol=1e-6,
+    )
