@@ -23,8 +23,10 @@ from privsynth.budget.events import ZCDP, PrivacyEvent, PureDP
 from privsynth.schema.unit import SYNTHETIC_ID_PREFIX, UnitOfPrivacy
 from privsynth.sources.source import FrameSource
 
-#: ``"max_rows": "dp"`` picks K among 1..ROWS_CAP; persons with more rows count at the cap.
-ROWS_CAP = 100
+#: ``"max_rows": "dp"`` picks K among these (a coarse public grid: the fewer candidates, the
+#: less the exponential mechanism spreads over wrong ones); persons with more rows count at
+#: the last.
+K_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100)
 #: ``"max_rows": "dp"`` picks K near the quantile of rows per person that keeps this share
 #: of persons whole.
 KEEP_SHARE = 0.95
@@ -79,15 +81,16 @@ def bound_persons(
 
 
 def choose_max_rows(ids: pd.Series, epsilon: float) -> tuple[int, PureDP]:
-    """K: the :data:`KEEP_SHARE` quantile of rows per person among 1..ROWS_CAP, epsilon-DP.
+    """K: the :data:`KEEP_SHARE` quantile of rows per person among :data:`K_CANDIDATES`,
+    epsilon-DP.
 
-    Math: each person contributes one value (their row count, capped at ROWS_CAP), so adding
-    or removing a person is one value: the exponential-mechanism quantile of
+    Math: each person contributes one value (their row count, capped at the last candidate),
+    so adding or removing a person is one value: the exponential-mechanism quantile of
     :func:`privsynth.mechanisms.dp_quantile` at sensitivity 1.
     """
-    sizes = np.minimum(rows_per_person(ids), ROWS_CAP)
+    sizes = np.minimum(rows_per_person(ids), K_CANDIDATES[-1])
     k, charge = mechanisms.dp_quantile(
-        sizes, candidates=np.arange(1, ROWS_CAP + 1), alpha=KEEP_SHARE, epsilon=epsilon
+        sizes, candidates=np.asarray(K_CANDIDATES), alpha=KEEP_SHARE, epsilon=epsilon
     )
     return max(1, int(round(k))), charge
 

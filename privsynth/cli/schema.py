@@ -10,6 +10,7 @@ import click
 from privsynth.cli.options import FILE, UNSAFE_DATA_DOMAIN, file_option
 from privsynth.io import read_table
 from privsynth.schema import Schema
+from privsynth.schema.unit import repeated_identifiers
 
 
 @click.group("schema")
@@ -29,10 +30,20 @@ def schema_group() -> None:
 def schema_draft(data: Path, output: Path | None, bins: int | None) -> None:
     """Draft a schema from DATA. Every domain read from the data is marked "source": "data";
     review it before any release."""
-    schema = Schema.draft(read_table(data), bins=bins)
+    table = read_table(data)
+    schema = Schema.draft(table, bins=bins)
+    ids = [col.name for col in schema.columns if col.kind == "identifier"]
     for col in schema.columns:
         if col.kind == "identifier":
             click.echo(f"note: {col.name}: {col.note}", err=True)
+    for name, most in repeated_identifiers(table, ids).items():
+        click.echo(
+            f"note (for you only): {name} repeats, up to {most} rows per value: if a value is "
+            f'one person, keep "unit_of_privacy" naming it and set "max_rows" to a public '
+            "limit (the study's visit cap, the survey's rounds) or leave \"dp\"; if rows "
+            'sharing a value are different people, set "rows_are_people": true',
+            err=True,
+        )
     n_data = len(schema.data_dependent_columns())
     click.echo(
         f"note: {n_data} domain(s) were read from the data (source: data); declare the public "

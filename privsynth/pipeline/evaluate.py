@@ -35,7 +35,7 @@ def evaluate(
     # As the attacks see it: the synthesised columns, without identifiers (a person's
     # synthetic id is a row number, not a value to attack).
     released = Schema(
-        columns=[replace(c, level="row", order=False) for c in learned.synthesised],
+        columns=tuple(replace(c, level="row", order=False) for c in learned.synthesised),
         unit_of_privacy=UnitOfPrivacy(),
     )
     synthetic = synthetic[released.names]

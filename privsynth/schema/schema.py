@@ -21,7 +21,12 @@ from privsynth.errors import SchemaError
 from privsynth.io import atomic_write_text
 from privsynth.schema.columns import SCHEMA_VERSION, Column
 from privsynth.schema.draft import draft_columns
-from privsynth.schema.unit import UnitOfPrivacy, check_persons, check_unit_columns
+from privsynth.schema.unit import (
+    UnitOfPrivacy,
+    check_persons,
+    check_unit_columns,
+    repeated_identifiers,
+)
 from privsynth.schema.validate import OnUnknown, ValidationReport, validate_frame
 
 
@@ -194,10 +199,18 @@ class Schema:
         encoding learned with DP at the fit.
 
         Likely identifiers (near-unique columns, names like id/name/ssn/email/phone) get kind
-        ``identifier`` and a note. Review the result: declare domains that are public
-        knowledge, delete those that are not (they will be learned with DP).
+        ``identifier`` and a note; if one repeats, it is proposed as the person
+        (``unit_of_privacy`` with ``"max_rows": "dp"``; declare K if it is public). Review the
+        result: declare domains that are public knowledge, delete those that are not (they
+        will be learned with DP).
         """
-        return cls(columns=draft_columns(df, bins=bins))
+        columns = draft_columns(df, bins=bins)
+        ids = [c.name for c in columns if c.kind == "identifier"]
+        repeated = repeated_identifiers(df, ids)
+        if not repeated:
+            return cls(columns=columns)
+        person = max(repeated, key=repeated.__getitem__)  # the id repeating most: the person
+        return cls(columns=columns, unit_of_privacy=UnitOfPrivacy(person, "dp"))
 
     # -------------------------------------------------------------- validate
     def validate(

@@ -138,19 +138,16 @@ def check_persons(frame: pd.DataFrame, unit: UnitOfPrivacy, identifiers: list[st
                 "released ids cannot be mistaken for them"
             )
         return
-    for name in identifiers:
-        if name == unit.column:  # declared: its repeated values are different people
-            continue
-        counts = frame[name].dropna().value_counts()
-        if len(counts) and int(counts.iloc[0]) > 1:
-            raise SchemaError(
-                f"identifier column {name!r} repeats (up to {int(counts.iloc[0])} rows share "
-                f"one value), but the schema protects single rows: a person with many rows "
-                f"would be protected at up to {int(counts.iloc[0])}x the stated epsilon. "
-                f'Declare the person: "unit_of_privacy": {{"column": "{name}", "max_rows": K}}, '
-                f'or, if rows sharing a value are different people, "unit_of_privacy": '
-                f'{{"column": "{name}", "rows_are_people": true}} (stated in the report)'
-            )
+    others = [n for n in identifiers if n != unit.column]  # unit.column: declared people
+    for name, most in repeated_identifiers(frame, others).items():
+        raise SchemaError(
+            f"identifier column {name!r} repeats (up to {most} rows share "
+            f"one value), but the schema protects single rows: a person with many rows "
+            f"would be protected at up to {most}x the stated epsilon. "
+            f'Declare the person: "unit_of_privacy": {{"column": "{name}", "max_rows": K}}, '
+            f'or, if rows sharing a value are different people, "unit_of_privacy": '
+            f'{{"column": "{name}", "rows_are_people": true}} (stated in the report)'
+        )
 
 
 def check_unit_columns(frame: pd.DataFrame, person: str, columns: list[str]) -> None:
@@ -167,3 +164,14 @@ def check_unit_columns(frame: pd.DataFrame, person: str, columns: list[str]) -> 
                 f"varies within {int(varies.sum())} person(s), e.g. rows {rows[:3].tolist()} "
                 f"hold {values}; make it constant per person, or drop 'level'"
             )
+
+
+def repeated_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> dict[str, int]:
+    """The identifier columns whose values repeat, with the most rows one value holds (exact:
+    a hint for the custodian drafting a schema, never released)."""
+    out = {}
+    for name in identifiers:
+        counts = frame[name].dropna().value_counts()
+        if len(counts) and int(counts.iloc[0]) > 1:
+            out[name] = int(counts.iloc[0])
+    return out

@@ -167,3 +167,21 @@ def test_person_level_noise_is_k_times_the_row_level_noise(visits):
         sum(c["rho"] for c in model.privacy_spec()["planned_charges"] if "rho" in c),
         rtol=1e-6,
     )
+
+
+def test_schema_draft_proposes_the_repeating_identifier_as_the_person(tmp_path):
+    df = pd.DataFrame({"patient_id": ["a", "a", "b", "c", "c", "c"], "x": [1, 2, 3, 4, 5, 6]})
+    drafted = Schema.draft(df)
+    assert drafted.unit_of_privacy.column == "patient_id"
+    assert drafted.unit_of_privacy.max_rows == "dp"  # the data's 3 is a hint, not a K
+    df.to_csv(tmp_path / "t.csv", index=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "privsynth.cli", "schema", "draft", "t.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "patient_id repeats, up to 3 rows per value" in out.stderr
+    assert json.loads(out.stdout)["unit_of_privacy"] == {"column": "patient_id", "max_rows": "dp"}
