@@ -74,6 +74,12 @@ def count_sensitivity() -> int:
     return COUNT_SENSITIVITY * _MAX_ROWS.get()
 
 
+def gaussian_sd(rho: float) -> float:
+    """The sd of :func:`gaussian_counts`'s noise at ``rho`` for the current unit of privacy,
+    K / sqrt(2 rho): what post-processing thresholds are set against."""
+    return count_sensitivity() / math.sqrt(2 * rho)
+
+
 def _positive(name: str, value: float) -> float:
     v = check_param(name, value)
     if v == 0:

@@ -76,7 +76,8 @@ def tree_density(counts: np.ndarray, rho: float) -> tuple[np.ndarray, list[ZCDP]
     Math: level 0 holds the bucket counts, level l+1 sums adjacent pairs of level l, up to
     one root: L levels. Each level is a histogram of L2 sensitivity 1 (one row moves one
     count per level), measured with the discrete Gaussian at rho / L, so the whole tree is
-    rho-zCDP by composition (level sd sigma = sqrt(L / (2 rho))).
+    rho-zCDP by composition (level sd sigma = K sqrt(L / (2 rho)), K the rows a unit of
+    privacy may own).
     Post-processing, top down: a node whose noisy count reaches SPLIT_Z * sigma passes its
     mass to its children in proportion to their noisy counts clipped at 0; otherwise its
     mass is spread evenly over its buckets. Dense regions are thus resolved bucket by bucket
@@ -95,7 +96,7 @@ def tree_density(counts: np.ndarray, rho: float) -> tuple[np.ndarray, list[ZCDP]
         v, charge = mechanisms.gaussian_counts(c, rho_level)
         noisy.append(np.maximum(v.astype(np.float64), 0.0))
         spent.append(charge)
-    threshold = SPLIT_Z * math.sqrt(1 / (2 * rho_level))
+    threshold = SPLIT_Z * mechanisms.gaussian_sd(rho_level)
     mass = np.array([max(noisy[-1][0], 1.0)])
     flat = np.array([False])  # nodes whose mass is spread evenly
     for lvl in range(len(levels) - 2, -1, -1):
@@ -126,7 +127,7 @@ def n_bins(mass: float, charges: list[ZCDP]) -> int:
     :data:`LEARNED_BINS`. A bin's count then stands above the noise of the measurements
     that shaped it, and a sparse rest (capital-gain's 8% of non-zero rows) is cut into few
     bins, each with a well-measured shape inside, rather than many noisy ones."""
-    sigma = 1 / math.sqrt(2 * min(c.rho for c in charges))
+    sigma = mechanisms.gaussian_sd(min(c.rho for c in charges))
     return int(min(LEARNED_BINS, max(1, mass // sigma)))
 
 

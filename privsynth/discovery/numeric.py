@@ -131,19 +131,19 @@ def dp_bounds(counts: np.ndarray, cands: np.ndarray, rho: float) -> tuple[float,
     """Bounds from a noisy histogram over public candidate buckets; rho-zCDP.
 
     Math: bucket j is [c_j, c_{j+1}) (values beyond the grid count in the edge buckets).
-    Counting rows per bucket has L2 sensitivity 1, so discrete Gaussian noise of sd
-    sigma = 1/sqrt(2 rho) is rho-zCDP. A bucket is data when its noisy count reaches
-    z * sigma with z = sqrt(2 ln(B / beta)), so that any of the B empty buckets passes with
-    probability <= beta (Gaussian tail). The bounds are the outer edges of the outermost
-    data buckets, widened by :data:`BOUNDS_WIDEN` candidates (a decade of the grid) on each
-    side but never across zero: a sparse tail below the threshold is still covered, and a
-    too-wide range costs little, since the fine grid is logarithmic and the bins follow the
-    data. With no bucket above the threshold (too few rows for this budget) the fullest
-    bucket is widened the same way.
+    Counting rows per bucket has L2 sensitivity K (the rows one unit of privacy may own; 1 for a
+    row), so discrete Gaussian noise of sd sigma = K/sqrt(2 rho) is rho-zCDP. A bucket is data
+    when its noisy count reaches z * sigma with z = sqrt(2 ln(B / beta)), so that any of the B
+    empty buckets passes with probability <= beta (Gaussian tail). The bounds are the outer
+    edges of the outermost data buckets, widened by :data:`BOUNDS_WIDEN` candidates (a decade of
+    the grid) on each side but never across zero: a sparse tail below the threshold is still
+    covered, and a too-wide range costs little, since the fine grid is logarithmic and the bins
+    follow the data. With no bucket above the threshold (too few rows for this budget) the
+    fullest bucket is widened the same way.
     """
     noisy, charge = mechanisms.gaussian_counts(counts, rho * RHO_MARGIN)
     n_buckets = len(cands) - 1
-    sigma = 1 / math.sqrt(2 * charge.rho)
+    sigma = mechanisms.gaussian_sd(charge.rho)
     z = math.sqrt(2 * math.log(n_buckets / BOUNDS_FALSE_POSITIVE))
     kept = np.flatnonzero(noisy >= z * sigma)
     if kept.size == 0:

@@ -159,3 +159,24 @@ def test_learned_encodings_and_point_masses_round_trip_and_are_checked():
         Column("x", "integer", lower=0, upper=10, bins=4, point_masses=(0,))
     declared = Column("x", "integer", lower=0, upper=1000, point_masses=(0,))
     assert needs(declared) == ["density"]  # a declared point mass is not searched for
+
+
+@pytest.mark.parametrize("k", [1, 20])
+def test_learned_bounds_stay_near_the_data_when_a_person_owns_k_rows(k):
+    # 20,000 values in [10, 100]. Inside unit_of_privacy(K) the noise sd is K/sqrt(2 rho), and
+    # the threshold must follow it: with a threshold set for K = 1, about a third of the ~260
+    # empty buckets (sd 20 against a threshold near 5) would pass and the bounds would run
+    # to the grid's ends. Kept: the data's buckets widened by a decade (BOUNDS_WIDEN), so the
+    # bounds lie within [1, 2000].
+    from privsynth import mechanisms
+    from privsynth.discovery.numeric import bound_candidates, dp_bounds
+
+    cands = bound_candidates("integer")
+    values = np.random.default_rng(0).integers(10, 101, 20_000)
+    counts = np.bincount(
+        np.clip(np.searchsorted(cands, values, side="right") - 1, 0, len(cands) - 2),
+        minlength=len(cands) - 1,
+    ).astype(np.int64)
+    with mechanisms.unit_of_privacy(k):
+        lo, hi, _ = dp_bounds(counts, cands, rho=0.5)
+    assert 1 <= lo <= 10 and 100 <= hi <= 2000

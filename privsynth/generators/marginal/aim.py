@@ -100,9 +100,13 @@ class AIM(MarginalGenerator):
         charges: list[PrivacyEvent] = []
         measurements: list[Measurement] = []
 
+        # sigma sets each measurement's rho = 1 / (2 sigma^2); the noise's sd is K sigma when a
+        # person may own K rows (mechanisms.unit_of_privacy), which the estimates use.
+        k = mechanisms.count_sensitivity()
+
         def measure(clique: tuple[str, ...], sigma: float) -> None:
             y, c = mechanisms.gaussian_counts(true_marginal(clique), 1 / (2 * sigma**2))
-            measurements.append(Measurement(clique, y.astype(np.float64), float(sigma)))
+            measurements.append(Measurement(clique, y.astype(np.float64), float(k * sigma)))
             charges.append(c)
 
         used = 0.0
@@ -132,7 +136,7 @@ class AIM(MarginalGenerator):
             for c, e in zip(small, est, strict=True):
                 n_cells = jt.cells(c, shape)
                 errors.append(
-                    np.abs(truth_cache[c] - e).sum() - np.sqrt(2 / np.pi) * sigma * n_cells
+                    np.abs(truth_cache[c] - e).sum() - np.sqrt(2 / np.pi) * k * sigma * n_cells
                 )
             scores = weights * np.asarray(errors)
             pick, c_sel = mechanisms.select_max(
@@ -151,7 +155,8 @@ class AIM(MarginalGenerator):
                 device=self.device,
             )
             after = model.marginal(clique)
-            if np.abs(after - before).sum() <= np.sqrt(2 / np.pi) * sigma * jt.cells(clique, shape):
+            expected = np.sqrt(2 / np.pi) * k * sigma * jt.cells(clique, shape)
+            if np.abs(after - before).sum() <= expected:
                 sigma, eps = sigma / 2, eps * 2
         self.measurements_ = measurements
         self.model_ = estimate(

@@ -217,7 +217,7 @@ class MST(MarginalGenerator):
             y, c = mechanisms.gaussian_counts(true_1, rho_1s[j])
             noisy_1.append(y)
             charges.append(c)
-        sigma_1 = [np.sqrt(1 / (2 * r)) for r in rho_1s]
+        sigma_1 = [mechanisms.gaussian_sd(r) for r in rho_1s]
 
         # 2. Compress rare values (post-processing).
         comp = Compression.from_noisy(noisy_1, [COMPRESS_SIGMAS * s for s in sigma_1])
@@ -242,7 +242,7 @@ class MST(MarginalGenerator):
         rho_2s = allocate(rho * share_2, [csizes[i] * csizes[j] for i, j in pairs]) if pairs else []
         for (i, j), rho_ij, true_2 in zip(pairs, rho_2s, ccodes.marginals(pairs), strict=True):
             y, c = mechanisms.gaussian_counts(true_2, rho_ij)
-            sigma_2 = np.sqrt(1 / (2 * rho_ij))
+            sigma_2 = mechanisms.gaussian_sd(rho_ij)
             two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
             charges.append(c)
 
