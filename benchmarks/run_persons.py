@@ -46,6 +46,7 @@ import pandas as pd
 from privsynth import MST, Schema
 from privsynth.datasets import VISITS_SCHEMA, make_visits
 from privsynth.encoding import Encoder
+from privsynth.persons import person_fidelity
 from privsynth.utility.marginals import column_sets, encode, marginal_tvds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -115,14 +116,6 @@ def eval_schema(spec: dict[str, Any], bounds: dict[str, tuple[float, float]]) ->
     return Schema.from_dict({"version": 1, "columns": cols})
 
 
-def rows_ks(real: pd.Series, synthetic: pd.Series) -> float:
-    a, b = real.value_counts(), synthetic.value_counts()
-    top = int(max(a.max(), b.max(), a.index.max(), b.index.max())) + 1
-    ca = np.cumsum(np.bincount(a.index.repeat(a.to_numpy()), minlength=top)) / a.sum()
-    cb = np.cumsum(np.bincount(b.index.repeat(b.to_numpy()), minlength=top)) / b.sum()
-    return float(np.abs(ca - cb).max())
-
-
 def grade(
     real: pd.DataFrame, syn: pd.DataFrame, spec: dict[str, Any], ds: Dataset
 ) -> dict[str, Any]:
@@ -140,19 +133,8 @@ def grade(
         "rows_synthetic": len(syn),
     }
     if person in syn.columns:
-        per = syn.groupby(person, sort=False)
-        unit_names = [schema.names[u] for u in units]
-        order = [n for n, c in spec["columns"].items() if c.get("order")]
-        out.update(
-            persons_synthetic=int(syn[person].nunique()),
-            rows_per_person_ks=rows_ks(
-                real.groupby(person).size(), per.size().reset_index(drop=True)
-            ),
-            unit_consistency=float((per[unit_names].nunique() <= 1).all(axis=1).mean()),
-            order_consistency=float(per[order[0]].apply(lambda x: x.is_monotonic_increasing).mean())
-            if order
-            else None,
-        )
+        out.update(persons_synthetic=int(syn[person].nunique()))
+        out.update(person_fidelity(real, syn, Schema.from_dict(spec)))
     return out
 
 

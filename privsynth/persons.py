@@ -20,6 +20,7 @@ import pandas as pd
 
 from privsynth import mechanisms
 from privsynth.budget.events import ZCDP, PrivacyEvent, PureDP
+from privsynth.schema import Schema
 from privsynth.schema.unit import SYNTHETIC_ID_PREFIX, UnitOfPrivacy
 from privsynth.sources.source import FrameSource
 
@@ -164,3 +165,29 @@ def synthetic_ids(n: int) -> list[str]:
     (:func:`privsynth.schema.unit.check_persons` refuses a real id of this shape)."""
     width = max(6, len(str(n)))
     return [f"{SYNTHETIC_ID_PREFIX}{i:0{width}d}" for i in range(1, n + 1)]
+
+
+def person_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+    """How persons look in the synthetic table against the real one (aggregates only): the KS
+    distance between the rows-per-person distributions, and the shares of synthetic persons
+    whose ``level: unit`` columns are constant and whose rows follow the ``order`` column."""
+    person = schema.unit_of_privacy.column
+    assert person is not None
+    real_sizes = real.groupby(person, sort=False).size().to_numpy()
+    per = synthetic.groupby(person, sort=False)
+    syn_sizes = per.size().to_numpy()
+    top = int(max(real_sizes.max(initial=0), syn_sizes.max(initial=0))) + 1
+    cdf = [
+        np.cumsum(np.bincount(s, minlength=top)) / max(len(s), 1) for s in (real_sizes, syn_sizes)
+    ]
+    units = [c.name for c in schema.columns if c.level == "unit"]
+    order = [c.name for c in schema.columns if c.order]
+    return {
+        "rows_per_person_ks": float(np.abs(cdf[0] - cdf[1]).max()),
+        "unit_consistency": float((per[units].nunique(dropna=False) <= 1).all(axis=1).mean())
+        if units
+        else None,
+        "order_consistency": float(per[order[0]].apply(lambda x: x.is_monotonic_increasing).mean())
+        if order
+        else None,
+    }

@@ -9,6 +9,7 @@ import pandas as pd
 
 from privsynth.attacks import run as run_attacks
 from privsynth.generators.base import Generator
+from privsynth.persons import person_fidelity
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.split import Split, n_targets
 from privsynth.schema import Schema, UnitOfPrivacy
@@ -38,6 +39,7 @@ def evaluate(
         columns=tuple(replace(c, level="row", order=False) for c in learned.synthesised),
         unit_of_privacy=UnitOfPrivacy(),
     )
+    people = person_fidelity(split.train, synthetic, learned) if unit.is_person else None
     synthetic = synthetic[released.names]
     # The rows are already checked; this maps values too rare to learn to "(other)" (and
     # drops identifiers, which rows sampled from an engine still hold).
@@ -68,7 +70,10 @@ def evaluate(
         seed=seed,
     )
     attacks = suite.to_dict()
-    return {"utility": utility.to_dict(), "attacks": attacks, "verdict": _verdict(attacks)}
+    fidelity = utility.to_dict()
+    if people is not None:
+        fidelity["persons"] = people
+    return {"utility": fidelity, "attacks": attacks, "verdict": _verdict(attacks)}
 
 
 def _verdict(attacks: dict[str, Any]) -> dict[str, Any]:
