@@ -117,6 +117,11 @@ def bound_rows(
     subset of the rows of a person who owns more. Returns the mask and how many persons lost
     rows (exact: for the custodian only, never released).
 
+    Why the bound holds for a random subset: a uniform permutation of all rows orders each
+    person's rows uniformly and independently of everyone else's, so adding a person leaves
+    the distribution of every other person's kept rows unchanged; coupled that way, two
+    neighbouring tables keep rows that differ in that person's at most ``max_rows`` rows.
+
     ``rng`` must be seeded from OS entropy (``secrets``) in a release: the subset is not a
     privacy mechanism, but a reproducible one would let a reader who knows the seed tell
     which rows were dropped.

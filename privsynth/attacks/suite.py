@@ -162,7 +162,7 @@ def run(
             raise ConfigError(f"{what} ({value!r}) must be an integer >= 10")
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
     dev = resolve_device(device)
-    sub = Schema(columns=schema.synthesised, unit_of_privacy=schema.unit_of_privacy)
+    sub = schema.row_view()
     sensitive = _check_columns(sub, sensitive, "sensitive column(s)")
     quasi_identifiers_given = quasi_identifiers is not None
     if quasi_identifiers is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -12,7 +11,7 @@ from privsynth.generators.base import Generator
 from privsynth.persons import person_fidelity
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.split import Split, n_targets
-from privsynth.schema import Schema, UnitOfPrivacy
+from privsynth.schema import Schema
 from privsynth.utility import evaluate as utility_of
 
 
@@ -35,10 +34,7 @@ def evaluate(
     unit = learned.unit_of_privacy
     # As the attacks see it: the synthesised columns, without identifiers (a person's
     # synthetic id is a row number, not a value to attack).
-    released = Schema(
-        columns=tuple(replace(c, level="row", order=False) for c in learned.synthesised),
-        unit_of_privacy=UnitOfPrivacy(),
-    )
+    released = learned.row_view()
     people = person_fidelity(split.train, synthetic, learned) if unit.is_person else None
     synthetic = synthetic[released.names]
     # The rows are already checked; this maps values too rare to learn to "(other)" (and

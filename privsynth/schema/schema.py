@@ -90,6 +90,12 @@ class Schema:
         """Columns that are modelled and released (all but identifiers)."""
         return tuple(c for c in self.columns if c.kind != "identifier")
 
+    def row_view(self) -> Schema:
+        """The synthesised columns as a row-level schema: what utility and the attacks compare
+        row by row (no identifiers, no person structure)."""
+        columns = tuple(replace(c, level="row", order=False) for c in self.synthesised)
+        return Schema(columns=columns, version=self.version)
+
     def __getitem__(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:

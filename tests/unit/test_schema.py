@@ -171,3 +171,11 @@ def test_relative_dates_are_not_dates():
     )  # fmt: skip
     with pytest.raises(DataError, match="'today'"):
         schema.validate(pd.DataFrame({"d": ["2020-05-01", "today"]}))
+
+
+def test_the_row_view_drops_identifiers_and_person_structure():
+    from privsynth.datasets import VISITS_SCHEMA
+
+    view = Schema.from_dict(VISITS_SCHEMA).row_view()
+    assert "patient" not in view.names and not view.unit_of_privacy.is_person
+    assert all(c.level == "row" and not c.order for c in view.columns)
