@@ -118,6 +118,8 @@ def minimize(
     calls = 1
     checkpoint, check_at = loss, chunk
     while calls < max_calls:
+        if not float(g.abs().max()) > 0:  # a stationary point: no direction to go
+            break
         d = -memory.apply(g)
         gd = float(g @ d)
         if not gd < 0:  # not a descent direction: forget the curvature and go downhill

@@ -130,3 +130,18 @@ def test_line_search_out_of_budget_keeps_its_best_decrease():
     torch.testing.assert_close(x.detach(), start + t * d)
     assert f_t <= f0 + ARMIJO * t * float(g0 @ d)
     assert float(evaluate()) == pytest.approx(f_t, rel=1e-12)
+
+
+def test_a_start_at_a_stationary_point_stops_without_a_step():
+    # f(x) = sum(x^2) at x = 0: the gradient is exactly zero, so there is no direction; the
+    # first step's length (1 / |g|_1) must not be computed.
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+
+    def evaluate():
+        x.grad = None
+        loss = (x**2).sum()
+        loss.backward()
+        return loss.detach()
+
+    assert minimize(evaluate, x, max_calls=50, chunk=10, tol=1e-9) == 1
+    assert torch.equal(x.detach(), torch.zeros(3, dtype=torch.float64))
