@@ -23,6 +23,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def _positive(name: str, value: float) -> float:
 
 
 def _calibrate(
-    make: Callable[[float], Measurement], d_in, d_out: float, guess: float
+    make: Callable[[float], Measurement], d_in: Any, d_out: float, guess: float
 ) -> Measurement:
     """A measurement whose OpenDP privacy map at ``d_in`` is <= ``d_out``.
 
@@ -147,7 +148,13 @@ def laplace_counts(counts: Sequence[int] | np.ndarray, epsilon: float) -> tuple[
     return noisy, PureDP(used)
 
 
-def _noisy_counts(counts, make, metric, target: float, guess: float) -> tuple[np.ndarray, float]:
+def _noisy_counts(
+    counts: Sequence[int] | np.ndarray,
+    make: Callable[..., Measurement],
+    metric: Any,
+    target: float,
+    guess: float,
+) -> tuple[np.ndarray, float]:
     """Run OpenDP's ``make`` (Gaussian or Laplace) on an integer count vector, calibrated to
     ``target`` at the unit's sensitivity; return the noisy counts and OpenDP's charge."""
     x = _int_counts(counts)
@@ -280,7 +287,7 @@ def stable_histogram(
     return {k: int(v) for k, v in noisy.items()}, ApproxZCDP(rho_used, delta_used)
 
 
-def _threshold_for(make: Callable[[int], Measurement], d_in, delta: float, lowest: int) -> int:
+def _threshold_for(make: Callable[[int], Measurement], d_in: Any, delta: float, lowest: int) -> int:
     """Smallest integer threshold >= ``lowest`` whose privacy map gives a delta <= ``delta``
     (OpenDP refuses a threshold below the l-infinity sensitivity)."""
     lo, hi = lowest, 2 * lowest
