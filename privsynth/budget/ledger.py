@@ -119,10 +119,14 @@ class Ledger:
     Open with :meth:`open`; see the module docstring for the format.
     """
 
-    def __init__(self, store: Store, dataset_id: str, cap: Budget) -> None:
+    def __init__(self, store: Store, dataset_id: str, cap: Budget, *, pending: bool) -> None:
         self._store = store
         self.dataset_id = dataset_id
         self._cap = cap
+        #: The dataset is new and its cap not written yet: it is written with the first
+        #: reservation (or :meth:`register`), in the same transaction, so a release refused
+        #: before it spends leaves the file as it was.
+        self._pending = pending
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -139,7 +143,8 @@ class Ledger:
     ) -> Ledger:
         """Open (or create) the ledger at ``path`` for ``dataset_id``.
 
-        * A new dataset needs ``cap``; it is recorded as the dataset's first entry.
+        * A new dataset needs ``cap``; it is recorded as the dataset's first entry, with the
+          first reservation (or :meth:`register`): opening writes nothing.
         * An existing dataset keeps its cap: passing a *different* cap raises
           :class:`ConfigError` (change it with :meth:`set_cap`, which is recorded).
         * ``create=False``: never create the file or the dataset (nothing is written on open).
@@ -152,6 +157,7 @@ class Ledger:
         if cap is not None:
             _check_cap(cap)
         store = Store(path, create=create and not readonly, readonly=readonly, timeout=timeout)
+        pending = False
         try:
             if readonly or not create:
                 with store.read():
@@ -175,17 +181,7 @@ class Ledger:
                                 f"`privsynth ledger init {store.path} --dataset-id "
                                 f"{dataset_id} --cap-epsilon E --cap-delta D`"
                             )
-                        store.append(
-                            entries[-1] if entries else None,
-                            dataset_id=dataset_id,
-                            kind="cap",
-                            purpose="initial cap",
-                            metadata={"cap": cap.to_dict()},
-                        )
-                        logger.info(
-                            "ledger %s: dataset %r created with cap %s", store.path, dataset_id, cap
-                        )
-                        current = cap
+                        current, pending = cap, True
             if cap is not None and cap != current:
                 raise ConfigError(
                     f"dataset {dataset_id!r} in ledger {store.path} has cap {current}, not "
@@ -198,7 +194,7 @@ class Ledger:
         except BaseException:
             store.close()
             raise
-        return cls(store, dataset_id, current)
+        return cls(store, dataset_id, current, pending=pending)
 
     def close(self) -> None:
         self._store.close()
@@ -250,6 +246,8 @@ class Ledger:
             cap = self._cap_in(entries)
             active = active_events(entries, self.dataset_id)
             self._check_fits(cap, active, evs)
+            entries = self._register_in(entries)  # refused above: nothing written
+            self._cap_in(entries)
             rid = uuid.uuid4().hex
             entry = self._store.append(
                 entries[-1],
@@ -283,10 +281,40 @@ class Ledger:
 
     def _cap_in(self, entries: list[dict]) -> Budget:
         cap = current_cap(entries, self.dataset_id)
+        if cap is None and self._pending:  # a new dataset, its cap not written yet
+            return self._cap
         if cap is None:  # only if the dataset's cap entry vanished, which verify would catch
             raise LedgerCorrupt(f"ledger {self.path}: dataset {self.dataset_id!r} has no cap")
+        if self._pending and cap != self._cap:  # another process created it meanwhile
+            raise ConfigError(
+                f"dataset {self.dataset_id!r} was created in ledger {self.path} with cap {cap} "
+                f"while this one asked for {self._cap}; open it again"
+            )
+        self._pending = False
         self._cap = cap
         return cap
+
+    def _register_in(self, entries: list[dict]) -> list[dict]:
+        """Inside a write transaction: write a new dataset's cap if it is not in the file yet;
+        the entries after it."""
+        if not self._pending or current_cap(entries, self.dataset_id) is not None:
+            return entries
+        entry = self._store.append(
+            entries[-1] if entries else None,
+            dataset_id=self.dataset_id,
+            kind="cap",
+            purpose="initial cap",
+            metadata={"cap": self._cap.to_dict()},
+        )
+        logger.info(
+            "ledger %s: dataset %r created with cap %s", self.path, self.dataset_id, self._cap
+        )
+        return [*entries, entry]
+
+    def register(self) -> None:
+        """Write a new dataset's cap now (``privsynth ledger init``); a no-op once written."""
+        with self._store.transaction("registering the dataset"):
+            self._cap_in(self._register_in(self._store.verified_entries()))
 
     def _check_fits(
         self,
@@ -370,7 +398,7 @@ class Ledger:
         _check_cap(new_cap)
         _check_text("reason", reason)
         with self._store.transaction("changing the cap"):
-            entries = self._store.verified_entries()
+            entries = self._register_in(self._store.verified_entries())
             old = self._cap_in(entries)
             if new_cap == old:
                 logger.info("ledger %s: cap of %r is already %s", self.path, self.dataset_id, old)

@@ -94,6 +94,7 @@ def init_cmd(
                 )
         return
     with Ledger.open(ledger, dataset_id=dataset_id, cap=cap) as led:
+        led.register()
         verb = "already has" if dataset_id in existing else "created with"
         click.echo(f"ledger {led.path}: dataset {dataset_id!r} {verb} cap {cap}")
 

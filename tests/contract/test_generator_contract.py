@@ -144,7 +144,8 @@ def test_a_fit_over_budget_is_refused_before_reading_and_leaves_the_ledger_untou
     _, schema = data
     folder = tmp_path / "ledger"
     folder.mkdir()
-    Ledger.open(folder / "l.sqlite", dataset_id="t", cap=Budget(0.5, 1e-6)).close()
+    with Ledger.open(folder / "l.sqlite", dataset_id="t", cap=Budget(0.5, 1e-6)) as new:
+        new.register()
     before = _files(folder)
     ledger = Ledger.open(folder / "l.sqlite", dataset_id="t")
     with pytest.raises(BudgetExceeded):

@@ -80,7 +80,8 @@ def _race_worker(path: str, worker: int, barrier, results) -> None:
 
 def test_racing_processes_never_exceed_the_cap(tmp_path):
     path = tmp_path / "race.db"
-    Ledger.open(path, dataset_id="race", cap=RACE_CAP).close()
+    with Ledger.open(path, dataset_id="race", cap=RACE_CAP) as new:
+        new.register()
     barrier = SPAWN.Barrier(WORKERS + 1)
     results = SPAWN.Queue()
     procs = [
@@ -145,7 +146,8 @@ def _reported_ids(report: Path) -> list[str]:
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_mid_reserve_leaves_a_whole_verified_ledger(tmp_path):
     path = tmp_path / "kill.db"
-    Ledger.open(path, dataset_id="kill", cap=Budget(1000.0, 1e-6)).close()
+    with Ledger.open(path, dataset_id="kill", cap=Budget(1000.0, 1e-6)) as new:
+        new.register()
     rng = random.Random(20240611)
     seen: set[str] = set()
     for trial in range(4):
@@ -192,6 +194,8 @@ def template(tmp_path_factory) -> Path:
         Ledger.open(path, dataset_id="adult", cap=Budget(3.0, 1e-9)) as adult,
         Ledger.open(path, dataset_id="census", cap=Budget(1.0, 0.0)) as census,
     ):
+        adult.register()
+        census.register()
         a = adult.reserve(ZCDP(0.01), purpose="MST release 1", metadata={"rows": 1000})
         census.reserve(PureDP(0.25), purpose="census histogram").commit()
         a.commit({"sha256": "ab" * 32})

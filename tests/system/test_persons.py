@@ -107,8 +107,8 @@ def test_a_repeating_identifier_in_a_row_level_schema_is_refused_before_anything
     for col in doc["columns"].values():
         col.pop("level", None), col.pop("order", None)
     schema = Schema.from_dict(doc)
-    with Ledger.open(tmp_path / "l.sqlite", dataset_id="v", cap=Budget(5, 1e-6)):
-        pass
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="v", cap=Budget(5, 1e-6)) as new:
+        new.register()
     before = files(tmp_path)
     with (
         Ledger.open(tmp_path / "l.sqlite", dataset_id="v") as ledger,

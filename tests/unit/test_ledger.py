@@ -39,6 +39,7 @@ def path(tmp_path):
 @pytest.fixture
 def ledger(path):
     with Ledger.open(path, dataset_id="adult", cap=CAP) as led:
+        led.register()
         yield led
 
 
@@ -401,3 +402,26 @@ def test_locked_ledger(path, ledger):
         blocker.execute("ROLLBACK")
         blocker.close()
     ledger.reserve(PureDP(0.1), purpose="after the lock is gone")
+
+
+def test_a_new_dataset_is_written_with_its_first_reservation_and_not_before(path, ledger):
+    before = path.read_bytes()
+    with Ledger.open(path, dataset_id="census", cap=Budget(1.0, 0.0)) as census:
+        assert path.read_bytes() == before  # opening writes nothing
+        assert census.cap == Budget(1.0, 0.0) and census.spent().epsilon == 0
+        with pytest.raises(BudgetExceeded):
+            census.reserve(PureDP(2.0), purpose="too much")
+        assert path.read_bytes() == before  # a refused spend leaves the file byte-identical
+        census.reserve(PureDP(0.5), purpose="census histogram")
+        assert [e["kind"] for e in census.entries()] == ["cap", "reserve"]
+
+
+def test_two_openers_of_a_new_dataset_with_different_caps_cannot_both_create_it(path):
+    with (
+        Ledger.open(path, dataset_id="d", cap=Budget(1.0, 0.0)) as first,
+        Ledger.open(path, dataset_id="d", cap=Budget(9.0, 0.0)) as second,
+    ):
+        first.reserve(PureDP(0.5), purpose="first")
+        with pytest.raises(ConfigError, match=r"was created .* with cap"):
+            second.reserve(PureDP(0.5), purpose="second")
+        assert [e["kind"] for e in first.entries()] == ["cap", "reserve"]
