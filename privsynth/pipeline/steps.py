@@ -20,7 +20,7 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.attacks.policy import load_policy
-from privsynth.budget import Ledger, epsilon_spent, event_from_dict
+from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict, list_datasets
 from privsynth.errors import ConfigError
 from privsynth.generators.base import Generator
 from privsynth.pipeline.config import ReleaseConfig
@@ -57,8 +57,10 @@ def release(
     data: pd.DataFrame | SqlSource,
     schema: Schema,
     *,
-    ledger: Ledger,
+    ledger: Ledger | str | Path,
     key: Ed25519PrivateKey | str | Path,
+    dataset_id: str | None = None,
+    cap: Budget | None = None,
     **options: Any,
 ) -> ReleaseResult:
     """Release a DP synthetic table of ``data`` with a signed audit report in ``out``.
@@ -71,7 +73,11 @@ def release(
         the fit (marginal generators only); see :func:`.split.split_in_engine` for the rows
         the audit reads.
     ledger
-        The budget ledger of this dataset; the whole charge is reserved before data is read.
+        The budget ledger of this dataset (an open :class:`~privsynth.budget.Ledger`, or its
+        file); the whole charge is reserved before data is read.
+    dataset_id, cap
+        With a ledger file: the dataset to charge (implied when the file holds exactly one)
+        and, for a new dataset, its cap.
     key
         The Ed25519 signing key (object or key file, see ``privsynth keygen``).
     **options
@@ -83,7 +89,27 @@ def release(
     ConfigError, SchemaError, DataError, BudgetExceeded
         Nothing is written and the ledger is unchanged.
     """
-    return run(ReleaseConfig.from_options(**options), data, schema, ledger=ledger, key=key)
+    config = ReleaseConfig.from_options(**options)
+    if isinstance(ledger, Ledger):
+        if dataset_id is not None or cap is not None:
+            raise ConfigError("dataset_id= and cap= go with a ledger file, not an open Ledger")
+        return run(config, data, schema, ledger=ledger, key=key)
+    with Ledger.open(ledger, dataset_id=_dataset_of(ledger, dataset_id), cap=cap) as opened:
+        return run(config, data, schema, ledger=opened, key=key)
+
+
+def _dataset_of(path: str | Path, dataset_id: str | None) -> str:
+    """The dataset a ledger file's release charges: ``dataset_id``, or the file's only one."""
+    if dataset_id is not None:
+        return dataset_id
+    held = list_datasets(path)
+    if len(held) == 1:
+        return held[0]
+    raise ConfigError(
+        f"ledger {path} holds "
+        + (f"datasets {held}" if held else "no dataset")
+        + ": say which with dataset_id= (and cap=Budget(epsilon, delta) for a new one)"
+    )
 
 
 def run(

@@ -223,3 +223,21 @@ def test_cli_release_from_an_engine(data, engine_source, tmp_path, capsys):
     assert list(pd.read_parquet(tmp_path / "rel" / "synthetic.parquet").columns) == ["sex", "age"]
     with Ledger.open(tmp_path / "l.sqlite", dataset_id="people", readonly=True) as ledger:
         assert kinds(ledger) == ["cap", "reserve", "commit"]
+
+
+def test_a_ledger_file_path_is_accepted_and_names_its_dataset(data, key, tmp_path):
+    df, schema = data
+    path = str(tmp_path / "l.sqlite")
+    opts = {"key": key, "epsilon": 1.0, "canary": False, "seed": 0}
+    with pytest.raises(ConfigError, match="holds no dataset: say which with dataset_id="):
+        release(df, schema, out=tmp_path / "r0", ledger=path, **opts)
+    release(
+        df, schema, out=tmp_path / "r1", ledger=path, dataset_id="d", cap=Budget(3, 1e-6), **opts
+    )
+    release(df, schema, out=tmp_path / "r2", ledger=path, **opts)  # its only dataset: implied
+    with Ledger.open(path, dataset_id="d", readonly=True) as ledger:
+        assert kinds(ledger) == ["cap", "reserve", "commit", "reserve", "commit"]
+    with Ledger.open(path, dataset_id="e", cap=Budget(1, 1e-6)) as other:
+        other.register()
+    with pytest.raises(ConfigError, match=r"holds datasets \['d', 'e'\]"):
+        release(df, schema, out=tmp_path / "r3", ledger=path, **opts)
