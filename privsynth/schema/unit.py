@@ -140,14 +140,19 @@ def check_persons(frame: pd.DataFrame, unit: UnitOfPrivacy, identifiers: list[st
         return
     others = [n for n in identifiers if n != unit.column]  # unit.column: declared people
     for name, most in repeated_identifiers(frame, others).items():
-        raise SchemaError(
-            f"identifier column {name!r} repeats (up to {most} rows share "
-            f"one value), but the schema protects single rows: a person with many rows "
-            f"would be protected at up to {most}x the stated epsilon. "
-            f'Declare the person: "unit_of_privacy": {{"column": "{name}", "max_rows": K}}, '
-            f'or, if rows sharing a value are different people, "unit_of_privacy": '
-            f'{{"column": "{name}", "rows_are_people": true}} (stated in the report)'
-        )
+        raise repeated_identifier_error(name, most)
+
+
+def repeated_identifier_error(name: str, most: int) -> SchemaError:
+    """The refusal of a row-level schema whose identifier ``name`` repeats ``most`` times."""
+    return SchemaError(
+        f"identifier column {name!r} repeats (up to {most} rows share one value), but the "
+        f"schema protects single rows: a person with many rows would be protected at up to "
+        f"{most}x the stated epsilon. "
+        f'Declare the person: "unit_of_privacy": {{"column": "{name}", "max_rows": K}}, '
+        f'or, if rows sharing a value are different people, "unit_of_privacy": '
+        f'{{"column": "{name}", "rows_are_people": true}} (stated in the report)'
+    )
 
 
 def check_unit_columns(frame: pd.DataFrame, person: str, columns: list[str]) -> None:

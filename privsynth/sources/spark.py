@@ -18,7 +18,8 @@ import pandas as pd
 
 from privsynth.errors import ConfigError
 from privsynth.io import CSV_SUFFIXES, PARQUET_SUFFIXES
-from privsynth.sources.sql import Dialect, SqlSource
+from privsynth.sources.dialect import Dialect
+from privsynth.sources.sql import SqlSource
 
 _US_PER_DAY = 86_400_000_000
 

@@ -46,6 +46,8 @@ from privsynth.schema import (
     missing_values_error,
     unknown_categories_error,
 )
+from privsynth.schema.unit import repeated_identifier_error
+from privsynth.sources.dialect import Dialect
 from privsynth.sources.source import TableSource
 from privsynth.sources.table import EncodedTable
 
@@ -58,58 +60,6 @@ _SPLIT_BUCKETS = 1_000_000
 # Dates pandas can hold (nanoseconds in int64), in microseconds, the engines' resolution.
 _MIN_US = -(-pd.Timestamp.min.value // 1000)
 _MAX_US = pd.Timestamp.max.value // 1000
-
-
-class Dialect:
-    """How an engine spells what the generated SQL needs."""
-
-    def ident(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    def string(self, s: str) -> str:
-        return "'" + s.replace("'", "''") + "'"
-
-    def array(self, items: Sequence[str]) -> str:
-        return "[" + ", ".join(items) + "]"
-
-    def element(self, array: str, pos: str) -> str:
-        return f"list_extract({array}, {pos})"
-
-    def epoch_us(self, x: str, family: str) -> str:
-        return f"epoch_us(CAST({x} AS TIMESTAMP))" if family == "date" else f"epoch_us({x})"
-
-    def epoch_ns(self, x: str, family: str) -> str:
-        return f"epoch_ns(CAST({x} AS TIMESTAMP))" if family == "date" else f"epoch_ns({x})"
-
-    def row_number(self) -> str:
-        return "row_number() OVER () - 1"
-
-    def keyed_hash(self, columns: Sequence[str], key: int) -> str:
-        """A 64-bit hash of a row's values under a secret ``key``, as a non-negative integer."""
-        return f"hash({', '.join(columns)}, CAST({key} AS BIGINT))"
-
-    def sample(self, source: str, k: int, seed: int) -> str:
-        """``k`` rows drawn uniformly at random without replacement (all if fewer)."""
-        return f"SELECT * FROM {source} USING SAMPLE reservoir({k} ROWS) REPEATABLE ({seed})"
-
-    def double(self, v: float) -> str:
-        """A double literal that parses to exactly ``v`` (``repr`` round-trips)."""
-        return f"CAST({self.string(repr(float(v)))} AS DOUBLE)"
-
-    def bucket(self, x: str, interior: Sequence[float]) -> str:
-        """``#{k : interior[k] <= x}`` for sorted ``interior`` (a bin or bucket index)."""
-        return bucket_sql(x, interior, self)
-
-
-def bucket_sql(x: str, interior: Sequence[float], dialect: Dialect, offset: int = 0) -> str:
-    """``#{k : interior[k] <= x}`` as a balanced CASE tree over sorted ``interior``:
-    ``log2`` comparisons a row (DuckDB evaluates it fast)."""
-    if not len(interior):
-        return str(offset)
-    mid = len(interior) // 2
-    left = bucket_sql(x, interior[:mid], dialect, offset)
-    right = bucket_sql(x, interior[mid + 1 :], dialect, offset + mid + 1)
-    return f"(CASE WHEN {x} < {dialect.double(interior[mid])} THEN {left} ELSE {right} END)"
 
 
 @dataclass(frozen=True)
@@ -306,12 +256,29 @@ class SqlSource(TableSource):
         res = self._run(f"SELECT {', '.join(['count(*) AS n', *sums])} FROM ({self._inner(parts)})")
         if int(res["n"].iloc[0]) == 0:
             raise DataError("the table has a header but no rows")
+        self._check_identifiers(schema)
         for j, cs in parts.items():
             for check in cs.checks:
                 total = res[f"e{j}_{check}"].iloc[0]
                 if total is not None and not pd.isna(total) and int(total) > 0:
                     raise self._error(parts, j, check, int(total))
         return self
+
+    def _check_identifiers(self, schema: Schema) -> None:
+        """Refuse a row-level schema whose identifier repeats, as Schema.validate does (the
+        person-level unit is bounded in memory: :class:`~privsynth.generators.base.Generator`
+        refuses an engine table for it)."""
+        unit = schema.unit_of_privacy
+        for col in schema.columns:
+            if col.kind != "identifier" or col.name == unit.column:
+                continue
+            x = self.dialect.ident(col.name)
+            most = self._run(
+                f"SELECT MAX(c) AS m FROM (SELECT COUNT(*) AS c FROM {self._from} "
+                f"WHERE {x} IS NOT NULL GROUP BY {x}) AS g"
+            )["m"].iloc[0]
+            if most is not None and not pd.isna(most) and int(most) > 1:
+                raise repeated_identifier_error(col.name, int(most))
 
     def _error(self, parts: dict[int, _ColumnSql], j: int, check: str, total: int) -> Exception:
         """The error :meth:`Schema.validate` raises, with the first offending rows (scan

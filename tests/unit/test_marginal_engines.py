@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.errors import ConfigError, DataError
+from privsynth.errors import ConfigError, DataError, SchemaError
 from privsynth.schema import OTHER, Schema
 from privsynth.sources import ArrayTable, FrameSource, MappedTable
 
@@ -215,3 +215,26 @@ def test_mapped_table_sums_cells_like_mapping_each_row():
     cl = [(0,), (1,), (0, 1), (1, 0), ()]
     for g, w in zip(mapped.marginals(cl), direct.marginals(cl), strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_a_repeating_identifier_is_refused_in_the_engine_as_in_pandas(engine_source, tmp_path):
+    df = pd.DataFrame({"pid": ["a", "a", "a", "b", None], "x": ["p", "q", "p", "q", "p"]})
+    df.to_parquet(tmp_path / "t.parquet")
+    doc = {
+        "version": 1,
+        "columns": {
+            "pid": {"kind": "identifier"},
+            "x": {"kind": "categorical", "categories": ["p", "q"]},
+        },
+    }
+    schema = Schema.from_dict(doc)
+    with pytest.raises(SchemaError) as in_pandas:
+        schema.validate(df)
+    with pytest.raises(SchemaError) as in_engine:
+        engine_source(tmp_path / "t.parquet").validate(schema)
+    assert str(in_engine.value) == str(in_pandas.value)
+    assert "'pid' repeats (up to 3 rows" in str(in_engine.value)
+    declared = Schema.from_dict(
+        {**doc, "unit_of_privacy": {"column": "pid", "rows_are_people": True}}
+    )
+    engine_source(tmp_path / "t.parquet").validate(declared)  # said so: accepted
