@@ -1,8 +1,8 @@
 """People, not rows: the unit of privacy when one person may own many rows.
 
 A schema's unit of privacy is either the row (every row a different person) or a person named
-by an identifier column who owns at most K rows. K is public (declared) or chosen with a DP quantile
-of rows per person. Before any measurement each person's rows are bounded to K (a
+by an identifier column who owns at most K rows. K is public (declared) or chosen with a DP
+quantile of rows per person. Before any measurement each person's rows are bounded to K (a
 random subset drawn from OS entropy), so one person moves every count by at most K and the
 mechanisms are calibrated to that (:func:`privsynth.mechanisms.unit_of_privacy`).
 
@@ -51,10 +51,9 @@ def bound_persons(
     """The people of a fit: fix K, measure their rows, keep at most K rows each.
 
     K is the declared ``max_rows``, or (``"dp"``) a DP quantile (:func:`choose_max_rows`)
-    from half of ``rho`` (:func:`persons_split`). Returns the
-    bounded rows, K, what the model keeps (the id column, K and the DP distribution of rows
-    per person, all public), the charges, and the custodian's note on truncated persons
-    (exact: never released).
+    from half of ``rho`` (:func:`persons_split`). Returns the bounded rows, K, what the model
+    keeps (the id column, K and the DP distribution of rows per person, all public), the
+    charges, and the custodian's note on truncated persons (exact: never released).
     """
     assert unit.column is not None
     ids = source.frame[unit.column]
