@@ -73,9 +73,19 @@ def schema_check(
 ) -> None:
     """Check DATA against SCHEMA and say whether it is ready for a release."""
     schema = Schema.load(schema_path)
-    _, report = schema.validate(read_table(data), on_unknown=on_unknown)
+    table = read_table(data)
+    _, report = schema.validate(table, on_unknown=on_unknown)
     for line in report.lines():
         click.echo(f"note: {line}")
+    unit = schema.unit_of_privacy
+    click.echo(f"unit of privacy: {unit.describe()}")
+    if unit.is_person and isinstance(unit.max_rows, int):
+        sizes = table[unit.column].value_counts()
+        click.echo(
+            f"note (for you only): {int((sizes > unit.max_rows).sum())} of {len(sizes)} persons "
+            f"own more than {unit.max_rows} rows (at most {int(sizes.max())}); a release keeps "
+            f"{unit.max_rows} of their rows, drawn at random"
+        )
     for caveat in schema.release_caveats(allow_data_dependent_domain=unsafe_data_domain):
         click.echo(caveat)
     undeclared = schema.undeclared_columns()

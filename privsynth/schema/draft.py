@@ -24,6 +24,10 @@ _ID_NAME = re.compile(
 # A column is flagged as a likely identifier when this share of its non-missing values is unique.
 _NEAR_UNIQUE = 0.9
 _MIN_ROWS_FOR_UNIQUENESS = 20
+#: A few letters then five or more digits (``P000123``, ``MRN044110``): a record code when
+#: there are many of them (diagnosis codes such as ``E119`` are shorter).
+_RECORD_CODE = r"[A-Za-z]{0,4}[-_]?\d{5,}"
+_MANY_CODES = 50
 
 
 def draft_columns(df: pd.DataFrame, *, bins: int | None = None) -> tuple[Column, ...]:
@@ -71,7 +75,8 @@ def _draft_column(name: str, s: pd.Series, bins: int | None) -> Column:
 def _identifier_reason(name: str, nonnull: pd.Series, is_dates: bool) -> str | None:
     """Why a column looks like an identifier, or None.
 
-    By name (id, name, ssn, email, phone, ...), or by values: near-unique text that is not
+    By name (id, name, ssn, email, phone, ...), or by values: many distinct record codes (a
+    few letters then five or more digits, e.g. ``P000123``), near-unique text that is not
     dates, or near-unique integers packed in a range (1..n-like counters). Near-unique
     measurements (floats, salaries, timestamps) are not identifiers.
     """
@@ -81,6 +86,12 @@ def _identifier_reason(name: str, nonnull: pd.Series, is_dates: bool) -> str | N
     if n < _MIN_ROWS_FOR_UNIQUENESS or is_dates:
         return None
     distinct = nonnull.nunique()
+    if (
+        distinct >= _MANY_CODES
+        and _is_textual(nonnull)
+        and nonnull.astype(str).str.fullmatch(_RECORD_CODE).all()
+    ):  # P000123, MRN4411: a record code, repeating when one person owns several rows
+        return f"{distinct} distinct record codes (letters then digits)"
     if distinct / n < _NEAR_UNIQUE:
         return None
     if _is_textual(nonnull):

@@ -142,6 +142,10 @@ def test_the_cli_refuses_a_repeating_identifier_in_one_line_and_releases_persons
     assert "identifier column 'patient' repeats" in refused.stderr
     checked = cli("schema", "check", "visits.csv", "row.json")
     assert checked.returncode != 0 and "'patient' repeats" in checked.stderr
+    checked = cli("schema", "check", "visits.csv", "person.json")
+    assert checked.returncode == 0, checked.stderr
+    assert "unit of privacy: person (column 'patient'), at most 12 rows each" in checked.stdout
+    assert "persons own more than 12 rows" in checked.stdout  # the custodian's screen
     ok = cli("release", "visits.csv", "--schema", "person.json", *common, "--out", "r2")
     assert ok.returncode == 0, ok.stderr
     assert "person(s) own more than 12 rows" in ok.stderr

@@ -179,3 +179,13 @@ def test_the_row_view_drops_identifiers_and_person_structure():
     view = Schema.from_dict(VISITS_SCHEMA).row_view()
     assert "patient" not in view.names and not view.unit_of_privacy.is_person
     assert all(c.level == "row" and not c.order for c in view.columns)
+
+
+def test_draft_takes_many_record_codes_for_an_identifier_but_not_diagnosis_codes():
+    rng = np.random.default_rng(0)
+    ids = [f"P{i:06d}" for i in rng.integers(0, 120, 600)]  # ~120 patients, repeating
+    icd = [f"E{i:03d}" for i in rng.integers(0, 200, 600)]  # short codes: categories
+    drafted = Schema.draft(pd.DataFrame({"patient": ids, "diagnosis": icd}))
+    assert drafted["patient"].kind == "identifier" and "record codes" in drafted["patient"].note
+    assert drafted["diagnosis"].kind == "categorical"
+    assert drafted.unit_of_privacy.column == "patient"
