@@ -328,18 +328,17 @@ class Generator(ABC):
         """The DP statement of this fit: parameters, every planned and spent charge, caveats
         (and what the family adds: :meth:`_spec_extra`)."""
         self._check_fitted()
+        k = self.persons_["max_rows"] if self.schema_.unit_of_privacy.is_person else None
         return {
             "generator": self.name,
             "epsilon": self.epsilon,
             "delta": self.delta,
             "neighbouring_relation": (
-                f"add/remove one person (all their rows, at most {self.persons_['max_rows']})"
-                if self.schema_.unit_of_privacy.is_person
+                f"add/remove one person (all their rows, at most {k})"
+                if k is not None
                 else "add/remove one row"
             ),
-            "unit_of_privacy": self.schema_.unit_of_privacy.describe(
-                self.persons_["max_rows"] if self.schema_.unit_of_privacy.is_person else None
-            ),
+            "unit_of_privacy": self.schema_.unit_of_privacy.describe(k),
             "definition": self.definition,
             "noise": self.noise,
             "planned_charges": [event_to_dict(e) for e in self.planned_],

@@ -9,7 +9,18 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from privsynth import AIM, DPVAE, MST, Budget, ConfigError, DataError, Ledger, Schema, release
+from privsynth import (
+    AIM,
+    DPCTGAN,
+    DPVAE,
+    MST,
+    Budget,
+    ConfigError,
+    DataError,
+    Ledger,
+    Schema,
+    release,
+)
 from privsynth.datasets import VISITS_SCHEMA, make_visits
 from privsynth.errors import SchemaError
 from privsynth.report.verify import verify_release
@@ -151,10 +162,21 @@ def test_the_cli_refuses_a_repeating_identifier_in_one_line_and_releases_persons
     assert "person(s) own more than 12 rows" in ok.stderr
 
 
-def test_generators_and_engines_that_cannot_bound_a_person_refuse_before_reading(visits):
+@pytest.mark.parametrize("gen", [DPVAE, DPCTGAN], ids=["DPVAE", "DPCTGAN"])
+def test_generators_that_cannot_bound_a_person_refuse_before_reading(visits, gen, tripwire):
+    _, schema = visits
+    with pytest.raises(ConfigError, match=f"{gen.__name__} cannot yet protect a person"):
+        gen(epsilon=1.0).fit(tripwire, schema)
+
+
+def test_a_table_left_in_an_engine_is_refused_for_a_person_before_reading(visits, tmp_path):
+    pytest.importorskip("duckdb", reason="needs duckdb: pip install '.[scale]'")
+    from privsynth.sources.duckdb import DuckDBSource
+
     df, schema = visits
-    with pytest.raises(ConfigError, match="DPVAE cannot yet protect a person"):
-        DPVAE(epsilon=1.0).fit(df, schema)
+    df.to_parquet(tmp_path / "v.parquet")
+    with pytest.raises(ConfigError, match="bounded in memory for now"):
+        MST(epsilon=1.0).fit(DuckDBSource(tmp_path / "v.parquet"), schema)
 
 
 def test_a_unit_level_column_that_varies_within_a_person_is_named(visits):
@@ -167,19 +189,25 @@ def test_a_unit_level_column_that_varies_within_a_person_is_named(visits):
         schema.validate(bad)
 
 
-def test_person_level_noise_is_k_times_the_row_level_noise(visits):
-    # With K = 12, every count a marginal model measures moves by up to 12 when a person is
-    # added: at the same rho, sigma is 12x the row-level one (mechanisms.unit_of_privacy,
-    # tested at the mechanism in tests/unit/test_mechanisms.py). Here: the fit's reservation
-    # equals its plan and the budget, whatever K is.
+def test_every_measurement_but_the_persons_histogram_is_noised_for_k_rows(visits, monkeypatch):
+    # The rows-per-person histogram counts persons (sensitivity 1); every other count of the
+    # fit must be calibrated to a person of K = 12 rows. Record the unit each Gaussian
+    # measurement was calibrated to.
+    from privsynth import mechanisms
+
+    seen: list[int] = []
+    measure = mechanisms.gaussian_counts
+
+    def spy(counts, rho):
+        seen.append(mechanisms.count_sensitivity())
+        return measure(counts, rho)
+
+    monkeypatch.setattr(mechanisms, "gaussian_counts", spy)
     df, schema = visits
     model = MST(epsilon=1.0).fit(df, schema)
-    assert model.privacy_spec()["epsilon_spent"] <= 1.0 + 1e-9
-    assert np.isclose(
-        sum(c["rho"] for c in model.privacy_spec()["charges"] if "rho" in c),
-        sum(c["rho"] for c in model.privacy_spec()["planned_charges"] if "rho" in c),
-        rtol=1e-6,
-    )
+    assert seen[0] == 1 and len(seen) > 10 and set(seen[1:]) == {12}
+    spec = model.privacy_spec()
+    assert spec["epsilon_spent"] <= 1.0 + 1e-9
 
 
 def test_schema_draft_proposes_the_repeating_identifier_as_the_person(tmp_path):
