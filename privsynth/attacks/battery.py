@@ -112,6 +112,8 @@ class Battery:
     n_queries: int
     rng: np.random.Generator
     link_columns: tuple[list[str], list[str]] | None
+    #: The person of each train and holdout row, in a person-level release.
+    persons: tuple[np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.emb_train = self.space.embed(self.train)
@@ -165,6 +167,11 @@ class Battery:
 
         res, roc["membership_density_ratio"] = timer("membership_density_ratio", density)
         results.append(res)
+        if self.persons is not None:
+            res, roc["membership_person"] = timer(
+                "membership_person", lambda: self._person_membership(emb_syn)
+            )
+            results.append(res)
         if self.sensitive:
             results += timer(
                 "attribute_inference", lambda: self._inference(synthetic, emb_syn, i_tr, i_h)
@@ -212,6 +219,21 @@ class Battery:
             "summary": summary,
             "histogram": hist,
         }
+
+    def _person_membership(self, emb_syn: np.ndarray) -> tuple[AttackResult, list[dict]]:
+        """Membership of persons: as many member persons (from train) as non-member persons
+        (from holdout), each with all their rows."""
+        assert self.persons is not None
+        owners = [pd.factorize(ids)[0] for ids in self.persons]
+        n_p = at_most(self.n_targets, *(int(o.max(initial=-1)) + 1 for o in owners))
+        sides = []
+        for owner, emb in zip(owners, (self.emb_train, self.emb_holdout), strict=True):
+            chosen = np.full(owner.max(initial=-1) + 1, -1)
+            chosen[self.rng.choice(len(chosen), n_p, replace=False)] = np.arange(n_p)
+            rows = np.flatnonzero(chosen[owner] >= 0)
+            dist, _ = nearest(emb[rows], emb_syn, 1, device=self.device)
+            sides.append((dist[:, 0], chosen[owner[rows]]))
+        return membership.person_attack(sides[0], sides[1])
 
     def _inference(
         self, synthetic: pd.DataFrame, emb_syn: np.ndarray, i_tr: np.ndarray, i_h: np.ndarray

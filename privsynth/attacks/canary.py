@@ -10,7 +10,10 @@ Binomial(r, e^eps / (1 + e^eps)) draw, which gives a p-value for every epsilon
 (their Algorithm 2 / Theorem 3.3) and so a lower bound at 95% confidence.
 
 Canaries are records drawn uniformly from the schema's public domain (far from typical
-rows), scored by the distance to the closest synthetic record.
+rows), scored by the distance to the closest synthetic record. When the schema's unit of
+privacy is a person owning at most K rows, each canary is a *person*: one such record repeated
+K times under a new id, the strongest a person can pull the model within the bound; the
+bound is then on the person-level epsilon.
 """
 
 from __future__ import annotations
@@ -98,9 +101,11 @@ def canary_audit(
     Parameters
     ----------
     train
-        Validated training rows (synthesised columns only).
+        Validated training rows (synthesised columns, and the person's id when the schema's
+        unit of privacy is a person).
     schema
-        The schema of those columns.
+        The schema of those columns; its unit of privacy, a person, needs an integer
+        ``max_rows``: the K every canary person owns.
     factory
         Returns an unfitted generator: ``factory().fit(df, schema).sample(n, seed=...)``.
     epsilon
@@ -119,18 +124,19 @@ def canary_audit(
     if not (isinstance(epsilon, (int, float)) and epsilon > 0):
         raise ConfigError(f"canary epsilon ({epsilon!r}) must be the claimed epsilon, > 0")
     rng = np.random.default_rng(seed)
-    space = MixedSpace(schema, [train])
+    rows = schema.row_view()
+    space = MixedSpace(rows, [train[rows.names]])
     sizes = np.array(list(space.encoder.shape.values()))
     canaries = space.encoder.decode(
         np.column_stack([rng.integers(0, s, m) for s in sizes]), seed=rng
     )
-    canaries, _ = schema.validate(canaries)
+    canaries, _ = rows.validate(canaries)
     included = rng.random(m) < 0.5
-    data = pd.concat([train, canaries[included]], ignore_index=True)
+    data = pd.concat([train, _planted(canaries[included], schema)], ignore_index=True)
     generator = factory()
     synthetic = generator.fit(data, schema).sample(len(train), seed=int(rng.integers(2**31)))
-    synthetic, _ = schema.validate(synthetic.reset_index(drop=True))
-    space = MixedSpace(schema, [synthetic, train, canaries])
+    synthetic, _ = rows.validate(synthetic[rows.names].reset_index(drop=True))
+    space = MixedSpace(rows, [synthetic, train[rows.names], canaries])
     dist, _ = nearest(space.embed(canaries), space.embed(synthetic), 1, device=device)
     order = np.argsort(dist[:, 0], kind="stable")  # closest first: guessed "in"
     half = max(1, int(guess_fraction * m) // 2)
@@ -141,7 +147,7 @@ def canary_audit(
     bound = epsilon_lower_bound(m, r, v, delta)
     return {
         "method": "one-run audit, Steinke, Nasr & Jagielski 2023 (arXiv 2305.08846)",
-        "canaries": "records drawn uniformly from the schema's domain, each included w.p. 1/2",
+        "canaries": _described(schema),
         "attack": "distance to the closest synthetic record",
         "released": False,
         "m": m,
@@ -154,3 +160,30 @@ def canary_audit(
         "status": status(bound, float(epsilon), loose_ratio),
         "loose_ratio": loose_ratio,
     }
+
+
+def _planted(canaries: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """The canary rows to add: one row each, or, when the unit is a person owning at most K
+    rows, K copies of each under a new id (``canary-1``...) no real person holds."""
+    unit = schema.unit_of_privacy
+    if not unit.is_person:
+        return canaries
+    if not isinstance(unit.max_rows, int):
+        raise ConfigError(
+            "a person-level canary audit needs the release's K: a schema whose "
+            f"unit_of_privacy has an integer max_rows (got {unit.max_rows!r})"
+        )
+    planted = canaries.loc[canaries.index.repeat(unit.max_rows)].reset_index(drop=True)
+    owner = np.repeat(np.arange(1, len(canaries) + 1), unit.max_rows)
+    planted.insert(0, unit.column, [f"canary-{i}" for i in owner])
+    return planted
+
+
+def _described(schema: Schema) -> str:
+    unit = schema.unit_of_privacy
+    if unit.is_person:
+        return (
+            f"persons of {unit.max_rows} identical rows, each a record drawn uniformly from "
+            "the schema's domain, each person included w.p. 1/2"
+        )
+    return "records drawn uniformly from the schema's domain, each included w.p. 1/2"

@@ -10,7 +10,12 @@ random samples of ``n_targets`` rows each (a count we choose, not the private ro
   estimates in the shared distance, against the synthetic rows and against the holdout rows
   as the reference sample (a holdout target's own row is left out of its reference).
 
-Both report AUC with DeLong's interval and the TPR at 0.1%, 1% and 10% FPR with
+* ``membership_person`` (person-level releases): was this *person* in the training data? A
+  person is called a member when their rows lie close to synthetic rows (score = minus the
+  mean, over the person's rows, of the distance to the closest synthetic row). Targets are
+  persons, drawn from the persons of train and holdout.
+
+All report AUC with DeLong's interval and the TPR at 0.1%, 1% and 10% FPR with
 Clopper-Pearson intervals (Carlini et al. 2022), and an aggregate ROC curve for plotting.
 """
 
@@ -30,6 +35,10 @@ LOG_FLOOR = 1e-3
 DISTANCE_THREAT = (
     "An attacker holding a person's full record and the synthetic data guesses that the "
     "person was in the training data when some synthetic record is close to theirs."
+)
+PERSON_THREAT = (
+    "An attacker holding all of a person's records and the synthetic data guesses that the "
+    "person was in the training data when their records lie close to synthetic records."
 )
 DENSITY_THREAT = (
     "An attacker holding a person's full record, the synthetic data and a reference sample "
@@ -102,4 +111,30 @@ def density_ratio_attack(
             "score": "log k-NN density ratio, synthetic over reference (holdout) sample",
             "k": members[0].shape[1],
         },
+    )
+
+
+def person_scores(distances: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Each person's membership score: minus the mean over their rows of the distance to the
+    closest synthetic row (``owner[i]`` is row i's person, numbered 0..n_persons-1).
+
+    Why the mean: a member's rows were all fitted on, so each row's distance is pulled down a
+    little; averaging over the person's rows adds that evidence up where a per-row attack
+    sees one row at a time.
+    """
+    counts = np.bincount(owner)
+    return -np.bincount(owner, weights=distances) / np.maximum(counts, 1)
+
+
+def person_attack(
+    members: tuple[np.ndarray, np.ndarray], non_members: tuple[np.ndarray, np.ndarray]
+) -> tuple[AttackResult, list[dict]]:
+    """Membership of persons. Each argument is ``(distance of each row to the closest synthetic
+    row, the row's person 0..n-1)`` for the member or non-member target persons."""
+    return score_membership(
+        "membership_person",
+        PERSON_THREAT,
+        person_scores(*members),
+        person_scores(*non_members),
+        {"score": "minus the mean distance of a person's rows to the closest synthetic row"},
     )

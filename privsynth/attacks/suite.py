@@ -63,6 +63,24 @@ def _check_columns(schema: Schema, names: Sequence[str], what: str) -> list[str]
     return names
 
 
+def _person_ids(
+    persons: tuple[Sequence[Any], Sequence[Any]] | None,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    if persons is None or holdout is None:
+        return None
+    if len(persons) != 2:
+        raise ConfigError("persons must be two sequences: the person of each train row, of each holdout row")
+    ids = tuple(np.asarray(p) for p in persons)
+    for got, rows, what in zip(ids, (train, holdout), ("train", "holdout"), strict=True):
+        if len(got) != len(rows):
+            raise ConfigError(
+                f"persons gives {len(got)} id(s) for the {len(rows)} {what} row(s); give one per row"
+            )
+    return ids[0], ids[1]
+
+
 def _link_groups(
     schema: Schema,
     qis: list[str],
@@ -103,6 +121,7 @@ def run(
     n_targets: int = N_TARGETS,
     n_queries: int = N_QUERIES,
     self_test: bool = True,
+    persons: tuple[Sequence[Any], Sequence[Any]] | None = None,
 ) -> SuiteResult:
     """Attack ``synthetic`` and report aggregate evidence of privacy risk.
 
@@ -130,7 +149,9 @@ def run(
     canary
         ``dict(factory=..., epsilon=..., m=1000, delta=None)`` runs the one-run canary audit:
         ``factory()`` must return an unfitted generator (``fit(df, schema).sample(n,
-        seed=...)``); the extra fit is never released.
+        seed=...)``); the extra fit is never released. For a person-level release add
+        ``train=`` (the training rows with the person's id) and ``schema=`` (the person-level
+        schema, an integer ``max_rows``): the canaries are then persons of K rows.
     seed
         Seeds every random choice (numpy Generator).
     device
@@ -141,6 +162,9 @@ def run(
         Predicates generated per singling-out mode.
     self_test
         Also run the suite on planted leaky and null generators.
+    persons
+        The person of each ``train`` and each ``holdout`` row, when one person may own many
+        rows: adds ``membership_person`` (was this person in the training data?).
 
     Returns
     -------
@@ -187,6 +211,7 @@ def run(
     if syn_v is None:
         raise DataError("synthetic has no rows")
     hold_v = _validated(holdout, sub, "holdout")
+    person_ids = _person_ids(persons, train_v, hold_v)
     frames = [f for f in (syn_v, train_v, hold_v) if f is not None]
     space = MixedSpace(sub, frames)
     timer = Timer()
@@ -230,6 +255,7 @@ def run(
             n_queries,
             rng,
             links,
+            person_ids,
         )
         out = battery.attacks(syn_v, timer)
         attacks, summary = out["results"], out["summary"]
@@ -253,8 +279,8 @@ def run(
         canary_out = timer(
             "canary",
             lambda: canary_audit(
-                train_v,
-                sub,
+                canary.get("train", train_v),
+                canary.get("schema", sub),
                 canary["factory"],
                 epsilon=canary["epsilon"],
                 m=canary.get("m", 1000),

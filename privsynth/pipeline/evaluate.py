@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -55,21 +56,38 @@ def evaluate(
         sensitive=list(config.sensitive),
         quasi_identifiers=list(config.quasi_identifiers) or None,  # None: all but sensitive
         policy=config.policy,
-        # The canary audit plants rows, not persons: it would test a row-level fit, so a
-        # person-level release says it was not run rather than test the wrong claim.
-        canary=(
-            {"factory": config.make_generator, "epsilon": gen.epsilon, "delta": gen.delta}
-            if config.canary and not unit.is_person
-            else None
-        ),
+        canary=_canary(gen, split, config) if config.canary else None,
         n_targets=n_targets(gen.n_rows_, config.holdout_fraction),
         seed=seed,
+        persons=(
+            (split.train[unit.column], split.holdout[unit.column])
+            if unit.is_person and split.holdout is not None
+            else None
+        ),
     )
     attacks = suite.to_dict()
     fidelity = utility.to_dict()
     if people is not None:
         fidelity["persons"] = people
     return {"utility": fidelity, "attacks": attacks, "verdict": _verdict(attacks)}
+
+
+def _canary(gen: Generator, split: Split, config: ReleaseConfig) -> dict[str, Any]:
+    """The canary audit's settings: canaries are rows, or, in a person-level release, persons
+    of K rows (the release's K, public) fitted under the same schema."""
+    canary: dict[str, Any] = {
+        "factory": config.make_generator,
+        "epsilon": gen.epsilon,
+        "delta": gen.delta,
+    }
+    unit = gen.schema_.unit_of_privacy
+    if unit.is_person:
+        schema = replace(
+            gen.schema_, unit_of_privacy=replace(unit, max_rows=gen.persons_["max_rows"])
+        )
+        canary["schema"] = schema
+        canary["train"] = schema.validate(split.train[schema.names])[0]
+    return canary
 
 
 def _verdict(attacks: dict[str, Any]) -> dict[str, Any]:

@@ -130,3 +130,40 @@ def test_negative_control_verbatim_copier_is_a_violation(table):
     assert out["epsilon_lower_bound"] == pytest.approx(closed_form, abs=1e-3)
     assert out["epsilon_lower_bound"] > 10 * claimed
     assert out["status"] == "VIOLATION"
+
+
+# Persons (issue #22): each canary is a person of K identical rows, the most one person may add
+# under the bound. The same property holds at the person level: an MST or AIM fit whose noise is
+# calibrated to K rows per person gives a bound <= the claimed epsilon, except with probability
+# <= 5% (see the module docstring); the verbatim copier, claiming a per-person 0.1, gets every
+# guess right (its closed form 5.114 again) and is a violation.
+K = 4
+
+
+@pytest.fixture(scope="module")
+def visits() -> tuple[pd.DataFrame, Schema]:
+    from dataclasses import replace
+
+    from privsynth.datasets import make_visits
+    from privsynth.schema import UnitOfPrivacy
+
+    df, schema = make_visits(250, seed=5)
+    schema = replace(schema, unit_of_privacy=UnitOfPrivacy("patient", K))
+    train, _ = schema.validate(df)
+    return train, schema
+
+
+@pytest.mark.parametrize("name", ["MST", "AIM"])
+def test_canary_persons_never_exceed_the_claimed_person_epsilon(visits, name):
+    out = _audit(visits, {"MST": _mst, "AIM": _aim}[name], EPSILON, f"{name} persons")
+    assert out["canaries"].startswith(f"persons of {K} identical rows")
+    assert out["epsilon_lower_bound"] <= EPSILON, out
+    assert out["status"] != "VIOLATION", out
+
+
+def test_negative_control_a_copier_of_persons_is_a_violation(visits):
+    out = _audit(visits, lambda: Verbatim(0.1), 0.1, "Verbatim persons (claims 0.1)")
+    r = M // 2
+    assert out["correct"] == out["guesses"] == r
+    assert out["epsilon_lower_bound"] == pytest.approx(-math.log(20 ** (1 / r) - 1), abs=1e-3)
+    assert out["status"] == "VIOLATION"

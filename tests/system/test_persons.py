@@ -99,7 +99,11 @@ def test_the_signed_release_states_the_person_and_splits_by_person(visits, key, 
     syn = pd.read_csv(res.out / "synthetic.csv")
     assert syn["patient"].str.startswith("S-").all()
     assert any("person(s) own more than 12 rows" in n for n in res.custodian_notes)
-    assert report["attacks"]["canary"] is None  # rows, not persons: not run, not claimed
+    canary = report["attacks"]["canary"]
+    assert canary["canaries"].startswith("persons of 12 identical rows")
+    assert canary["epsilon_lower_bound"] <= canary["epsilon_claimed"] == 2.0
+    by_name = {a["name"]: a for a in report["attacks"]["attacks"]}
+    assert by_name["membership_person"]["details"]["n_targets"]["members"] > 0
     people = report["utility"]["persons"]
     assert people["unit_consistency"] == 1.0 and people["order_consistency"] == 1.0
     # Against all of a patient's real rows, truncation to 12 alone gives a KS of about 0.14
@@ -226,3 +230,25 @@ def test_schema_draft_proposes_the_repeating_identifier_as_the_person(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "patient_id repeats, up to 3 rows per value" in out.stderr
     assert json.loads(out.stdout)["unit_of_privacy"] == {"column": "patient_id", "max_rows": "dp"}
+
+
+def test_membership_of_persons_finds_copied_persons_and_not_fresh_ones():
+    from privsynth.attacks import run
+
+    df, schema = make_visits(600, seed=11)
+    rows = schema.row_view()
+    is_train = df["patient"].isin(df["patient"].drop_duplicates().sample(frac=0.5, random_state=0))
+    train, holdout = df[is_train].reset_index(drop=True), df[~is_train].reset_index(drop=True)
+    persons = (train["patient"], holdout["patient"])
+    fresh, _ = make_visits(600, seed=12)  # the same population, none of these persons
+
+    def person_auc(synthetic):
+        out = run(train[rows.names], holdout[rows.names], synthetic[rows.names], rows,
+                  persons=persons, self_test=False, seed=0).to_dict()
+        return next(a for a in out["attacks"] if a["name"] == "membership_person")
+
+    copied = person_auc(train)
+    assert copied["value"] > 0.99 and not copied["passed"]  # every member's rows are copies
+    null = person_auc(fresh)
+    # ~300 persons a side: DeLong's 95% interval covers the true 0.5 but for a 5% chance.
+    assert null["ci"][0] <= 0.5 <= null["ci"][1], null

@@ -257,6 +257,18 @@ def test_policy_judges_the_lower_bound_and_leaves_diagnostics_alone():
     assert std.judge(diag).passed is None
 
 
+def test_person_membership_scores_by_hand():
+    # Persons 0 (rows at 0.0 and 0.4) and 1 (one row at 0.1) score -0.2 and -0.1; the
+    # non-member (rows at 0.3, 0.5) scores -0.4: both members rank above it, AUC 1.
+    res, _ = membership.person_attack(
+        (np.array([0.0, 0.1, 0.4]), np.array([0, 1, 0])), (np.array([0.3, 0.5]), np.array([0, 0]))
+    )
+    assert res.name == "membership_person" and res.value == 1.0
+    assert res.details["n_targets"] == {"members": 2, "non_members": 1}
+    scores = membership.person_scores(np.array([0.0, 0.1, 0.4]), np.array([0, 1, 0]))
+    assert scores.tolist() == pytest.approx([-0.2, -0.1])
+
+
 def test_bad_arguments_name_the_problem(adult_split):
     train, holdout, schema = adult_split
     with pytest.raises(ConfigError, match="salary"):
@@ -267,6 +279,8 @@ def test_bad_arguments_name_the_problem(adult_split):
         run(train, holdout, train, schema, sensitive=["age"], quasi_identifiers=["age", "sex"])
     with pytest.raises(ConfigError, match="'epsilon'"):
         run(train, holdout, train, schema, canary={"factory": object})  # no epsilon
+    with pytest.raises(ConfigError, match="for the .* train row"):
+        run(train, holdout, train, schema, persons=(np.arange(3), np.arange(len(holdout))))
 
 
 def test_exact_codes_are_shared_across_frames():
