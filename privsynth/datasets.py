@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from privsynth.schema import Schema
+from privsynth.schema import LinkedSchema, Schema
 
 _DATA = Path(__file__).parent / "data"
 
@@ -93,3 +93,60 @@ def make_visits(n_patients: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, Sc
         }
     )
     return df, Schema.from_dict(VISITS_SCHEMA)
+
+
+#: The linked form of :data:`VISITS_SCHEMA`: a patients table and a visits table.
+LINKED_VISITS_SCHEMA = {
+    "version": 1,
+    "tables": {
+        "patients": {
+            "columns": {
+                "patient": {"kind": "identifier"},
+                **{
+                    name: {k: v for k, v in spec.items() if k != "level"}
+                    for name, spec in VISITS_SCHEMA["columns"].items()
+                    if spec.get("level") == "unit"
+                },
+            }
+        },
+        "visits": {
+            "foreign_key": {"column": "patient", "parent": "patients"},
+            "max_rows": 12,
+            "columns": {
+                name: spec
+                for name, spec in VISITS_SCHEMA["columns"].items()
+                if spec.get("level") != "unit"
+            },
+        },
+    },
+}
+
+
+def make_patients_and_visits(
+    n_patients: int = 2000, seed: int = 0, childless: float = 0.05
+) -> tuple[dict[str, pd.DataFrame], LinkedSchema]:
+    """:func:`make_visits` as two linked tables, ``patients`` (one row each, plus a share
+    ``childless`` of patients with no visit) and ``visits``, and their schema.
+
+    Examples
+    --------
+    >>> tables, schema = make_patients_and_visits(50, seed=1)
+    >>> sorted(tables), schema.key, schema.max_rows
+    (['patients', 'visits'], 'patient', 12)
+    >>> bool(tables["visits"]["patient"].isin(tables["patients"]["patient"]).all())
+    True
+    """
+    import numpy as np
+
+    df, _ = make_visits(n_patients, seed)
+    schema = LinkedSchema.from_dict(LINKED_VISITS_SCHEMA)
+    parent = [c.name for c in schema.parent_columns]
+    patients = df.drop_duplicates("patient")[parent].reset_index(drop=True)
+    rng = np.random.default_rng(seed + 1)
+    extra = patients.sample(int(childless * n_patients), random_state=seed).reset_index(drop=True)
+    extra["patient"] = [f"Q{i:06d}" for i in range(len(extra))]  # patients with no visit
+    extra["birth_year"] = rng.integers(1930, 2005, len(extra))
+    return {
+        "patients": pd.concat([patients, extra], ignore_index=True),
+        "visits": df[[c.name for c in schema.child_columns]],
+    }, schema

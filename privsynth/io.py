@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,33 @@ from privsynth.errors import DataError
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_tables(folder: str | Path, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Linked tables from a folder holding one CSV or Parquet file per table, named after it
+    (``patients.csv``, ``visits.parquet``).
+
+    Raises
+    ------
+    DataError
+        ``folder`` is not a folder, or holds no file (or several) for a table.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(
+            f"{folder} is not a folder: linked tables {list(names)} are read from a folder "
+            f"holding one file per table ({', '.join(n + '.csv' for n in names)})"
+        )
+    tables = {}
+    for name in names:
+        found = [p for p in sorted(folder.iterdir()) if p.name.split(".")[0] == name]
+        if len(found) != 1:
+            raise DataError(
+                f"{folder} must hold one file for table {name!r} ({name}.csv or "
+                f"{name}.parquet); found {[p.name for p in found] or 'none'}"
+            )
+        tables[name] = read_table(found[0])
+    return tables
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

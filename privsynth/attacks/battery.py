@@ -18,6 +18,7 @@ from privsynth.attacks import attribute, linkability, membership, singling_out
 from privsynth.attacks.base import AttackResult
 from privsynth.attacks.distance import MixedSpace, distance_diagnostics, nearest
 from privsynth.attacks.policy import Policy
+from privsynth.errors import DataError
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 #: Synthetic rows (a uniform sample when there are more) whose distance to the closest
@@ -128,9 +129,7 @@ class Battery:
         timer = timer or Timer()
         emb_syn = self.space.embed(synthetic)
         rng, dev = self.rng, self.device
-        n_t = at_most(self.n_targets, len(self.train), len(self.holdout))
-        i_tr = rng.choice(len(self.train), n_t, replace=False)
-        i_h = rng.choice(len(self.holdout), n_t, replace=False)
+        i_tr, i_h = self._targets()
 
         diag, summary, hist = timer(
             "distance_diagnostics",
@@ -160,10 +159,9 @@ class Battery:
 
         def density() -> tuple:
             ref_in, _ = nearest(self.emb_train[i_tr], self.emb_holdout, DENSITY_K, device=dev)
-            ref_out, _ = nearest(
-                self.emb_holdout[i_h], self.emb_holdout, DENSITY_K, device=dev, exclude_self=True
+            return membership.density_ratio_attack(
+                (members, ref_in), (non_members, self._reference_of_holdout(i_h))
             )
-            return membership.density_ratio_attack((members, ref_in), (non_members, ref_out))
 
         res, roc["membership_density_ratio"] = timer("membership_density_ratio", density)
         results.append(res)
@@ -187,9 +185,7 @@ class Battery:
                     ),
                 )
             )
-        n_so = min(len(self.train), len(self.holdout))
-        i_t = rng.choice(len(self.train), n_so, replace=False)
-        i_c = rng.choice(len(self.holdout), n_so, replace=False)
+        i_t, i_c = self._singling_out_sets()
         # Univariate predicates test exact values; multivariate ones the schema's bins.
         exact = _exact_codes([synthetic, self.train.iloc[i_t], self.holdout.iloc[i_c]])
         binned = (self.space.codes(synthetic), self.codes_train[i_t], self.codes_holdout[i_c])
@@ -219,6 +215,65 @@ class Battery:
             "summary": summary,
             "histogram": hist,
         }
+
+    def _targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training and holdout target rows, as many of each. With persons, one row per
+        person: a person's rows are alike, and the intervals assume independent targets."""
+        rng = self.rng
+        if self.persons is None:
+            n_t = at_most(self.n_targets, len(self.train), len(self.holdout))
+            return (
+                rng.choice(len(self.train), n_t, replace=False),
+                rng.choice(len(self.holdout), n_t, replace=False),
+            )
+        target, control = (self._one_row_per_person(ids) for ids in self.persons)
+        n_t = at_most(self.n_targets, len(target), len(control))
+        return rng.choice(target, n_t, replace=False), rng.choice(control, n_t, replace=False)
+
+    def _singling_out_sets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Target (train) and control (holdout) rows of the same size: all of the smaller
+        side, as many drawn from the other. With persons, one random row per person on each
+        side: whether a predicate singles out one record depends on how many rows each person
+        has in the set, so both sets must have one."""
+        rng = self.rng
+        if self.persons is None:
+            n = min(len(self.train), len(self.holdout))
+            return (
+                rng.choice(len(self.train), n, replace=False),
+                rng.choice(len(self.holdout), n, replace=False),
+            )
+        target, control = (self._one_row_per_person(ids) for ids in self.persons)
+        n = min(len(target), len(control))
+        return rng.choice(target, n, replace=False), rng.choice(control, n, replace=False)
+
+    def _one_row_per_person(self, ids: np.ndarray) -> np.ndarray:
+        order = self.rng.permutation(len(ids))
+        return order[~pd.Series(ids[order]).duplicated().to_numpy()]
+
+    def _reference_of_holdout(self, i_h: np.ndarray) -> np.ndarray:
+        """Distances of holdout targets to their ``DENSITY_K`` nearest *other* holdout rows:
+        without the row itself, and, with persons, without any row of the same person (their
+        rows are alike, so they would make a non-member look dense in the population)."""
+        if self.persons is None:
+            return nearest(
+                self.emb_holdout[i_h],
+                self.emb_holdout,
+                DENSITY_K,
+                device=self.device,
+                exclude_self=True,
+            )[0]
+        owner = pd.factorize(self.persons[1])[0]
+        most = int(np.bincount(owner).max())  # a target's own rows are among the nearest most
+        k = min(DENSITY_K + most, len(owner))
+        dist, idx = nearest(self.emb_holdout[i_h], self.emb_holdout, k, device=self.device)
+        other = owner[idx] != owner[i_h][:, None]
+        if (other.sum(1) < DENSITY_K).any():
+            raise DataError(
+                f"the holdout needs more than {DENSITY_K} rows of other persons per target"
+            )
+        # The first DENSITY_K neighbours of other persons, in ascending order, row by row.
+        rank = np.where(other, np.cumsum(other, axis=1), DENSITY_K + 1)
+        return np.sort(np.where(rank <= DENSITY_K, dist, np.inf), axis=1)[:, :DENSITY_K]
 
     def _person_membership(self, emb_syn: np.ndarray) -> tuple[AttackResult, list[dict]]:
         """Membership of persons: as many member persons (from train) as non-member persons

@@ -56,11 +56,20 @@ class Policy:
         t = self.thresholds[section]
         if section == "membership":
             at_1pct = [x for x in result.details.get("tpr_at_fpr", []) if x["fpr"] == 0.01]
-            tpr_lower = at_1pct[0]["ci"][0] if at_1pct else 0.0
+            non_members = result.details.get("n_targets", {}).get("non_members", 0)
+            # The TPR at 1% FPR is judged only where it is measured: with fewer than
+            # MIN_NON_MEMBERS_AT_1PCT non-members the threshold sits above all but a handful of
+            # them, and a few members past it (chance: about 2^-m for m of them) would fail.
+            judged = at_1pct and non_members >= MIN_NON_MEMBERS_AT_1PCT
+            tpr_lower = at_1pct[0]["ci"][0] if judged else 0.0
             ok = result.ci[0] <= t["max_auc_lower"] and tpr_lower <= t["max_tpr_lower_at_1pct_fpr"]
         else:
             ok = result.ci[0] <= t["max_advantage_lower"]
         return replace(result, passed=bool(ok))
+
+
+#: Non-member targets needed to judge the TPR at 1% FPR: 10 of them above the threshold.
+MIN_NON_MEMBERS_AT_1PCT = 1000
 
 
 def _section(name: str) -> str | None:

@@ -71,12 +71,15 @@ def _person_ids(
     if persons is None or holdout is None:
         return None
     if len(persons) != 2:
-        raise ConfigError("persons must be two sequences: the person of each train row, of each holdout row")
+        raise ConfigError(
+            "persons must be two sequences: the person of each train row, of each holdout row"
+        )
     ids = tuple(np.asarray(p) for p in persons)
     for got, rows, what in zip(ids, (train, holdout), ("train", "holdout"), strict=True):
         if len(got) != len(rows):
             raise ConfigError(
-                f"persons gives {len(got)} id(s) for the {len(rows)} {what} row(s); give one per row"
+                f"persons gives {len(got)} id(s) for the {len(rows)} {what} row(s); give one "
+                "per row"
             )
     return ids[0], ids[1]
 
@@ -321,26 +324,53 @@ def _self_test(run: Battery, schema: Schema, rng: np.random.Generator) -> dict[s
     # the rows the null generator is fitted on. A null fitted on the members themselves is
     # not null: each member shifts the marginals it is drawn from by 1/n per column, a pull
     # that adds up over the columns (membership AUC 0.89 at 200 binary columns, 25 members).
-    n = at_most(SELF_TEST_ROWS, len(run.train) // 2, len(run.holdout))
-    drawn = rng.choice(len(run.train), 2 * n, replace=False)
+    persons = None
+    if run.persons is None:
+        n = at_most(SELF_TEST_ROWS, len(run.train) // 2, len(run.holdout))
+        drawn = rng.choice(len(run.train), 2 * n, replace=False)
+        members, others = drawn[:n], drawn[n:]
+        held = rng.choice(len(run.holdout), n, replace=False)
+    else:
+        # Whole persons, and different ones in the two samples: a person's rows are alike
+        # (the same unit columns), so a null fitted on a member's other rows would not be
+        # null, and a member with only some of their rows would score unlike a non-member
+        # with all of theirs.
+        ids, held_ids = run.persons
+        first = (rng.random(len(ids)) < 0.5)[pd.factorize(ids)[0]]
+        members, others = (
+            _whole_persons(np.flatnonzero(side), ids, rng) for side in (first, ~first)
+        )
+        held = _whole_persons(np.arange(len(held_ids)), held_ids, rng)
+        persons = (ids[members], held_ids[held])
     small = Battery(
         schema,
         run.space,
-        run.train.iloc[drawn[:n]].reset_index(drop=True),
-        run.holdout.iloc[rng.choice(len(run.holdout), n, replace=False)].reset_index(drop=True),
+        run.train.iloc[members].reset_index(drop=True),
+        run.holdout.iloc[held].reset_index(drop=True),
         run.sensitive,
         run.quasi_identifiers,
         run.policy,
         run.device,
-        min(run.n_targets, n),
+        min(run.n_targets, len(members), len(held)),
         run.n_queries,
         rng,
         run.link_columns,
+        persons,
     )
 
     def attacks(synthetic: pd.DataFrame) -> list[AttackResult]:
         clean, _ = schema.validate(synthetic)
         return small.attacks(clean.reset_index(drop=True))["results"]
 
-    null_source = run.train.iloc[drawn[n:]].reset_index(drop=True)
+    null_source = run.train.iloc[others].reset_index(drop=True)
     return selftest.self_test(attacks, small.train, null_source, schema, rng)
+
+
+def _whole_persons(rows: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """All the rows (among ``rows``) of persons drawn in random order while they fit in
+    ``SELF_TEST_ROWS`` rows (at least one person)."""
+    owner = pd.factorize(ids[rows])[0]
+    order = rng.permutation(owner.max(initial=-1) + 1)
+    sizes = np.bincount(owner)[order]
+    kept = order[: max(1, int(np.searchsorted(np.cumsum(sizes), SELF_TEST_ROWS, side="right")))]
+    return rows[np.isin(owner, kept)]

@@ -11,7 +11,6 @@ import click
 
 from privsynth.budget import Budget, Ledger
 from privsynth.cli.options import (
-    FILE,
     UNSAFE_DATA_DOMAIN,
     file_option,
     number_option,
@@ -20,9 +19,9 @@ from privsynth.cli.options import (
     split_names,
 )
 from privsynth.errors import ConfigError
-from privsynth.io import read_table
+from privsynth.io import read_table, read_tables
 from privsynth.report.keys import load_private_key
-from privsynth.schema import Schema
+from privsynth.schema import LinkedSchema, load_schema
 
 
 def read_source(path: Path, engine: str, spark_master: str) -> Any:
@@ -40,7 +39,7 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 
 
 @click.command("release")
-@click.argument("data", type=FILE)
+@click.argument("data", type=click.Path(path_type=Path))
 @file_option("--schema", "schema_path", required=True, help="The reviewed schema.")
 @click.option(
     "--generator",
@@ -136,8 +135,15 @@ def release_cmd(
     engine: str,
     spark_master: str,
 ) -> None:
-    """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out."""
+    """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out.
+
+    DATA is a CSV or Parquet file, or, with a schema of linked tables, a folder holding one
+    file per table.
+    """
     from privsynth.pipeline import ReleaseConfig, run  # imports torch: seconds
+
+    schema = load_schema(schema_path)
+    linked = isinstance(schema, LinkedSchema)
 
     config = ReleaseConfig(  # bad options fail before the data is read
         out=out,
@@ -159,11 +165,20 @@ def release_cmd(
         generator_params=(
             {"discovery_share": discovery_share} if discovery_share is not None else {}
         ),
-        source=data,
+        source=None if linked else data,  # linked: the joined rows are fingerprinted
     )
     signing_key = load_private_key(key)  # a bad key fails before the data is read
-    schema = Schema.load(schema_path)
-    df = read_source(data, engine, spark_master)
+    if isinstance(schema, LinkedSchema):
+        if engine != "pandas":
+            raise ConfigError("linked tables are read with --engine pandas (the default)")
+        df = read_tables(data, schema.tables)
+    else:
+        if data.is_dir():
+            raise ConfigError(
+                f"DATA {data} is a folder; give a CSV or Parquet file (a folder of tables "
+                "needs a schema of linked tables, with 'tables')"
+            )
+        df = read_source(data, engine, spark_master)
     cap = Budget(cap_epsilon, cap_delta) if cap_epsilon is not None else None
     dataset = dataset_id or data.name.split(".")[0]
     with Ledger.open(ledger_path, dataset_id=dataset, cap=cap) as ledger:

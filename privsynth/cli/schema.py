@@ -8,8 +8,8 @@ from typing import Literal
 import click
 
 from privsynth.cli.options import FILE, UNSAFE_DATA_DOMAIN, file_option
-from privsynth.io import read_table
-from privsynth.schema import Schema
+from privsynth.io import read_table, read_tables
+from privsynth.schema import LinkedSchema, Schema, load_schema
 from privsynth.schema.unit import repeated_identifiers
 
 
@@ -58,7 +58,7 @@ def schema_draft(data: Path, output: Path | None, bins: int | None) -> None:
 
 
 @schema_group.command("check")
-@click.argument("data", type=FILE)
+@click.argument("data", type=click.Path(path_type=Path))
 @click.argument("schema_path", metavar="SCHEMA", type=FILE)
 @click.option(
     "--on-unknown",
@@ -71,9 +71,19 @@ def schema_draft(data: Path, output: Path | None, bins: int | None) -> None:
 def schema_check(
     data: Path, schema_path: Path, on_unknown: Literal["error", "missing"], unsafe_data_domain: bool
 ) -> None:
-    """Check DATA against SCHEMA and say whether it is ready for a release."""
-    schema = Schema.load(schema_path)
-    table = read_table(data)
+    """Check DATA against SCHEMA and say whether it is ready for a release.
+
+    DATA is a CSV or Parquet file, or, with a schema of linked tables, a folder holding one
+    file per table.
+    """
+    given = load_schema(schema_path)
+    if isinstance(given, LinkedSchema):
+        table, joined = given.join(read_tables(data, given.tables))
+        for line in joined:
+            click.echo(f"note (for you only): {line}")
+        schema = given.joined()
+    else:
+        schema, table = given, read_table(data)
     _, report = schema.validate(table, on_unknown=on_unknown)
     for line in report.lines():
         click.echo(f"note: {line}")

@@ -10,6 +10,7 @@ spent, as it must; the folder is assembled aside and renamed into place (:mod:`.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from privsynth.report.keys import fingerprint, load_private_key
 from privsynth.report.pdf import NO_BROWSER, find_browser
 from privsynth.report.sign import sha256_file
 from privsynth.report.verify import validate_report
-from privsynth.schema import Schema
+from privsynth.schema import LinkedSchema, Schema
 from privsynth.sources.source import FrameSource, as_source
 from privsynth.sources.sql import SqlSource
 
@@ -53,9 +54,14 @@ class ReleaseResult:
     custodian_notes: list[str] = field(default_factory=list)
 
 
+#: What a release reads: a table in memory, a table left in DuckDB or Spark, or linked tables
+#: by name (with a :class:`~privsynth.schema.LinkedSchema`).
+Data = pd.DataFrame | SqlSource | Mapping[str, pd.DataFrame]
+
+
 def release(
-    data: pd.DataFrame | SqlSource,
-    schema: Schema,
+    data: Data,
+    schema: Schema | LinkedSchema,
     *,
     ledger: Ledger | str | Path,
     key: Ed25519PrivateKey | str | Path,
@@ -71,7 +77,9 @@ def release(
         The private table and its reviewed schema. A DuckDB or Spark source
         (:mod:`privsynth.sources`) stays in its engine for validation, the holdout split and
         the fit (marginal generators only); see :func:`.split.split_in_engine` for the rows
-        the audit reads.
+        the audit reads. Linked tables: ``{"patients": p, "visits": v}`` with a
+        :class:`~privsynth.schema.LinkedSchema`; the release writes one synthetic file per
+        table (``synthetic.patients.csv``...), their keys consistent.
     ledger
         The budget ledger of this dataset (an open :class:`~privsynth.budget.Ledger`, or its
         file); the whole charge is reserved before data is read.
@@ -114,16 +122,25 @@ def _dataset_of(path: str | Path, dataset_id: str | None) -> str:
 
 def run(
     config: ReleaseConfig,
-    data: pd.DataFrame | SqlSource,
-    schema: Schema,
+    data: Data,
+    schema: Schema | LinkedSchema,
     *,
     ledger: Ledger,
     key: Ed25519PrivateKey | str | Path,
 ) -> ReleaseResult:
     """The release ``config`` describes (see :func:`release`)."""
     started = datetime.now(UTC)
-    signing_key, gen = _check(config, data, schema, key)
+    linked = schema if isinstance(schema, LinkedSchema) else None
+    if linked is not None:  # fitted as one table of persons (see privsynth.schema.linked)
+        schema = linked.joined()
+    assert isinstance(schema, Schema)
+    signing_key, gen = _check(config, data, schema, key, linked)
     rng = np.random.default_rng(config.seed if config.seed is not None else secrets.randbits(128))
+    joined: list[str] = []
+    if linked is not None:
+        assert isinstance(data, Mapping)
+        data, joined = linked.join(data)
+    assert not isinstance(data, Mapping)
     split, clipping = _validate_and_split(config, data, schema, rng)
 
     spent_before = ledger.spent()
@@ -133,12 +150,12 @@ def run(
     spec = gen.privacy_spec()
     ledger_info = _ledger_record(gen, ledger, spec, spent_before, config.delta)
 
+    tables = linked.split(synthetic) if linked is not None else {"": synthetic}
     with assembled(config.out) as folder:
-        data_file = f"synthetic.{config.fmt}"
-        if config.fmt == "csv":
-            synthetic.to_csv(folder / data_file, index=False)
-        else:
-            synthetic.to_parquet(folder / data_file, index=False)
+        files = {
+            name: _write_table(rows, folder, name, config.fmt) for name, rows in tables.items()
+        }
+        data_file = files[linked.child if linked is not None else ""]
         gen.save(folder / gen.model_file)
         report = build_report(
             generator=config.generator,
@@ -152,6 +169,11 @@ def run(
                 "rows_released": len(synthetic),
                 "format": config.fmt,
                 "data_file": data_file,
+                **(
+                    {"tables": {n: {"file": files[n], "rows": len(t)} for n, t in tables.items()}}
+                    if linked is not None
+                    else {}
+                ),
                 "files": {p.name: sha256_file(p) for p in sorted(folder.iterdir())},
                 "holdout_fraction": config.holdout_fraction,
                 "split": split.note,
@@ -174,17 +196,34 @@ def run(
         report["verdict"],
         spec,
         ledger_info,
-        clipping + list(gen.custodian_notes_),
+        joined + clipping + list(gen.custodian_notes_),
     )
+
+
+def _write_table(rows: pd.DataFrame, folder: Path, name: str, fmt: str) -> str:
+    """Write one synthetic table into the release folder; returns its file name
+    (``synthetic.csv``, or ``synthetic.<table>.csv`` for one of linked tables)."""
+    file = f"synthetic.{name}.{fmt}" if name else f"synthetic.{fmt}"
+    if fmt == "csv":
+        rows.to_csv(folder / file, index=False)
+    else:
+        rows.to_parquet(folder / file, index=False)
+    return file
 
 
 def _check(
     config: ReleaseConfig,
-    data: pd.DataFrame | SqlSource,
+    data: Data,
     schema: Schema,
     key: Ed25519PrivateKey | str | Path,
+    linked: LinkedSchema | None,
 ) -> tuple[Ed25519PrivateKey, Generator]:
     """Every check that needs no private row; returns the signing key and the generator."""
+    if isinstance(data, Mapping) != (linked is not None):
+        raise ConfigError(
+            "linked tables come as {name: DataFrame} with a linked schema ('tables'); one "
+            "table as a DataFrame (or engine source) with a one-table schema"
+        )
 
     check_out(config.out, force=config.force)
     if config.pdf and find_browser() is None:

@@ -106,6 +106,16 @@ def overview(report: Mapping[str, Any]) -> str:
             "generator": rel["generator"].upper(),
             "synthetic rows released": rel["rows_released"],
             "data file": rel["data_file"],
+            **(
+                {
+                    "linked tables": "; ".join(
+                        f"{name}: {t['file']} ({t['rows']} rows)"
+                        for name, t in rel["tables"].items()
+                    )
+                }
+                if rel.get("tables")
+                else {}
+            ),
             "privacy budget (epsilon, delta)": f"{dp['epsilon']:g}, {dp['delta']:g}",
             "report id": report["report_id"],
             "signed by (key fingerprint)": report["signer"],

@@ -26,6 +26,7 @@ from privsynth.schema.columns import (
 )
 from privsynth.schema.draft import draft_columns
 from privsynth.schema.learned import LearnedEncoding
+from privsynth.schema.linked import LinkedSchema, load_schema
 from privsynth.schema.schema import Schema
 from privsynth.schema.unit import UnitOfPrivacy
 from privsynth.schema.validate import (
@@ -43,6 +44,8 @@ from privsynth.schema.validate import (
 )
 
 __all__ = [
+    "LinkedSchema",
+    "load_schema",
     "CATEGORICAL_KINDS",
     "DATES_OUT_OF_RANGE",
     "DATE_MAX",

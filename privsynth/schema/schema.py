@@ -167,30 +167,12 @@ class Schema:
 
     @classmethod
     def load(cls, path: str | Path) -> Schema:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise SchemaError(f"schema file {path} does not exist") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"cannot read schema file {path}: {exc}") from exc
-
-        def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-            keys = [k for k, _ in pairs]
-            if dupes := sorted({k for k in keys if keys.count(k) > 1}):
-                raise SchemaError(
-                    f"schema file {path}: {', '.join(map(repr, dupes))} appears twice in one "
-                    "object (JSON keeps only the last); keep one"
-                )
-            return dict(pairs)
-
-        try:
-            data = json.loads(text, object_pairs_hook=unique_keys)
-        except json.JSONDecodeError as exc:
+        data = read_json(path)
+        if isinstance(data, Mapping) and "tables" in data:
             raise SchemaError(
-                f"schema file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                f"{exc.msg})"
-            ) from exc
+                f"schema file {path} describes linked tables ('tables'): load it with "
+                "privsynth.schema.load_schema (or LinkedSchema.load)"
+            )
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
@@ -248,3 +230,32 @@ class Schema:
                 clean, unit.column, [c.name for c in self.columns if c.level == "unit"]
             )
         return clean, report
+
+
+def read_json(path: str | Path) -> Any:
+    """A schema file's JSON, refusing a key that appears twice in one object (JSON would keep
+    only the last, silently)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SchemaError(f"schema file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"cannot read schema file {path}: {exc}") from exc
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if dupes := sorted({k for k in keys if keys.count(k) > 1}):
+            raise SchemaError(
+                f"schema file {path}: {', '.join(map(repr, dupes))} appears twice in one "
+                "object (JSON keeps only the last); keep one"
+            )
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(
+            f"schema file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg})"
+        ) from exc

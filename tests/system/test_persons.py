@@ -243,8 +243,15 @@ def test_membership_of_persons_finds_copied_persons_and_not_fresh_ones():
     fresh, _ = make_visits(600, seed=12)  # the same population, none of these persons
 
     def person_auc(synthetic):
-        out = run(train[rows.names], holdout[rows.names], synthetic[rows.names], rows,
-                  persons=persons, self_test=False, seed=0).to_dict()
+        out = run(
+            train[rows.names],
+            holdout[rows.names],
+            synthetic[rows.names],
+            rows,
+            persons=persons,
+            self_test=False,
+            seed=0,
+        ).to_dict()
         return next(a for a in out["attacks"] if a["name"] == "membership_person")
 
     copied = person_auc(train)
@@ -252,3 +259,60 @@ def test_membership_of_persons_finds_copied_persons_and_not_fresh_ones():
     null = person_auc(fresh)
     # ~300 persons a side: DeLong's 95% interval covers the true 0.5 but for a 5% chance.
     assert null["ci"][0] <= 0.5 <= null["ci"][1], null
+
+
+def test_linked_tables_release_two_tables_whose_keys_agree(key, tmp_path):
+    from privsynth.datasets import make_patients_and_visits
+
+    tables, schema = make_patients_and_visits(400, seed=2)
+    res = release(
+        tables, schema, ledger=tmp_path / "l.sqlite", dataset_id="h", cap=Budget(5, 1e-6),
+        key=key, out=tmp_path / "rel", epsilon=2.0, seed=0, canary=False,
+    )  # fmt: skip
+    report = verify_release(res.out).report
+    files = report["release"]["tables"]
+    assert report["release"]["data_file"] == files["visits"]["file"] == "synthetic.visits.csv"
+    patients = pd.read_csv(res.out / files["patients"]["file"])
+    visits = pd.read_csv(res.out / files["visits"]["file"])
+    assert (len(patients), len(visits)) == (files["patients"]["rows"], files["visits"]["rows"])
+    assert patients.columns.tolist() == ["patient", "sex", "arm", "birth_year"]
+    assert visits.columns.tolist() == ["patient", "day", "ward", "glucose", "cost"]
+    assert patients["patient"].is_unique and patients["patient"].str.startswith("S-").all()
+    assert set(visits["patient"]) == set(patients["patient"])  # every key has its parent
+    assert visits.groupby("patient").size().max() <= 12
+    assert report["dp_guarantee"]["unit_of_privacy"] == (
+        "person (column 'patient'), at most 12 rows each"
+    )
+    assert any("have no row in visits" in n for n in res.custodian_notes)
+    with pytest.raises(ConfigError, match="linked tables come as"):
+        release(tables["visits"], schema, ledger=tmp_path / "l.sqlite", key=key,
+                out=tmp_path / "r2", epsilon=1.0)  # fmt: skip
+
+
+def test_the_cli_releases_a_folder_of_linked_tables(tmp_path):
+    from privsynth.datasets import LINKED_VISITS_SCHEMA, make_patients_and_visits
+
+    tables, _ = make_patients_and_visits(300, seed=4)
+    (tmp_path / "hospital").mkdir()
+    tables["patients"].to_csv(tmp_path / "hospital" / "patients.csv", index=False)
+    tables["visits"].to_parquet(tmp_path / "hospital" / "visits.parquet", index=False)
+    (tmp_path / "linked.json").write_text(json.dumps(LINKED_VISITS_SCHEMA))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "privsynth.cli", *args]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    assert cli("keygen", "--out", "k.key").returncode == 0
+    checked = cli("schema", "check", "hospital", "linked.json")
+    assert checked.returncode == 0 and "have no row in visits" in checked.stdout
+    common = ("--schema", "linked.json", "--epsilon", "2", "--ledger", "l.sqlite", "--key", "k.key")
+    wrong = cli("release", "hospital/patients.csv", *common, "--cap-epsilon", "5", "--out", "r1")
+    assert wrong.returncode != 0 and "is not a folder" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1 and not (tmp_path / "l.sqlite").exists()
+    ok = cli("release", "hospital", *common, "--cap-epsilon", "5", "--out", "r2", "--no-canary")
+    assert ok.returncode == 0, ok.stderr
+    assert sorted(p.name for p in (tmp_path / "r2").glob("synthetic.*")) == [
+        "synthetic.patients.csv",
+        "synthetic.visits.csv",
+    ]
+    assert cli("verify", "r2").returncode == 0

@@ -242,15 +242,18 @@ def test_policy_judges_the_lower_bound_and_leaves_diagnostics_alone():
 
     std = load_policy("standard")
 
-    def mia(lo, tpr_lo):
+    def mia(lo, tpr_lo, non_members=1000):
         tpr = [{"fpr": 0.01, "tpr": 0.5, "ci": [tpr_lo, 0.9], "fpr_achieved": 0.01}]
         return AttackResult("membership_distance", "t", "auc", 0.6, (lo, 0.7), 0.5, None, {
-            "tpr_at_fpr": tpr
+            "tpr_at_fpr": tpr, "n_targets": {"members": 1000, "non_members": non_members}
         })  # fmt: skip
 
     assert std.judge(mia(0.55, 0.03)).passed is True  # at the thresholds: pass
     assert std.judge(mia(0.56, 0.0)).passed is False
     assert std.judge(mia(0.5, 0.031)).passed is False
+    # 999 non-members cannot measure a 1% FPR: the TPR is not judged, the AUC still is.
+    assert std.judge(mia(0.5, 0.5, non_members=999)).passed is True
+    assert std.judge(mia(0.56, 0.5, non_members=999)).passed is False
     link = AttackResult("linkability", "t", "m", 0.05, (0.021, 0.08), 0.0)
     assert std.judge(link).passed is False
     diag = AttackResult("exact_match_rate", "t", "m", 0.5, (0.4, 0.6), 0.0)
