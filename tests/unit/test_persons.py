@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.datasets import VISITS_SCHEMA
 from privsynth.errors import DataError, SchemaError
 from privsynth.persons import (
     KEEP_SHARE,
@@ -20,6 +19,7 @@ from privsynth.persons import (
     rows_pmf,
     synthetic_ids,
 )
+from privsynth.datasets import VISITS_SCHEMA
 from privsynth.schema import Schema
 from privsynth.schema.unit import UnitOfPrivacy, check_persons
 
