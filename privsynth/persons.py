@@ -13,7 +13,6 @@ The measurements here (:func:`choose_max_rows`, :func:`measure_rows_per_person`)
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,8 +20,7 @@ import pandas as pd
 
 from privsynth import mechanisms
 from privsynth.budget.events import ZCDP, PrivacyEvent, PureDP
-from privsynth.errors import SchemaError
-from privsynth.schema import Column, Schema
+from privsynth.schema import Schema
 from privsynth.schema.unit import SYNTHETIC_ID_PREFIX, UnitOfPrivacy
 from privsynth.sources.source import FrameSource
 
@@ -30,12 +28,6 @@ from privsynth.sources.source import FrameSource
 #: less the exponential mechanism spreads over wrong ones); persons with more rows count at
 #: the last.
 K_CANDIDATES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100)
-#: The model's hidden column saying which of a person's rows a row is (1st, 2nd... by the
-#: ``order`` column): the person's rows are drawn conditioned on it, so a first visit looks
-#: like a first visit and a tenth like a tenth. Public bins, the same for every K.
-POSITION = "_position"
-POSITIONS = ("1", "2", "3", "4", "5", "6-7", "8-10", "11-15", "16-25", "26+")
-_POSITION_STARTS = np.array([1, 2, 3, 4, 5, 6, 8, 11, 16, 26])
 #: ``"max_rows": "dp"`` picks K near the quantile of rows per person that keeps this share
 #: of persons whole.
 KEEP_SHARE = 0.95
@@ -146,41 +138,6 @@ def rows_pmf(noisy_hist: np.ndarray) -> np.ndarray:
     counts as 0): post-processing."""
     h = np.clip(np.asarray(noisy_hist, dtype=np.float64), 0, None)
     return h / h.sum() if h.sum() > 0 else np.eye(len(h))[0]
-
-
-def with_position(schema: Schema) -> Schema:
-    """The schema the model fits: ``schema`` plus the :data:`POSITION` column when a person
-    owns many rows and an ``order`` column orders them (else ``schema`` itself)."""
-    if not schema.unit_of_privacy.is_person or not any(c.order for c in schema.columns):
-        return schema
-    if POSITION in schema.names:
-        raise SchemaError(
-            f"column name {POSITION!r} is reserved for the position of a person's rows; "
-            "rename the column"
-        )
-    position = Column.from_dict(POSITION, {"kind": "categorical", "categories": list(POSITIONS)})
-    return replace(schema, columns=(*schema.columns, position))
-
-
-def position_codes(rank: np.ndarray) -> np.ndarray:
-    """The :data:`POSITIONS` code of each 1-based rank."""
-    return np.searchsorted(_POSITION_STARTS, np.asarray(rank), side="right") - 1
-
-
-def with_positions(source: FrameSource, schema: Schema) -> FrameSource:
-    """The rows with their :data:`POSITION` among their person's rows, by the ``order``
-    column (ties in row order). Each person's positions depend on that person's rows only,
-    and the rows are already bounded, so a position is one more column of a row: measuring
-    it costs what any column costs."""
-    person = schema.unit_of_privacy.column
-    order = next(c.name for c in schema.columns if c.order)
-    rank = source.frame.groupby(person, sort=False)[order].rank(method="first").to_numpy()
-    labels = np.asarray(POSITIONS, dtype=object)[position_codes(rank.astype(np.int64))]
-    frame, raw = source.frame.copy(), source.raw.copy()
-    frame[POSITION] = raw[POSITION] = labels
-    out = FrameSource(frame, raw=raw)
-    out.clipped = source.clipped
-    return out
 
 
 def held_out_persons(ids: pd.Series, fraction: float, rng: np.random.Generator) -> np.ndarray:

@@ -50,7 +50,7 @@ from privsynth.discovery import clipped_shares, custodian_notes, discover_domain
 from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.generators.split import Budgeting, check_budget_params, split_budget
-from privsynth.persons import bound_persons, with_position, with_positions
+from privsynth.persons import bound_persons
 from privsynth.schema import Schema, UnitOfPrivacy
 from privsynth.sources.source import FrameSource, TableSource, as_source
 from privsynth.sources.table import EncodedTable
@@ -211,8 +211,6 @@ class Generator(ABC):
             assert isinstance(source, FrameSource)
             source, k, self.persons_, charges, notes = bound_persons(source, unit, b.persons_rho)
             spent += charges
-            if with_position(schema) is not schema:  # rows drawn by their position
-                source = with_positions(source, schema)
         with mechanisms.unit_of_privacy(k):
             if schema.undeclared_columns():  # 5. discover
                 learned, found = discover_domains(
@@ -221,16 +219,14 @@ class Generator(ABC):
                 spent += found
             # 6. measure; encoding under the learned schema maps values too rare to learn to
             # "(other)".
-            run = self._mechanism(
-                source.encode(with_position(learned)), FitContext(plan, ledger, first)
-            )
+            run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first))
         spent += run.charges
         self._check_within(spent, run.planned)  # 7. check within
         notes += custodian_notes(clipped_shares(source, schema, learned))
         self.custodian_notes_ = notes
         self.n_rows_ = run.n_rows  # DP estimate (post-processing), public
         self.schema_ = learned
-        self.encoder_ = Encoder(with_position(learned))
+        self.encoder_ = Encoder(learned)
         self.caveats_ = caveats
         self.charges_ = spent
         self.planned_ = run.planned
@@ -389,7 +385,7 @@ class Generator(ABC):
             raise ConfigError(f"{path} holds a {doc['params']['generator']} model, not {cls.name}")
         self = cls(**params, device=device)
         self.schema_ = Schema.from_dict(doc["schema"])
-        self.encoder_ = Encoder(with_position(self.schema_))
+        self.encoder_ = Encoder(self.schema_)
         self.caveats_ = list(doc["caveats"])
         self.planned_ = [event_from_dict(e) for e in doc["planned_charges"]]
         self.charges_ = [event_from_dict(e) for e in doc["charges"]]

@@ -316,23 +316,3 @@ def test_the_cli_releases_a_folder_of_linked_tables(tmp_path):
         "synthetic.visits.csv",
     ]
     assert cli("verify", "r2").returncode == 0
-
-
-def test_rows_are_drawn_given_their_position_among_the_persons_rows():
-    # A first visit is an intake, every later one a follow-up. Drawn given their position, the
-    # first rows of synthetic persons are intakes as often as the model's noisy (position,
-    # kind) marginal says: near 1 at epsilon 20 (0.91-0.98 over repeated fits; the privacy
-    # noise is not seeded). Drawn without position, or drawn by position and then reordered
-    # by the order column, a first row is an intake with the intake share of all rows, ~0.3
-    # (0.40 measured before the order column stopped moving rows). 0.7 splits the two.
-    df, _ = make_visits(1000, seed=8)
-    df["kind"] = np.where(df.groupby("patient").cumcount() == 0, "intake", "follow-up")
-    doc = json.loads(json.dumps(VISITS_SCHEMA))
-    doc["columns"]["kind"] = {"kind": "categorical", "categories": ["intake", "follow-up"]}
-    model = MST(epsilon=20.0).fit(df, Schema.from_dict(doc))
-    syn = model.sample(3000, seed=1)
-    first = syn.groupby("patient").cumcount() == 0
-    assert (syn.loc[first, "kind"] == "intake").mean() > 0.7
-    assert (syn.loc[~first, "kind"] == "follow-up").mean() > 0.7
-    assert syn.groupby("patient")["day"].apply(lambda d: d.is_monotonic_increasing).all()
-    assert "_position" not in syn.columns and "_position" not in model.schema_.names

@@ -1,6 +1,5 @@
 """People, not rows: parsing the unit of privacy, the refusal, bounding, splitting, ids."""
 
-import json
 import secrets
 
 import numpy as np
@@ -19,8 +18,6 @@ from privsynth.persons import (
     rows_pmf,
     synthetic_ids,
 )
-from privsynth.datasets import VISITS_SCHEMA
-from privsynth.schema import Schema
 from privsynth.schema.unit import UnitOfPrivacy, check_persons
 
 
@@ -162,25 +159,3 @@ def test_synthetic_persons_hold_exactly_the_rows_asked_for():
     assert set(np.unique(sizes[:-1])) <= {1, 3}
     ids = synthetic_ids(len(sizes))
     assert ids[0] == "S-000001" and len(set(ids)) == len(ids)
-
-
-def test_positions_are_ranks_by_the_order_column_in_public_bins():
-    from privsynth.persons import POSITION, POSITIONS, position_codes, with_position, with_positions
-    from privsynth.sources.source import FrameSource
-
-    assert [POSITIONS[c] for c in position_codes([1, 2, 5, 6, 7, 8, 10, 11, 15, 16, 26, 99])] == [
-        "1", "2", "5", "6-7", "6-7", "8-10", "8-10", "11-15", "11-15", "16-25", "26+", "26+"
-    ]  # fmt: skip
-    schema = Schema.from_dict(VISITS_SCHEMA)
-    model = with_position(schema)
-    assert model.names == [*schema.names, POSITION] and model[POSITION].categories == POSITIONS
-    no_order = json.loads(json.dumps(VISITS_SCHEMA))
-    no_order["columns"]["day"].pop("order")
-    assert with_position(Schema.from_dict(no_order)).names == schema.names
-    frame = pd.DataFrame({"patient": ["a", "b", "a", "a", "b"], "day": [9, 4, 1, 5, 2]})
-    ranked = with_positions(FrameSource(frame), schema).frame
-    assert ranked[POSITION].tolist() == ["3", "2", "1", "2", "1"]
-    clash = json.loads(json.dumps(VISITS_SCHEMA))
-    clash["columns"][POSITION] = {"kind": "integer", "lower": 0, "upper": 1}
-    with pytest.raises(SchemaError, match="reserved"):
-        with_position(Schema.from_dict(clash))
