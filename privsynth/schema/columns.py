@@ -109,7 +109,8 @@ class Column:
         person keeps constant too; ``row`` (default) otherwise.
     order
         This column orders a person's rows (visit day, year): each synthetic person's rows
-        come sorted by it.
+        come sorted by it. ``"distinct"`` (integer columns): no two rows of a person share a
+        value, as in a panel with one row per survey year.
     """
 
     name: str
@@ -127,7 +128,7 @@ class Column:
     source: str = "public"
     note: str | None = None
     level: str = "row"
-    order: bool = False
+    order: bool | str = False
 
     def __post_init__(self) -> None:
         where = f"column {self.name!r}"
@@ -135,8 +136,13 @@ class Column:
             raise SchemaError(f"{where}: level {self.level!r} must be one of {LEVELS}")
         if self.kind == "identifier" and (self.level != "row" or self.order):
             raise SchemaError(f"{where}: an identifier takes no 'level' or 'order'")
-        if not isinstance(self.order, bool):
-            raise SchemaError(f"{where}: order ({self.order!r}) must be true or false")
+        if not isinstance(self.order, bool) and self.order != "distinct":
+            raise SchemaError(f'{where}: order ({self.order!r}) must be true, false or "distinct"')
+        if self.order == "distinct" and self.kind != "integer":
+            raise SchemaError(
+                f'{where}: order "distinct" needs an integer column (a year, a wave, a day '
+                f'number), not {self.kind}; use "order": true'
+            )
         if not isinstance(self.name, str) or not self.name.strip():
             raise SchemaError(f"column names must be non-empty strings, got {self.name!r}")
         if self.kind not in KINDS:
@@ -329,7 +335,7 @@ class Column:
         if self.level != "row":
             out["level"] = self.level
         if self.order:
-            out["order"] = True
+            out["order"] = self.order
         return out
 
     @classmethod

@@ -23,6 +23,7 @@ from privsynth.schema.columns import SCHEMA_VERSION, Column
 from privsynth.schema.draft import draft_columns
 from privsynth.schema.unit import (
     UnitOfPrivacy,
+    check_distinct_order,
     check_persons,
     check_unit_columns,
     repeated_identifiers,
@@ -228,6 +229,9 @@ class Schema:
             report.dropped_identifiers.remove(unit.column)
             check_unit_columns(
                 clean, unit.column, [c.name for c in self.columns if c.level == "unit"]
+            )
+            check_distinct_order(
+                clean, unit.column, [c.name for c in self.columns if c.order == "distinct"]
             )
         return clean, report
 

@@ -171,6 +171,23 @@ def check_unit_columns(frame: pd.DataFrame, person: str, columns: list[str]) -> 
             )
 
 
+def check_distinct_order(frame: pd.DataFrame, person: str, columns: list[str]) -> None:
+    """Refuse an ``order: "distinct"`` column whose value repeats within a real person
+    (naming the column, the rows and the value), before anything is spent."""
+    for name in columns:
+        repeats = frame.duplicated([person, name]) & frame[name].notna()
+        if repeats.any():
+            first = int(np.flatnonzero(repeats.to_numpy())[0])
+            who, value = frame[person].iloc[first], frame[name].iloc[first]
+            rows = np.flatnonzero(((frame[person] == who) & (frame[name] == value)).to_numpy())
+            raise DataError(
+                f"column {name!r} is declared 'order': 'distinct' (one row per value and "
+                f"person) but {int(repeats.sum())} row(s) repeat a value of their person, e.g. "
+                f"rows {rows[:3].tolist()} hold {value!r}; remove the repeats, or declare "
+                "'order': true"
+            )
+
+
 def repeated_identifiers(frame: pd.DataFrame, identifiers: list[str]) -> dict[str, int]:
     """The identifier columns whose values repeat, with the most rows one value holds (exact:
     a hint for the custodian drafting a schema, never released)."""

@@ -316,3 +316,38 @@ def test_the_cli_releases_a_folder_of_linked_tables(tmp_path):
         "synthetic.visits.csv",
     ]
     assert cli("verify", "r2").returncode == 0
+
+
+def test_a_distinct_order_column_never_repeats_within_a_synthetic_person():
+    # A panel: each woman interviewed in 1-8 of the years 68-88, once a year; wage grows with
+    # the year. Drawn without the rule, a person of m rows repeats a year with probability
+    # ~1 - prod(1 - i/21) (a third of persons at m = 4): the test can fail.
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 9, 600)
+    years = np.concatenate(
+        [np.sort(rng.choice(np.arange(68, 89), m, replace=False)) for m in sizes]
+    )
+    df = pd.DataFrame(
+        {
+            "woman": np.repeat([f"W{i}" for i in range(600)], sizes),
+            "year": years,
+            "wage": (1 + (years - 68) / 10 + rng.normal(0, 0.2, len(years))).clip(0, 5).round(2),
+        }
+    )
+    schema = Schema.from_dict({
+        "version": 1,
+        "unit_of_privacy": {"column": "woman", "max_rows": 8},
+        "columns": {
+            "woman": {"kind": "identifier"},
+            "year": {"kind": "integer", "lower": 68, "upper": 88, "order": "distinct"},
+            "wage": {"kind": "continuous", "lower": 0, "upper": 5},
+        },
+    })  # fmt: skip
+    syn = MST(epsilon=3.0).fit(df, schema).sample(3000, seed=2)
+    per = syn.groupby("woman")["year"]
+    assert per.apply(lambda y: y.is_unique and y.is_monotonic_increasing).all()
+    assert syn["year"].between(68, 88).all()
+    twice = pd.concat([df, df.iloc[[0]]], ignore_index=True)
+    message = rf"'year' is declared 'order': 'distinct'.*rows \[0, {len(df)}\]"
+    with pytest.raises(DataError, match=message):
+        schema.validate(twice)

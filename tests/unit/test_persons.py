@@ -159,3 +159,16 @@ def test_synthetic_persons_hold_exactly_the_rows_asked_for():
     assert set(np.unique(sizes[:-1])) <= {1, 3}
     ids = synthetic_ids(len(sizes))
     assert ids[0] == "S-000001" and len(set(ids)) == len(ids)
+
+
+def test_a_distinct_order_column_is_an_integer_and_round_trips():
+    from privsynth.schema import Column
+
+    year = Column.from_dict(
+        "year", {"kind": "integer", "lower": 68, "upper": 88, "order": "distinct"}
+    )
+    assert year.order == "distinct" and Column.from_dict("year", year.to_dict()) == year
+    with pytest.raises(SchemaError, match="needs an integer column"):
+        Column.from_dict("day", {"kind": "continuous", "lower": 0, "upper": 1, "order": "distinct"})
+    with pytest.raises(SchemaError, match='must be true, false or "distinct"'):
+        Column.from_dict("year", {"kind": "integer", "lower": 0, "upper": 1, "order": "strict"})
