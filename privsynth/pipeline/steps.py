@@ -248,6 +248,8 @@ def _rules_kept(gen: Generator, synthetic: pd.DataFrame) -> list[dict[str, Any]]
     PrivsynthError
         If a synthetic row breaks a rule: nothing is released (the fit's budget is spent).
     """
+    if not gen.schema_.rules:
+        return []
     counts = gen.schema_.rule_violations(synthetic)
     checks = [{**check, "violations": n} for check, n in zip(gen.rule_checks_, counts, strict=True)]
     broken = [f"{c['rule']}: {c['violations']} row(s)" for c in checks if c["violations"]]

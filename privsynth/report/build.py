@@ -256,7 +256,7 @@ def build_report(
     fingerprint: Mapping[str, str],
     release: Mapping[str, Any],
     ledger: Mapping[str, Any],
-    rules: Sequence[Mapping[str, Any]],
+    rules: Sequence[Mapping[str, Any]] = (),
     utility: Mapping[str, Any] | None,
     attacks: Mapping[str, Any] | None,
     verdict: Mapping[str, Any],
