@@ -159,11 +159,6 @@ class Rule:
         return f"{', '.join(self.columns)}: {self.kind} {combos or 'nothing'}"
 
     @property
-    def mapping_dict(self) -> dict[str, Any]:
-        """The declared mapping as a dict (empty without one)."""
-        return dict(self.mapping or ())
-
-    @property
     def derived(self) -> str | None:
         """The coarse column a ``determines`` rule with a mapping derives, else None."""
         return self.columns[1] if self.kind == "determines" and self.mapping is not None else None

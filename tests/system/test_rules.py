@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from privsynth.budget import Budget, Ledger
+from privsynth.budget import Budget, Ledger, list_datasets
 from privsynth.cli import main
-from privsynth.errors import ConfigError, DataError
+from privsynth.errors import EXIT_CODES, ConfigError, DataError
 from privsynth.generators.registry import make_generator
 from privsynth.pipeline import release
+from privsynth.report.keys import keygen
 from privsynth.schema import Schema
 from tests.unit.test_rules import EDU_NUM, toy_rules_table
 
@@ -152,3 +153,44 @@ def test_rejection_rate_is_recorded_and_sampling_is_reproducible(toy):
     assert a.equals(b)
     rates = [c["rejection_rate"] for c in gen.rule_checks_]
     assert all(0 <= r < 1 for r in rates) and np.isfinite(rates).all()
+
+
+def test_cli_release_refuses_then_drops_rows_breaking_a_rule(toy, tmp_path, capsys):
+    df, schema = toy
+    bad = df.copy()
+    bad.loc[[4, 6], "edu_num"] = 1  # PhD or HS with code 1: breaks the declared mapping
+    bad.to_csv(tmp_path / "t.csv", index=False)
+    schema.save(tmp_path / "s.json")
+    keygen(tmp_path / "k")
+    args = [
+        "release",
+        str(tmp_path / "t.csv"),
+        "--schema",
+        str(tmp_path / "s.json"),
+        "--epsilon",
+        "1",
+        "--ledger",
+        str(tmp_path / "l.sqlite"),
+        "--cap-epsilon",
+        "3",
+        "--key",
+        str(tmp_path / "k"),
+        "--no-canary",
+        "--rows",
+        "1000",
+        "--out",
+        str(tmp_path / "rel"),
+    ]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_CODES["DataError"], err
+    assert "rules[0] (determines edu, edu_num): 2 row(s)" in err and "--drop-rule-violations" in err
+    assert list_datasets(tmp_path / "l.sqlite") == []  # refused before the cap is written
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--drop-rule-violations"])
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    assert "rules[0] (determines edu, edu_num): 2 row(s) break it and were left out" in out.err
+    report = json.loads((tmp_path / "rel" / "audit.json").read_text())
+    assert [r["violations"] for r in report["schema"]["rules"]] == [0, 0, 0]
