@@ -4,6 +4,7 @@ refuses real rows that break a rule before any spend, or drops them and reports 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -62,6 +63,14 @@ def test_saved_marginal_model_keeps_the_rules_after_loading(toy, tmp_path):
     out = again.sample(5000, seed=1)
     assert again.schema_.rules == schema.rules and schema.rule_violations(out) == [0, 0, 0]
     assert out.equals(gen.sample(5000, seed=1))
+
+
+def test_streamed_parquet_keeps_the_rules_in_every_chunk(toy, tmp_path):
+    df, schema = toy
+    gen = make_generator("aim", 1.0, 1e-9, round_iters=50).fit(df, schema)
+    gen.sample_to_parquet(tmp_path / "s.parquet", 7000, chunk_rows=3000, seed=2)
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    assert len(out) == 7000 and schema.rule_violations(out) == [0, 0, 0]
 
 
 def test_rules_need_a_row_level_unit_and_conditions_refuse_derived_columns(toy):
