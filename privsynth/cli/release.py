@@ -94,6 +94,12 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 @click.option("--force", is_flag=True, help="Replace an earlier release (or empty) --out folder.")
 @UNSAFE_DATA_DOMAIN
 @click.option(
+    "--drop-rule-violations",
+    is_flag=True,
+    help="Leave real rows that break a rule of the schema out of the fit (a per-row filter by "
+    "public rules: no privacy cost; you are told how many) instead of refusing the release.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["pandas", "duckdb", "spark"]),
     default="pandas",
@@ -132,6 +138,7 @@ def release_cmd(
     seed: int | None,
     force: bool,
     unsafe_data_domain: bool,
+    drop_rule_violations: bool,
     engine: str,
     spark_master: str,
 ) -> None:
@@ -162,6 +169,7 @@ def release_cmd(
         seed=seed,
         force=force,
         allow_data_dependent_domain=unsafe_data_domain,
+        on_rule_violation="drop" if drop_rule_violations else "error",
         generator_params=(
             {"discovery_share": discovery_share} if discovery_share is not None else {}
         ),

@@ -10,6 +10,7 @@ import click
 from privsynth.cli.options import FILE, UNSAFE_DATA_DOMAIN, file_option
 from privsynth.io import read_table, read_tables
 from privsynth.schema import LinkedSchema, Schema, load_schema
+from privsynth.schema.rules import label
 from privsynth.schema.unit import repeated_identifiers
 
 
@@ -84,7 +85,7 @@ def schema_check(
         schema = given.joined()
     else:
         schema, table = given, read_table(data)
-    _, report = schema.validate(table, on_unknown=on_unknown)
+    clean, report = schema.validate(table, on_unknown=on_unknown)
     for line in report.lines():
         click.echo(f"note: {line}")
     unit = schema.unit_of_privacy
@@ -98,6 +99,15 @@ def schema_check(
         )
     for caveat in schema.release_caveats(allow_data_dependent_domain=unsafe_data_domain):
         click.echo(caveat)
+    broken = schema.rule_violations(clean)
+    for i, (rule, n) in enumerate(zip(schema.rules, broken, strict=True)):
+        state = f"{n} row(s) break it" if n else "no row breaks it"
+        click.echo(f"{label(i, rule)} {rule.describe()}: {state} (for you only)")
+    if any(broken):
+        click.echo(
+            "a release refuses data that breaks a rule: fix the rows or the rule, or pass "
+            "--drop-rule-violations to leave those rows out of the fit"
+        )
     undeclared = schema.undeclared_columns()
     if undeclared:
         click.echo(

@@ -49,6 +49,7 @@ from privsynth.device import resolve_device
 from privsynth.discovery import clipped_shares, custodian_notes, discover_domains, plan_discovery
 from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, PrivsynthError
+from privsynth.generators.rules import Draw, keep_rules, learned_mappings
 from privsynth.generators.split import Budgeting, check_budget_params, split_budget
 from privsynth.persons import bound_persons
 from privsynth.schema import Schema, UnitOfPrivacy
@@ -75,12 +76,14 @@ class FitPlan:
 
 @dataclass(frozen=True)
 class FitContext:
-    """A fit in progress, as the family's mechanism sees it: the plan, and the ledger with the
-    reservation made before reading (both None without a ledger)."""
+    """A fit in progress, as the family's mechanism sees it: the plan, the ledger with the
+    reservation made before reading (both None without a ledger), and the schema the table
+    was encoded under (domains learned)."""
 
     plan: FitPlan
     ledger: Ledger | None
     first: Reservation | None
+    schema: Schema
 
 
 @dataclass
@@ -152,6 +155,11 @@ class Generator(ABC):
                 f"{self.name} cannot yet protect a person who owns many rows "
                 f"({schema.unit_of_privacy.describe()}); use mst or aim"
             )
+        if schema.unit_of_privacy.is_person and schema.rules:
+            raise ConfigError(
+                "rules are not supported yet when a person owns many rows (redrawing a row "
+                "would break the person's unit-level columns): remove 'rules' from the schema"
+            )
         b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
         discovery = plan_discovery(schema, rho=b.discovery_rho, delta=b.discovery_delta)
         return self._plan_rest(b, [*b.persons_events(), *discovery])
@@ -219,7 +227,7 @@ class Generator(ABC):
                 spent += found
             # 6. measure; encoding under the learned schema maps values too rare to learn to
             # "(other)".
-            run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first))
+            run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first, learned))
         spent += run.charges
         self._check_within(spent, run.planned)  # 7. check within
         notes += custodian_notes(clipped_shares(source, schema, learned))
@@ -306,12 +314,33 @@ class Generator(ABC):
             raise ConfigError(f"n ({n!r}) must be a non-negative integer")
         return int(n)
 
-    @abstractmethod
     def sample(
         self, n: int | None = None, *, seed: int | np.random.Generator | None = None
     ) -> pd.DataFrame:
         """Draw ``n`` synthetic rows (default: the DP estimate of the row count) in the
-        schema's value space. Post-processing: costs no privacy budget."""
+        schema's value space, keeping the schema's rules. Post-processing: costs no privacy
+        budget."""
+        rows = self._rows(n)
+        rng = np.random.default_rng(seed)
+        return self._keep_rules(self._draw(rows, rng), self._draw, rng)
+
+    @abstractmethod
+    def _draw(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        """``n`` rows drawn from the fitted model, decoded (rules not yet applied)."""
+
+    def _keep_rules(
+        self, frame: pd.DataFrame, draw: Draw, rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """``frame`` with the schema's rules kept (:mod:`privsynth.generators.rules`): derived
+        columns set, breaking rows redrawn with ``draw`` and the rest repaired. What each rule
+        took is kept in ``rule_checks_`` (of the last sample). Post-processing."""
+        if not self.schema_.rules:
+            self.rule_checks_: list[dict[str, Any]] = []
+            return frame
+        if not hasattr(self, "rule_mappings_"):  # a function of the model: computed once
+            self.rule_mappings_ = learned_mappings(self.schema_, self._draw)
+        frame, self.rule_checks_ = keep_rules(frame, self.schema_, draw, rng, self.rule_mappings_)
+        return frame
 
     # ---------------------------------------------------------------- report
     def get_params(self) -> dict[str, Any]:

@@ -39,6 +39,10 @@ TOL = 1e-4  # stop when a chunk improves the scaled loss by less than this
 # it saves once the cells number in the tens of thousands (benchmarks/run_inference.py
 # --flat-max-cells measures where the two cross).
 FLAT_MAX_CELLS = 40_000
+#: Log-potential of a structural zero: exp(-1e4) is exactly 0 in float64, so the cell gets no
+#: mass; finite (unlike -inf) so that log-sum-exp over a clique whose cells are all zero stays
+#: finite, gradients stay free of NaN, and the model still saves as JSON.
+STRUCTURAL_ZERO = -1e4
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ def estimate(
     extra_cliques: Sequence[Sequence[str]] = (),
     warm_start: GraphicalModel | None = None,
     init: Mapping[tuple[str, ...], np.ndarray] | None = None,
+    zeros: Mapping[tuple[str, ...], np.ndarray] | None = None,
     device: str | torch.device = "auto",
 ) -> GraphicalModel:
     """Fit a :class:`GraphicalModel` to ``measurements``.
@@ -94,6 +99,12 @@ def estimate(
     measurement touches (e.g. AIM's candidate cliques); ``warm_start`` reuses the potentials
     of an earlier model on the same domain; ``init`` gives starting log-potentials for some
     cliques (e.g. a closed form that is exact when the measurements are consistent).
+
+    ``zeros`` maps a clique (domain order) to a boolean mask of its cells (row-major) that
+    public rules forbid (structural zeros, see :mod:`privsynth.generators.marginal.zeros`):
+    the clique joins the model and those cells keep the log-potential
+    :data:`STRUCTURAL_ZERO`, so the estimate puts no mass there. The estimator's loss on
+    them is a constant, so noise measured on impossible cells does not pull the fit.
     """
     for m in measurements:
         if tuple(m.clique) != jt.canonical(m.clique, domain):
@@ -103,9 +114,13 @@ def estimate(
                 f"measurement on {m.clique} has {len(m.values)} cells, expected "
                 f"{jt.cells(m.clique, domain)}"
             )
+    zeros = dict(zeros or {})
+    for clique, cells in zeros.items():
+        if tuple(clique) != jt.canonical(clique, domain) or len(cells) != jt.cells(clique, domain):
+            raise ValueError(f"structural zeros on {clique} must be in domain order, one per cell")
     total = estimate_total(measurements)
     cliques = [m.clique for m in measurements] + [jt.canonical(c, domain) for c in extra_cliques]
-    model = GraphicalModel(domain, cliques, total, device=device)
+    model = GraphicalModel(domain, [*cliques, *zeros], total, device=device)
     if warm_start is not None:
         old = dict(zip(warm_start.cliques, warm_start.theta, strict=True))
         model.theta = [
@@ -134,22 +149,32 @@ def estimate(
         device=dev,
         dtype=dt,
     )
-    # One flat parameter vector, viewed per clique, for L-BFGS (lbfgs.py).
+    # One flat parameter vector, viewed per clique, for L-BFGS (lbfgs.py); the structural
+    # zeros are a constant added to it, so the optimiser never moves them.
     shapes = [t.shape for t in model.theta]
     sizes = [t.numel() for t in model.theta]
-    flat = torch.cat([t.reshape(-1) for t in model.theta]).detach().requires_grad_(True)
+    fixed = torch.zeros(sum(sizes), device=dev, dtype=torch.bool)
+    starts = np.cumsum([0, *sizes])
+    for clique, cells in zeros.items():
+        k = model.cliques.index(tuple(clique))
+        at = torch.as_tensor(starts[k] + np.flatnonzero(cells), device=dev)
+        fixed[at] = True
+    mask = torch.where(fixed, STRUCTURAL_ZERO, 0.0).to(dt)
+    start = torch.cat([t.reshape(-1) for t in model.theta]).detach()
+    flat = torch.where(fixed, 0.0, start).to(dt).requires_grad_(True)
     cliques = [m.clique for m in measurements]
 
     if model.tree.size(domain) <= FLAT_MAX_CELLS:
         level_batched = FlatBP(model, cliques)
 
         def marginals() -> torch.Tensor:
-            return level_batched(flat)
+            return level_batched(flat + mask)
 
     else:
 
         def marginals() -> torch.Tensor:
-            model.theta = [v.view(s) for v, s in zip(flat.split(sizes), shapes, strict=True)]
+            theta = (flat + mask).split(sizes)
+            model.theta = [v.view(s) for v, s in zip(theta, shapes, strict=True)]
             return torch.cat([p.reshape(-1) for p in model.project(model.beliefs(), cliques)])
 
     def loss_fn() -> torch.Tensor:
@@ -168,7 +193,7 @@ def estimate(
         evaluate = _graphed(loss_fn, flat) if dev.type == "cuda" else eager
         calls = lbfgs.minimize(evaluate, flat, max_calls=iters, chunk=CHUNK, tol=TOL)
     log.debug("estimate: %d belief-propagation calls", calls)
-    final = flat.detach()
+    final = (flat + mask).detach()
     model.theta = [v.view(s) for v, s in zip(final.split(sizes), shapes, strict=True)]
     model.iterations_ = calls
     return model

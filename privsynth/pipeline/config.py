@@ -12,6 +12,7 @@ from privsynth.errors import ConfigError
 from privsynth.generators.base import Generator
 from privsynth.generators.registry import GENERATORS, make_generator
 from privsynth.schema import Schema
+from privsynth.sources.source import ON_RULE_VIOLATION, OnRuleViolation
 
 FORMATS = ("csv", "parquet")
 
@@ -49,6 +50,10 @@ class ReleaseConfig:
         Replace an earlier release (or an empty folder) at ``out``.
     allow_data_dependent_domain
         Accept domains read from the data (stated in the report as a caveat).
+    on_rule_violation
+        What to do with real rows that break a rule of the schema: ``error`` (default: refuse
+        the release before any privacy spend) or ``drop`` (leave them out of the fit: a
+        per-row filter by public rules, DP-safe; the custodian is told how many).
     source
         The file the data was read from, if any: its bytes are fingerprinted.
     """
@@ -69,6 +74,7 @@ class ReleaseConfig:
     seed: int | None = None
     force: bool = False
     allow_data_dependent_domain: bool = False
+    on_rule_violation: OnRuleViolation = "error"
     generator_params: Mapping[str, Any] | None = None
     source: Path | None = None
 
@@ -84,6 +90,10 @@ class ReleaseConfig:
         if not 0 <= self.holdout_fraction < 1:
             raise ConfigError(
                 f"holdout fraction ({self.holdout_fraction!r}) must be in [0, 1), e.g. 0.2"
+            )
+        if self.on_rule_violation not in ON_RULE_VIOLATION:
+            raise ConfigError(
+                f"on_rule_violation ({self.on_rule_violation!r}) must be one of {ON_RULE_VIOLATION}"
             )
         if self.generator not in GENERATORS:
             make_generator(self.generator, self.epsilon, self.delta)  # raises, naming the known

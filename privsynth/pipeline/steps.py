@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.attacks.policy import load_policy
 from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict, list_datasets
-from privsynth.errors import ConfigError
+from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.generators.base import Generator
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.evaluate import evaluate
@@ -34,7 +34,7 @@ from privsynth.report.pdf import NO_BROWSER, find_browser
 from privsynth.report.sign import sha256_file
 from privsynth.report.verify import validate_report
 from privsynth.schema import LinkedSchema, Schema
-from privsynth.sources.source import FrameSource, as_source
+from privsynth.sources.source import FrameSource, as_source, rules_unsupported
 from privsynth.sources.sql import SqlSource
 
 
@@ -146,6 +146,7 @@ def run(
     spent_before = ledger.spent()
     gen.fit(split.fit, schema, ledger)  # reserves the whole charge before reading a row
     synthetic = gen.sample(config.rows, seed=rng)
+    rules = _rules_kept(gen, synthetic)
     evaluation = evaluate(gen, split, synthetic, config, seed=int(rng.integers(2**31)))
     spec = gen.privacy_spec()
     ledger_info = _ledger_record(gen, ledger, spec, spent_before, config.delta)
@@ -180,6 +181,7 @@ def run(
                 "engine": _engine_name(data),
             },
             ledger=ledger_info,
+            rules=rules,
             utility=evaluation["utility"],
             attacks=evaluation["attacks"],
             verdict=evaluation["verdict"],
@@ -234,6 +236,8 @@ def _check(
     gen = config.make_generator()
     schema.release_caveats(allow_data_dependent_domain=config.allow_data_dependent_domain)
     if isinstance(data, SqlSource):
+        if schema.rules:
+            raise rules_unsupported(_engine_name(data))
         if config.source is None:
             raise ConfigError("a release from a DuckDB or Spark table needs its source file")
         if config.generator not in ("mst", "aim"):
@@ -256,18 +260,44 @@ def _validate_and_split(
 
     Returns the split and the custodian's notes on values clipped to declared bounds.
     """
-    source = as_source(data).validate(schema)
+    source = as_source(data).validate(schema, on_rule_violation=config.on_rule_violation)
     if isinstance(source, SqlSource):
         return split_in_engine(source, config.holdout_fraction, rng), []
     assert isinstance(source, FrameSource)  # as_source makes a FrameSource of a DataFrame
     n = len(source.frame)
-    clipping = [
+    notes = [
         f"{name}: {k} value(s) ({k / n:.2%}) lie outside its declared bounds and were "
         "clipped to them"
         for name, k in source.clipped.items()
         if k
     ]
-    return split_frame(source, config.holdout_fraction, rng, schema.unit_of_privacy), clipping
+    notes += [
+        f"{rule}: {k} row(s) break it and were left out of the fit (--drop-rule-violations)"
+        for rule, k in source.dropped_by_rules.items()
+    ]
+    return split_frame(source, config.holdout_fraction, rng, schema.unit_of_privacy), notes
+
+
+def _rules_kept(gen: Generator, synthetic: pd.DataFrame) -> list[dict[str, Any]]:
+    """Count again, on the table to be released, the rows that break each rule (must be 0),
+    next to what keeping it took at sampling; the report lists them.
+
+    Raises
+    ------
+    PrivsynthError
+        If a synthetic row breaks a rule: nothing is released (the fit's budget is spent).
+    """
+    if not gen.schema_.rules:
+        return []
+    counts = gen.schema_.rule_violations(synthetic)
+    checks = [{**check, "violations": n} for check, n in zip(gen.rule_checks_, counts, strict=True)]
+    broken = [f"{c['rule']}: {c['violations']} row(s)" for c in checks if c["violations"]]
+    if broken:
+        raise PrivsynthError(
+            f"the synthetic table breaks the schema's rules ({'; '.join(broken)}); nothing was "
+            "released. Please report this."
+        )
+    return checks
 
 
 def _ledger_record(

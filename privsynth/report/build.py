@@ -22,7 +22,7 @@ import hmac
 import math
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -256,14 +256,21 @@ def build_report(
     fingerprint: Mapping[str, str],
     release: Mapping[str, Any],
     ledger: Mapping[str, Any],
+    rules: Sequence[Mapping[str, Any]] = (),
     utility: Mapping[str, Any] | None,
     attacks: Mapping[str, Any] | None,
     verdict: Mapping[str, Any],
     signer: str,
     started: datetime,
 ) -> dict:
-    """Assemble the report (the in-toto predicate) and set its ``report_id``."""
+    """Assemble the report (the in-toto predicate) and set its ``report_id``.
+
+    ``rules`` holds, per rule of the schema, its description, the rows of the synthetic table
+    that break it (0: the release checks) and its rejection rate at sampling
+    (:func:`privsynth.generators.rules.keep_rules`)."""
     schema = schema_section(given_schema, learned_schema, caveats)
+    if rules:
+        schema["rules"] = [dict(r) for r in rules]
     report = plain(
         {
             "report_format": REPORT_FORMAT,

@@ -283,7 +283,26 @@ def schema(report: Mapping[str, Any]) -> str:
         ),
     )
     caveats = "".join(f'<p class="bad">{escape(c)}</p>' for c in s["data_dependent_caveats"])
-    return f'<p class="muted">schema SHA-256 <code>{s["sha256"]}</code></p>' + caveats + cols
+    return (
+        f'<p class="muted">schema SHA-256 <code>{s["sha256"]}</code></p>'
+        + caveats
+        + cols
+        + rules(s)
+    )
+
+
+def rules(s: Mapping[str, Any]) -> str:
+    """The schema's rules: synthetic rows breaking each (the release checks it is 0) and how
+    often sampling redrew a row for it."""
+    if not s.get("rules"):
+        return ""
+    return "<h3>Rules every synthetic row keeps</h3>" + table(
+        ("rule", "meaning", "synthetic rows breaking it", "rejection rate", "rows repaired"),
+        (
+            (r["rule"], r["description"], r["violations"], r["rejection_rate"], r["rows_repaired"])
+            for r in s["rules"]
+        ),
+    )
 
 
 def _encoding(enc: Mapping[str, Any] | None) -> str:

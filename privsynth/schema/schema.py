@@ -21,6 +21,7 @@ from privsynth.errors import SchemaError
 from privsynth.io import atomic_write_text
 from privsynth.schema.columns import SCHEMA_VERSION, Column
 from privsynth.schema.draft import draft_columns
+from privsynth.schema.rules import Rule, check_rules, count_broken
 from privsynth.schema.unit import (
     UnitOfPrivacy,
     check_distinct_order,
@@ -49,9 +50,13 @@ class Schema:
     columns: tuple[Column, ...]
     unit_of_privacy: UnitOfPrivacy = UnitOfPrivacy()
     version: int = SCHEMA_VERSION
+    #: Domain rules every synthetic row keeps: public knowledge, never read from the data
+    #: (:mod:`privsynth.schema.rules`).
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "rules", tuple(self.rules))
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -80,6 +85,7 @@ class Schema:
                 f"schema version {self.version!r} is not supported (this privsynth reads "
                 f"version {SCHEMA_VERSION})"
             )
+        check_rules(self.rules, self.columns)
 
     # ----------------------------------------------------------------- access
     @property
@@ -141,11 +147,14 @@ class Schema:
 
     # ------------------------------------------------------------ round trip
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": self.version,
             "unit_of_privacy": self.unit_of_privacy.to_json(),
             "columns": {c.name: c.to_dict() for c in self.columns},
         }
+        if self.rules:
+            out["rules"] = [r.to_dict() for r in self.rules]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -154,16 +163,20 @@ class Schema:
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
         if not isinstance(data, Mapping):
             raise SchemaError("a schema must be a JSON object with 'version' and 'columns'")
-        unknown = sorted(set(data) - {"version", "unit_of_privacy", "columns"})
+        unknown = sorted(set(data) - {"version", "unit_of_privacy", "columns", "rules"})
         if unknown:
             raise SchemaError(f"schema has unknown field(s) {unknown}")
         cols = data.get("columns")
         if not isinstance(cols, Mapping) or not cols:
             raise SchemaError("schema needs a non-empty 'columns' object: {name: {kind: ...}}")
+        rules = data.get("rules", [])
+        if not isinstance(rules, list):
+            raise SchemaError("schema 'rules' must be a list of rule objects (docs/schema.md)")
         return cls(
             columns=tuple(Column.from_dict(str(n), spec) for n, spec in cols.items()),
             unit_of_privacy=data.get("unit_of_privacy", "row"),
             version=data.get("version", SCHEMA_VERSION),
+            rules=tuple(Rule.from_dict(i, r) for i, r in enumerate(rules)),
         )
 
     @classmethod
@@ -202,6 +215,11 @@ class Schema:
         return cls(columns=columns, unit_of_privacy=UnitOfPrivacy(person, "dp"))
 
     # -------------------------------------------------------------- validate
+    def rule_violations(self, frame: pd.DataFrame) -> list[int]:
+        """How many rows of ``frame`` (validated rows, or synthetic ones) break each of
+        :attr:`rules`, in order. Exact: for the custodian only when ``frame`` is private."""
+        return count_broken(self.rules, frame, self.columns)
+
     def validate(
         self, df: pd.DataFrame, *, on_unknown: OnUnknown = "error"
     ) -> tuple[pd.DataFrame, ValidationReport]:

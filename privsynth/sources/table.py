@@ -94,6 +94,32 @@ class MappedTable(EncodedTable):
         return out
 
 
+class ColumnsTable(EncodedTable):
+    """``base`` restricted to the columns at indices ``keep`` (in that order): counts over a
+    clique of the view are the base's counts over the matching base columns.
+
+    Examples
+    --------
+    >>> base = ArrayTable(np.array([[0, 1], [1, 1]]), {"a": 2, "b": 2})
+    >>> view = ColumnsTable(base, [1])
+    >>> view.shape, view.marginals([(0,)])[0].tolist()
+    ({'b': 2}, [0, 2])
+    """
+
+    def __init__(self, base: EncodedTable, keep: Sequence[int]) -> None:
+        self.base = base
+        self.keep = list(keep)
+        names, sizes = list(base.shape), base.sizes
+        self._shape = {names[j]: sizes[j] for j in self.keep}
+
+    @property
+    def shape(self) -> dict[str, int]:
+        return dict(self._shape)
+
+    def marginals(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        return self.base.marginals([[self.keep[j] for j in c] for c in cliques])
+
+
 def marginal(codes: np.ndarray, cols: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
     """Exact counts of ``codes[:, cols]`` as a flat int64 vector in row-major cell order.
 

@@ -232,15 +232,9 @@ class DPSGDGenerator(Generator):
         """Restore what :meth:`_state` wrote."""
 
     # ----------------------------------------------------------------- sample
-    def sample(
-        self, n: int | None = None, *, seed: int | np.random.Generator | None = None
-    ) -> pd.DataFrame:
-        """Draw ``n`` synthetic rows (default: the DP estimate of the row count) in the
-        schema's value space. Post-processing: costs no privacy budget."""
-        rows = self._rows(n)
-        rng = np.random.default_rng(seed)
+    def _draw(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
         with torch.no_grad():
-            logits = self._logits(rows, rng)
+            logits = self._logits(n, rng)
         return self.encoder_.decode(self.blocks_.sample_codes(logits, rng), seed=rng)
 
     # ----------------------------------------------------------------- report

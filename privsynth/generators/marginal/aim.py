@@ -30,9 +30,11 @@ from privsynth import mechanisms
 from privsynth.budget.events import PrivacyEvent
 from privsynth.errors import ConfigError
 from privsynth.generators.marginal.base import MarginalGenerator
+from privsynth.generators.marginal.zeros import structural_zeros
 from privsynth.inference import junction_tree as jt
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
+from privsynth.schema import Schema
 from privsynth.sources.table import EncodedTable
 
 ALPHA = 0.9  # share of each round's budget spent on measuring (the rest on selecting)
@@ -76,8 +78,9 @@ class AIM(MarginalGenerator):
         if int(self.round_iters) != self.round_iters or self.round_iters < 1:
             raise ConfigError(f"round_iters ({self.round_iters!r}) must be a positive integer")
 
-    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+    def _fit_table(self, table: EncodedTable, rho: float, schema: Schema) -> list[PrivacyEvent]:
         shape = table.shape
+        zeros = structural_zeros(schema, shape)  # cells the rules forbid stay at zero mass
         names = list(shape)
         d = len(names)
         col = {a: j for j, a in enumerate(names)}
@@ -114,7 +117,9 @@ class AIM(MarginalGenerator):
         for a in names:
             measure((a,), sigma)
             used += 1 / (2 * sigma**2)
-        model = estimate(measurements, shape, iters=self.round_iters, device=self.device)
+        model = estimate(
+            measurements, shape, iters=self.round_iters, zeros=zeros, device=self.device
+        )
         limit_bytes = self.max_model_size * 2**20
         last = False
         while not last and used < rho:
@@ -152,6 +157,7 @@ class AIM(MarginalGenerator):
                 iters=self.round_iters,
                 warm_start=model,
                 init=_ipf_start(model, clique, measurements[-1].values, before, IPF_STEP),
+                zeros=zeros,
                 device=self.device,
             )
             after = model.marginal(clique)
@@ -160,7 +166,12 @@ class AIM(MarginalGenerator):
                 sigma, eps = sigma / 2, eps * 2
         self.measurements_ = measurements
         self.model_ = estimate(
-            measurements, shape, iters=self.iters, warm_start=model, device=self.device
+            measurements,
+            shape,
+            iters=self.iters,
+            warm_start=model,
+            zeros=zeros,
+            device=self.device,
         )
         return charges
 

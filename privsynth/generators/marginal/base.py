@@ -21,11 +21,12 @@ from privsynth.budget.events import ZCDP, PrivacyEvent
 from privsynth.errors import ConfigError
 from privsynth.generators.base import FitContext, FitPlan, Generator, Mechanism
 from privsynth.generators.marginal.people import sample_persons
+from privsynth.generators.rules import derived_columns
 from privsynth.generators.split import RHO_MARGIN, Budgeting
 from privsynth.inference.model import one_cpu_thread
 from privsynth.io import atomic_output, atomic_write_text
-from privsynth.schema import CATEGORICAL_KINDS
-from privsynth.sources.table import EncodedTable
+from privsynth.schema import CATEGORICAL_KINDS, Schema
+from privsynth.sources.table import ColumnsTable, EncodedTable
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -35,6 +36,10 @@ class MarginalGenerator(Generator):
     Subclasses implement :meth:`_fit_table` (the mechanism, on encoded data, spending at most
     ``rho`` through :mod:`privsynth.mechanisms`), :meth:`_sample_codes`,
     :meth:`_estimated_rows` and their state (:meth:`_state`, :meth:`_load_state`).
+
+    A column that a ``determines`` rule with a declared mapping fixes is not modelled (never
+    measured: no budget goes to it); the table the mechanism sees leaves it out, and
+    sampling derives it (:mod:`privsynth.generators.rules`).
     """
 
     model_file = "model.json"
@@ -58,20 +63,23 @@ class MarginalGenerator(Generator):
 
     def _mechanism(self, table: EncodedTable, fit: FitContext) -> Mechanism:
         # The mechanism gets a hair less than reserved (RHO_MARGIN).
+        names = list(table.shape)
+        modelled = ColumnsTable(table, [names.index(c) for c in _modelled(fit.schema)])
         with one_cpu_thread():
-            charges = self._fit_table(table, fit.plan.budgeting.rho * RHO_MARGIN)
+            charges = self._fit_table(modelled, fit.plan.budgeting.rho * RHO_MARGIN, fit.schema)
         return Mechanism(charges, fit.plan.reserved, self._estimated_rows())
 
     @abstractmethod
-    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+    def _fit_table(self, table: EncodedTable, rho: float, schema: Schema) -> list[PrivacyEvent]:
         """Run the mechanism on the encoded table's marginals; return the charges of every
-        noisy step."""
+        noisy step. ``schema`` (public) gives the rules whose structural zeros the model
+        keeps (:func:`~privsynth.generators.marginal.zeros.structural_zeros`)."""
 
     @abstractmethod
     def _sample_codes(
         self, n: int, rng: np.random.Generator, conditions: dict[str, list[int]]
     ) -> np.ndarray:
-        """``n`` rows of codes in the encoder's column order."""
+        """``n`` rows of codes of the modelled columns (:func:`_modelled`), in order."""
 
     @abstractmethod
     def _estimated_rows(self) -> int:
@@ -85,7 +93,8 @@ class MarginalGenerator(Generator):
         seed: int | np.random.Generator | None = None,
         conditions: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        """Draw ``n`` synthetic rows (default: the DP estimate of the row count).
+        """Draw ``n`` synthetic rows (default: the DP estimate of the row count), keeping the
+        schema's rules.
 
         ``conditions`` maps a categorical column to a value (or list of values): rows are drawn
         from the model conditioned on it, e.g. ``{"income": ">50K"}`` to oversample a rare
@@ -97,15 +106,35 @@ class MarginalGenerator(Generator):
             if conditions:
                 raise ConfigError("conditions are not supported yet when a person owns many rows")
             return sample_persons(
-                lambda k, c: self._sample_codes(k, rng, c),
+                lambda k, c: self._codes(k, rng, c),
                 self.encoder_,
                 self.schema_,
                 self.persons_,
                 rows,
                 rng,
             )
-        codes = self._sample_codes(rows, rng, self._condition_codes(conditions or {}))
-        return self.encoder_.decode(codes, seed=rng)
+        conds = self._condition_codes(conditions or {})
+
+        def draw(k: int, r: np.random.Generator) -> pd.DataFrame:
+            return self.encoder_.decode(self._codes(k, r, conds), seed=r)
+
+        return self._keep_rules(draw(rows, rng), draw, rng)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
+        return self.encoder_.decode(self._codes(n, rng, {}), seed=rng)
+
+    def _codes(
+        self, n: int, rng: np.random.Generator, conditions: dict[str, list[int]]
+    ) -> np.ndarray:
+        """``n`` rows of codes of every encoded column. A column the model leaves out (derived
+        by a rule) gets code 0, which :meth:`_keep_rules` overwrites with the derived value."""
+        modelled = _modelled(self.schema_)
+        codes = self._sample_codes(n, rng, conditions)
+        if len(modelled) == len(self.encoder_.names):
+            return codes
+        out = np.zeros((n, len(self.encoder_.names)), dtype=np.int64)
+        out[:, [self.encoder_.names.index(c) for c in modelled]] = codes
+        return out
 
     def sample_to_parquet(
         self,
@@ -145,10 +174,14 @@ class MarginalGenerator(Generator):
         )
         rng = np.random.default_rng(seed)
         conds = self._condition_codes(conditions or {})
+
+        def draw(k: int, r: np.random.Generator) -> pd.DataFrame:
+            return self.encoder_.decode(self._codes(k, r, conds), seed=r)
+
         with atomic_output(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             for start in range(0, int(n), chunk_rows) if n else [0]:
                 k = min(chunk_rows, int(n) - start)
-                frame = self.encoder_.decode(self._sample_codes(k, rng, conds), seed=rng)
+                frame = self._keep_rules(draw(k, rng), draw, rng)
                 writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
         return int(n)
 
@@ -156,6 +189,11 @@ class MarginalGenerator(Generator):
         out: dict[str, list[int]] = {}
         for name, wanted in conditions.items():
             col = self.schema_[name]
+            if name in derived_columns(self.schema_):
+                raise ConfigError(
+                    f"conditions: column {name!r} is derived from another by a rule; condition "
+                    "on the column that determines it"
+                )
             if col.kind not in CATEGORICAL_KINDS or col.categories is None:
                 raise ConfigError(
                     f"conditions: column {name!r} is {col.kind}; condition on categorical columns"
@@ -192,3 +230,10 @@ class MarginalGenerator(Generator):
     def _restore(self, doc: dict[str, Any], payload: Any, path: str | Path, device: str) -> None:
         self._load_state(doc["state"])
         self.n_rows_ = self._estimated_rows()
+
+
+def _modelled(schema: Schema) -> list[str]:
+    """The columns the marginal model holds: every synthesised column but those a rule
+    derives (:func:`~privsynth.generators.rules.derived_columns`)."""
+    derived = derived_columns(schema)
+    return [c.name for c in schema.synthesised if c.name not in derived]

@@ -38,6 +38,7 @@ from privsynth.budget.events import PrivacyEvent
 from privsynth.errors import ConfigError
 from privsynth.generators.base import FitPlan
 from privsynth.generators.marginal.base import MarginalGenerator
+from privsynth.generators.marginal.zeros import structural_zeros
 from privsynth.generators.split import allocate
 from privsynth.inference.estimate import Measurement, estimate
 from privsynth.inference.model import GraphicalModel
@@ -195,7 +196,7 @@ class MST(MarginalGenerator):
             )
         return super()._plan(schema)
 
-    def _fit_table(self, table: EncodedTable, rho: float) -> list[PrivacyEvent]:
+    def _fit_table(self, table: EncodedTable, rho: float, schema: Schema) -> list[PrivacyEvent]:
         names, sizes = list(table.shape), table.sizes
         d = len(names)
         # The tree spans every column but the target; the target is paired with all others.
@@ -246,7 +247,7 @@ class MST(MarginalGenerator):
             two.append(Measurement((names[i], names[j]), y.astype(np.float64), sigma_2))
             charges.append(c)
 
-        # 5. Estimate (post-processing).
+        # 5. Estimate (post-processing), with the cells the rules forbid held at zero.
         self.measurements_ = ones + two
         self.compression_ = comp
         self.model_ = estimate(
@@ -255,16 +256,16 @@ class MST(MarginalGenerator):
             iters=self.iters,
             device=self.device,
             init=_tree_init(ones, two[: len(tree)], cdomain),
+            zeros=structural_zeros(schema, cdomain, comp.forward),
         )
         return charges
 
     def _sample_codes(
         self, n: int, rng: np.random.Generator, conditions: dict[str, list[int]]
     ) -> np.ndarray:
+        names = list(self.model_.domain)
         cconds = {
-            name: sorted(
-                {int(self.compression_.forward[self.encoder_.names.index(name)][c]) for c in codes}
-            )
+            name: sorted({int(self.compression_.forward[names.index(name)][c]) for c in codes})
             for name, codes in conditions.items()
         }
         ccodes = self.model_.sample(n, rng, cconds)
@@ -272,7 +273,7 @@ class MST(MarginalGenerator):
         for name, codes in conditions.items():
             # Only the shared rare code can decode to an unwanted value: redraw those rows
             # among the wanted rare values, by the same noisy-count weights.
-            j = self.encoder_.names.index(name)
+            j = names.index(name)
             bad = ~np.isin(out[:, j], codes)
             if bad.any():
                 rare, weights = self.compression_.rare[j], self.compression_.rare_weights[j]

@@ -1,0 +1,201 @@
+"""Domain rules on Adult at epsilon 1: every generator with and without the schema's rules.
+
+The raw Adult table (``../shared/data/adult/adult_raw.csv``, 48,842 rows) under the bundled
+codebook schema, split 80/20 as the other benchmarks split it (``adult_split.split``). Two
+public rules from the codebook:
+
+* ``education`` determines ``education-num`` (the codebook's mapping, declared);
+* ``relationship`` Husband => ``sex`` Male, Wife => Female (forbid [Husband, Female],
+  [Wife, Male]).
+
+The real table breaks the second in a handful of rows; they are dropped from the training
+rows for both variants (the release's ``--drop-rule-violations`` filter), so "violations"
+are synthetic rows breaking a rule the training rows never break. Runs are interleaved
+(for each seed and generator: without rules, then with) in one process, so CPU contention
+from other work hits both alike. Each run: fit, then sample as many rows as the training
+table; graded as ``run_numeric.py`` grades (2-way TVD in the hand-tuned evaluation binning,
+TSTR AUC on the holdout for income), plus each rule's share of violating rows and, with the
+rules, each rule's rejection rate at sampling.
+
+    .venv/bin/python benchmarks/run_rules.py --seeds 0 1
+
+Results: ``benchmarks/results/rules-<date>.json`` and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from adult_split import SHARED, split  # noqa: E402
+from jobs import machine  # noqa: E402
+from run_numeric import DATASETS, Grader  # noqa: E402
+
+from privsynth.generators.registry import make_generator  # noqa: E402
+from privsynth.schema import Schema  # noqa: E402
+from privsynth.sources.source import FrameSource  # noqa: E402
+
+RAW = os.path.join(SHARED, "adult_raw.csv")
+CODEBOOK = os.path.join(ROOT, "privsynth", "data", "adult.schema.json")
+#: The codebook's education levels and their education-num (public).
+EDUCATION_NUM = {
+    "Preschool": 1,
+    "1st-4th": 2,
+    "5th-6th": 3,
+    "7th-8th": 4,
+    "9th": 5,
+    "10th": 6,
+    "11th": 7,
+    "12th": 8,
+    "HS-grad": 9,
+    "Some-college": 10,
+    "Assoc-voc": 11,
+    "Assoc-acdm": 12,
+    "Bachelors": 13,
+    "Masters": 14,
+    "Prof-school": 15,
+    "Doctorate": 16,
+}
+RULES = [
+    {"kind": "determines", "columns": ["education", "education-num"], "mapping": EDUCATION_NUM},
+    {
+        "kind": "forbid",
+        "columns": ["relationship", "sex"],
+        "values": [["Husband", "Female"], ["Wife", "Male"]],
+    },
+]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--generators", nargs="+", default=["mst", "aim", "dpvae", "dpctgan"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epsilon", type=float, default=1.0)
+    p.add_argument("--delta", type=float, default=1e-9)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="results JSON (default results/rules-<date>.json)")
+    return p.parse_args()
+
+
+def run_one(name: str, schema: Schema, train: pd.DataFrame, args, seed: int) -> tuple:
+    """Fit and sample one generator; (synthetic rows, fit s, sample s, rule checks)."""
+    gen = make_generator(name, args.epsilon, args.delta, device="cpu")
+    t0 = time.perf_counter()
+    gen.fit(train, schema)
+    t1 = time.perf_counter()
+    syn = gen.sample(len(train), seed=seed)
+    t2 = time.perf_counter()
+    return syn, t1 - t0, t2 - t1, list(getattr(gen, "rule_checks_", []))
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| generator | rules | education ⇒ education-num violations | relationship/sex "
+        "violations | 2-way TVD | AUC | fit+sample s | time ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in dict.fromkeys(r["generator"] for r in results):
+        base = [r for r in results if r["generator"] == name and not r["rules"]]
+        for with_rules in (False, True):
+            rs = [r for r in results if r["generator"] == name and r["rules"] == with_rules]
+
+            def mean(key: str, rs: list[dict] = rs) -> float:
+                return float(np.mean([r[key] for r in rs]))
+
+            shares = np.mean([r["violation_share"] for r in rs], axis=0)
+            ratio = mean("total_s") / float(np.mean([r["total_s"] for r in base]))
+            lines.append(
+                f"| {name.upper()} | {'yes' if with_rules else 'no'} | {shares[0]:.2%} | "
+                f"{shares[1]:.2%} | {mean('tvd2'):.4f} | {mean('auc'):.3f} | "
+                f"{mean('total_s'):.1f} | {ratio:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    if not os.path.exists(RAW):
+        print(f"Adult is not at {RAW}: put the shared data there (see PROVENANCE.md); skipping.")
+        return
+    raw = pd.read_csv(RAW).drop(columns=["split"], errors="ignore")
+    train, holdout = split(raw, args.split_seed)
+    with open(CODEBOOK) as fh:
+        plain = json.load(fh)
+    ruled = Schema.from_dict({**plain, "rules": RULES})
+    plain_schema = Schema.from_dict(plain)
+    # The training rows that keep the rules (the release's drop filter), for both variants.
+    kept = FrameSource(train).validate(ruled, on_rule_violation="drop")
+    dropped = dict(kept.dropped_by_rules)
+    train = train.loc[kept.frame.index].reset_index(drop=True)
+    grader = Grader(DATASETS["adult"], train, holdout)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    date = datetime.date.today().isoformat()
+    out = args.out or os.path.join(HERE, "results", f"rules-{date}.json")
+    results: list[dict] = []
+    for seed in args.seeds:
+        for name in args.generators:
+            for with_rules in (False, True):  # interleaved: contention hits both alike
+                schema = ruled if with_rules else plain_schema
+                syn, fit_s, sample_s, checks = run_one(name, schema, train, args, seed)
+                q = grader.grade(syn)
+                broken = ruled.rule_violations(syn)
+                results.append(
+                    {
+                        "generator": name,
+                        "rules": with_rules,
+                        "seed": seed,
+                        "rows": len(syn),
+                        "violations": broken,
+                        "violation_share": [b / len(syn) for b in broken],
+                        "rejection_rate": [c["rejection_rate"] for c in checks],
+                        "rows_repaired": [c["rows_repaired"] for c in checks],
+                        "tvd2": q["tvd2"],
+                        "auc": q["auc"],
+                        "fit_s": fit_s,
+                        "sample_s": sample_s,
+                        "total_s": fit_s + sample_s,
+                    }
+                )
+                print(
+                    f"{name} seed {seed} rules={with_rules}: violations {broken}, "
+                    f"tvd2 {q['tvd2']:.4f}, auc {q['auc']:.3f}, {fit_s + sample_s:.1f} s",
+                    flush=True,
+                )
+                doc = {
+                    "benchmark": "rules",
+                    "date": date,
+                    "commit": commit,
+                    "machine": machine(),
+                    "data": "adult_raw.csv (shared), bundled codebook schema",
+                    "epsilon": args.epsilon,
+                    "delta": args.delta,
+                    "split": f"80/20, seed {args.split_seed}",
+                    "rules": RULES,
+                    "train_rows": len(train),
+                    "dropped_training_rows": dropped,
+                    "results": results,
+                }
+                with open(out, "w") as fh:
+                    json.dump(doc, fh, indent=1)
+    print(table(results))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
