@@ -183,7 +183,7 @@ def release_cmd(
     else:
         if data.is_dir():
             raise ConfigError(
-                f"DATA {data} is a folder; give a CSV or Parquet file (a folder of tables "
+                f"DATA {data} is a directory; give a CSV or Parquet file (a folder of tables "
                 "needs a schema of linked tables, with 'tables')"
             )
         df = read_source(data, engine, spark_master)
