@@ -164,7 +164,8 @@ def canary_audit(
 
 def _planted(canaries: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """The canary rows to add: one row each, or, when the unit is a person owning at most K
-    rows, K copies of each under a new id (``canary-1``...) no real person holds."""
+    rows, K copies of each under a new id (``canary-1``...) no real person holds (an
+    ``order: "distinct"`` column takes K different values, as a person's rows must)."""
     unit = schema.unit_of_privacy
     if not unit.is_person:
         return canaries
@@ -173,9 +174,14 @@ def _planted(canaries: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             "a person-level canary audit needs the release's K: a schema whose "
             f"unit_of_privacy has an integer max_rows (got {unit.max_rows!r})"
         )
-    planted = canaries.loc[canaries.index.repeat(unit.max_rows)].reset_index(drop=True)
-    owner = np.repeat(np.arange(1, len(canaries) + 1), unit.max_rows)
+    k = unit.max_rows
+    planted = canaries.loc[canaries.index.repeat(k)].reset_index(drop=True)
+    owner = np.repeat(np.arange(1, len(canaries) + 1), k)
     planted.insert(0, unit.column, [f"canary-{i}" for i in owner])
+    for col in (c for c in schema.columns if c.order == "distinct"):
+        # One row per value (a panel's years): the canary's rows differ in this column only.
+        lower, upper = int(float(col.lower)), int(float(col.upper))  # type: ignore[arg-type]
+        planted[col.name] = lower + np.tile(np.arange(k), len(canaries)) % (upper - lower + 1)
     return planted
 
 

@@ -321,3 +321,24 @@ def test_old_audit_module_still_runs_the_suite_and_says_it_is_deprecated():
     with pytest.warns(DeprecationWarning, match="privsynth.attacks.run"):
         old = importlib.import_module("privsynth.audit")
     assert old.run is run
+
+
+def test_canary_persons_own_k_rows_that_differ_only_in_a_distinct_order_column():
+    from privsynth.attacks.canary import _planted
+    from privsynth.schema import Schema
+
+    schema = Schema.from_dict({
+        "version": 1,
+        "unit_of_privacy": {"column": "pid", "max_rows": 3},
+        "columns": {
+            "pid": {"kind": "identifier"},
+            "year": {"kind": "integer", "lower": 70, "upper": 90, "order": "distinct"},
+            "job": {"kind": "categorical", "categories": ["a", "b"]},
+        },
+    })  # fmt: skip
+    canaries = pd.DataFrame({"year": [80, 85], "job": ["a", "b"]})
+    planted = _planted(canaries, schema)
+    assert planted["pid"].tolist() == ["canary-1"] * 3 + ["canary-2"] * 3
+    assert planted["year"].tolist() == [70, 71, 72, 70, 71, 72]
+    assert planted["job"].tolist() == ["a"] * 3 + ["b"] * 3
+    schema.validate(planted)  # a valid person-level table: no repeated year within a person
