@@ -127,6 +127,9 @@ class Ledger:
         #: reservation (or :meth:`register`), in the same transaction, so a release refused
         #: before it spends leaves the file as it was.
         self._pending = pending
+        #: The data the next reservations read (:meth:`bind_data`): its fingerprint, and
+        #: whether the caller said it is a new dataset although another id charged it.
+        self._data: tuple[str, bool] | None = None
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -221,6 +224,61 @@ class Ledger:
             self._cap = cap
         return self._cap
 
+    # -- the data's identity --------------------------------------------------------------------
+
+    def bind_data(self, fingerprint: str, *, new_dataset: bool = False) -> None:
+        """Tie this dataset's next reservations to the data they read.
+
+        ``fingerprint`` (e.g. ``sha256:...`` of the table's content) is recorded with every
+        reservation. Data whose fingerprint another dataset id of this ledger already charged
+        is refused (:class:`ConfigError` naming that id; checked now and again inside each
+        reservation's transaction) unless this dataset charged it before: the same table under
+        a new name must not get a fresh budget. ``new_dataset=True`` says it really is another
+        dataset; that is recorded too (once: later releases of it need not say it again).
+
+        Raises
+        ------
+        ConfigError
+            The data was charged under another dataset id and ``new_dataset`` is false.
+        """
+        _check_text("fingerprint", fingerprint)
+        self._data = (fingerprint, bool(new_dataset))
+        with self._store.read():
+            self._check_identity(self._store.verified_entries())
+
+    def _check_identity(self, entries: list[dict]) -> list[str]:
+        """The other dataset ids that charged this data; raises unless ``new_dataset``."""
+        if self._data is None:
+            return []
+        fingerprint, new_dataset = self._data
+        charged = {
+            e["dataset_id"]
+            for e in entries
+            if e["kind"] == "reserve"
+            and (e.get("metadata") or {}).get("data_fingerprint") == fingerprint
+        }
+        if self.dataset_id in charged:  # this dataset read this data before: settled then
+            return []
+        others = sorted(charged)
+        if others and not new_dataset:
+            raise ConfigError(
+                f"this data was already charged in ledger {self.path} as dataset "
+                f"{others[0]!r}, not {self.dataset_id!r}: its releases draw on that budget. "
+                f"Release it as dataset {others[0]!r} (--dataset-id {others[0]}), or, if it "
+                "is a different dataset, say so with new_dataset=True (--new-dataset; recorded "
+                "in the ledger)"
+            )
+        return others
+
+    def _data_metadata(self, entries: list[dict]) -> dict[str, Any]:
+        others = self._check_identity(entries)
+        if self._data is None:
+            return {}
+        out: dict[str, Any] = {"data_fingerprint": self._data[0]}
+        if others:
+            out["new_dataset_despite"] = others
+        return out
+
     # -- spending -----------------------------------------------------------------------------
 
     def reserve(
@@ -246,6 +304,7 @@ class Ledger:
             cap = self._cap_in(entries)
             active = active_events(entries, self.dataset_id)
             self._check_fits(cap, active, evs)
+            meta = {**meta, **self._data_metadata(entries)}
             entries = self._register_in(entries)  # refused above: nothing written
             self._cap_in(entries)
             rid = uuid.uuid4().hex

@@ -86,6 +86,12 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 )
 @click.option("--no-canary", is_flag=True, help="Skip the canary audit (a second, unreleased fit).")
 @click.option(
+    "--new-dataset",
+    is_flag=True,
+    help="DATA was charged under another --dataset-id of the ledger but is a different "
+    "dataset: release it anyway (recorded in the ledger).",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
 @click.option("--rows", type=int, help="Rows to synthesise (default: the DP row estimate).")
@@ -132,6 +138,7 @@ def release_cmd(
     target: str | None,
     discovery_share: float | None,
     no_canary: bool,
+    new_dataset: bool,
     fmt: str,
     rows: int | None,
     pdf: bool,
@@ -163,6 +170,7 @@ def release_cmd(
         quasi_identifiers=tuple(split_names(quasi_identifiers) or ()),
         target=target,
         canary=not no_canary,
+        new_dataset=new_dataset,
         rows=rows,
         fmt=fmt,
         pdf=pdf,

@@ -54,6 +54,9 @@ class ReleaseConfig:
         What to do with real rows that break a rule of the schema: ``error`` (default: refuse
         the release before any privacy spend) or ``drop`` (leave them out of the fit: a
         per-row filter by public rules, DP-safe; the custodian is told how many).
+    new_dataset
+        The data was charged under another dataset id of the ledger, and it really is a
+        different dataset: release it anyway (recorded in the ledger).
     source
         The file the data was read from, if any: its bytes are fingerprinted.
     """
@@ -75,6 +78,7 @@ class ReleaseConfig:
     force: bool = False
     allow_data_dependent_domain: bool = False
     on_rule_violation: OnRuleViolation = "error"
+    new_dataset: bool = False
     generator_params: Mapping[str, Any] | None = None
     source: Path | None = None
 

@@ -27,6 +27,7 @@ from privsynth.generators.base import Generator
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.evaluate import evaluate
 from privsynth.pipeline.folder import assembled, check_out, signed_files, write_signed
+from privsynth.pipeline.identity import data_fingerprint
 from privsynth.pipeline.split import Split, split_frame, split_in_engine
 from privsynth.report.build import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key
@@ -141,6 +142,9 @@ def run(
         assert isinstance(data, Mapping)
         data, joined = linked.join(data)
     assert not isinstance(data, Mapping)
+    table = data if isinstance(data, pd.DataFrame) else config.source
+    assert table is not None  # _check: an engine's table comes with its file
+    ledger.bind_data(data_fingerprint(table), new_dataset=config.new_dataset)  # nothing spent
     split, clipping = _validate_and_split(config, data, schema, rng)
 
     spent_before = ledger.spent()

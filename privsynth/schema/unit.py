@@ -105,7 +105,7 @@ class UnitOfPrivacy:
         k = max_rows if max_rows is not None else self.max_rows
         if k == "dp":
             return f"person (column {self.column!r}), at most K rows each, K chosen with DP"
-        return f"person (column {self.column!r}), at most {k} rows each"
+        return f"person (column {self.column!r}), at most {k} row{'s' if k != 1 else ''} each"
 
 
 def check_persons(frame: pd.DataFrame, unit: UnitOfPrivacy, identifiers: list[str]) -> None:
