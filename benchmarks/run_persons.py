@@ -234,7 +234,7 @@ def main() -> None:
     p.add_argument(
         "--variants",
         nargs="+",
-        default=["person", "person:5", "person:1", "person-dp", "row-claim"],
+        default=["person", "person:5", "person:1", "person-unordered", "person-dp", "row-claim"],
     )
     p.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

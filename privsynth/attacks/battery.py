@@ -129,7 +129,7 @@ class Battery:
         timer = timer or Timer()
         emb_syn = self.space.embed(synthetic)
         rng, dev = self.rng, self.device
-        i_tr, i_h = self._targets()
+        i_tr, i_h = self._pairs(self.n_targets)
 
         diag, summary, hist = timer(
             "distance_diagnostics",
@@ -185,7 +185,7 @@ class Battery:
                     ),
                 )
             )
-        i_t, i_c = self._singling_out_sets()
+        i_t, i_c = self._pairs(None)  # target and control sets of singling out
         # Univariate predicates test exact values; multivariate ones the schema's bins.
         exact = _exact_codes([synthetic, self.train.iloc[i_t], self.holdout.iloc[i_c]])
         binned = (self.space.codes(synthetic), self.codes_train[i_t], self.codes_holdout[i_c])
@@ -216,35 +216,25 @@ class Battery:
             "histogram": hist,
         }
 
-    def _targets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Training and holdout target rows, as many of each. With persons, one row per
-        person: a person's rows are alike, and the intervals assume independent targets."""
-        rng = self.rng
+    def _pairs(self, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """As many training as holdout rows: all of the smaller side (``limit`` None), or at
+        most ``limit`` (:func:`at_most`). With persons, one random row per person on each
+        side: a person's rows are alike, the intervals assume independent targets, and
+        whether a predicate singles out one record depends on how many rows each person has
+        in the set."""
         if self.persons is None:
-            n_t = at_most(self.n_targets, len(self.train), len(self.holdout))
-            return (
-                rng.choice(len(self.train), n_t, replace=False),
-                rng.choice(len(self.holdout), n_t, replace=False),
+            pools = (np.arange(len(self.train)), np.arange(len(self.holdout)))
+        else:
+            pools = (
+                self._one_row_per_person(self.persons[0]),
+                self._one_row_per_person(self.persons[1]),
             )
-        target, control = (self._one_row_per_person(ids) for ids in self.persons)
-        n_t = at_most(self.n_targets, len(target), len(control))
-        return rng.choice(target, n_t, replace=False), rng.choice(control, n_t, replace=False)
-
-    def _singling_out_sets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Target (train) and control (holdout) rows of the same size: all of the smaller
-        side, as many drawn from the other. With persons, one random row per person on each
-        side: whether a predicate singles out one record depends on how many rows each person
-        has in the set, so both sets must have one."""
-        rng = self.rng
-        if self.persons is None:
-            n = min(len(self.train), len(self.holdout))
-            return (
-                rng.choice(len(self.train), n, replace=False),
-                rng.choice(len(self.holdout), n, replace=False),
-            )
-        target, control = (self._one_row_per_person(ids) for ids in self.persons)
-        n = min(len(target), len(control))
-        return rng.choice(target, n, replace=False), rng.choice(control, n, replace=False)
+        sizes = (len(pools[0]), len(pools[1]))
+        n = min(sizes) if limit is None else at_most(limit, *sizes)
+        return (
+            self.rng.choice(pools[0], n, replace=False),
+            self.rng.choice(pools[1], n, replace=False),
+        )
 
     def _one_row_per_person(self, ids: np.ndarray) -> np.ndarray:
         order = self.rng.permutation(len(ids))
