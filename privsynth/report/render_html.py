@@ -15,7 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from privsynth.errors import ConfigError
 from privsynth.report import plots
+
+#: Paper sizes the page is printed on (``--paper``), as CSS ``@page`` sizes; A4 by default.
+PAPERS: dict[str, str] = {"a4": "A4", "letter": "letter"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1000px;
@@ -317,8 +321,31 @@ def _encoding(enc: Mapping[str, Any] | None) -> str:
     )
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """The whole page for ``report`` (a built, id-bearing audit report)."""
+def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
+    """The whole page for ``report``.
+
+    Parameters
+    ----------
+    report
+        A built, id-bearing audit report.
+    paper
+        ``"a4"`` or ``"letter"``: the paper size the page asks for when printed (CSS
+        ``@page``, which headless Chromium's ``--print-to-pdf`` honours).
+
+    Returns
+    -------
+    str
+        The page. It is a function of ``report`` and ``paper`` only (no clock, no random
+        ids), so rendering the same report twice gives the same bytes.
+
+    Raises
+    ------
+    ConfigError
+        If ``paper`` is not one of :data:`PAPERS`.
+    """
+    if paper not in PAPERS:
+        raise ConfigError(f"paper ({paper!r}) must be one of {', '.join(PAPERS)}")
+    page = f"@page{{size:{PAPERS[paper]};margin:14mm}}"
     tool = report["tool"]
     versions = {"privsynth": tool["version"], "python": tool["python"], **tool["dependencies"]}
     limits = "".join(f"<li>{escape(x)}</li>" for x in report["limitations"])
@@ -337,7 +364,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{CSS}{page}</style></head><body>"
         f"<h1>{escape(title)}</h1>{banner(report)}{body}"
         f'<p class="muted">Verify offline with <code>privsynth verify</code> or VERIFY.md; '
         f"report id <code>{escape(report['report_id'])}</code>.</p></body></html>\n"
