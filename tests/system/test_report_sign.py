@@ -282,6 +282,9 @@ def test_report_rerenders_byte_identically_without_touching_release_or_ledger(
     assert "wrote" in capsys.readouterr().out
     assert pages[0] == pages[1]
     assert b"@page{size:A4;" in pages[0]
+    headings = re.findall(r"<h2>(.*?)</h2>", pages[0].decode())
+    assert headings[0].startswith("Privacy budget: requested, spent")
+    assert headings[-1].startswith("Appendix: every privacy charge")
     report = json.loads((folder / REPORT_JSON).read_bytes())
     assert report["report_id"].encode() in pages[0]
     assert _digests(folder) == before and signed["ledger"].read_bytes() == ledger_before
