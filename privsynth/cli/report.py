@@ -41,7 +41,7 @@ def report_cmd(
     Nothing is fitted, no data is read and no ledger is touched. The release folder is not
     changed: the output goes to --out.
     """
-    result = render_release(folder, out=out, pdf=pdf, paper=paper.lower(), public_key=public_key)
+    result = render_release(folder, out=out, pdf=pdf, paper=paper, public_key=public_key)
     click.echo(f"verified {folder}: report {result.report_id}")
     for path in (result.html, result.pdf):
         if path is not None:
