@@ -3,7 +3,8 @@ signed audit reports.
 
 Public API: :class:`Schema`, :class:`Column`, :class:`Encoder`, the generators (:class:`MST`,
 :class:`AIM`, :class:`DPVAE`, :class:`DPCTGAN`), :func:`release` (a signed release; its
-options as a :class:`ReleaseConfig`), :func:`verify_release`, :func:`keygen`, :mod:`attacks` (the
+options as a :class:`ReleaseConfig`), :func:`verify_release`,
+:func:`render_release` (re-render a release's report), :func:`keygen`, :mod:`attacks` (the
 attack suite), the budget types (:class:`Budget`, :class:`Ledger` and the privacy events) and
 the error hierarchy.
 """
@@ -37,6 +38,7 @@ _LAZY = {
     "ReleaseConfig": "privsynth.pipeline",
     "ReleaseResult": "privsynth.pipeline",
     "verify_release": "privsynth.report.verify",
+    "render_release": "privsynth.report.render",
     "keygen": "privsynth.report.keys",
 }
 # ``audit`` is the deprecated name of ``attacks`` (one release).
@@ -90,5 +92,6 @@ __all__ = [
     "keygen",
     "plan_discovery",
     "release",
+    "render_release",
     "verify_release",
 ]

@@ -19,6 +19,7 @@ from privsynth.cli.demo import demo_cmd
 from privsynth.cli.keygen import keygen_cmd
 from privsynth.cli.ledger import ledger_group
 from privsynth.cli.release import release_cmd, sample_cmd
+from privsynth.cli.report import report_cmd
 from privsynth.cli.schema import schema_group
 from privsynth.cli.verify import verify_cmd
 from privsynth.errors import PrivsynthError
@@ -46,6 +47,7 @@ for command in (
     ledger_group,
     keygen_cmd,
     verify_cmd,
+    report_cmd,
     audit_cmd,
 ):
     cli.add_command(command)

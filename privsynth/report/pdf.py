@@ -37,6 +37,16 @@ def headless_args(user_dir: str) -> list[str]:
 
 
 def print_pdf(html: Path, pdf: Path, *, timeout: float = 120) -> None:
+    """Print the page ``html`` to ``pdf`` with headless Chromium.
+
+    The paper size is the page's own CSS ``@page`` size (A4 unless the page was rendered with
+    ``paper="letter"``): Chromium's ``--print-to-pdf`` has no paper option and honours it.
+
+    Raises
+    ------
+    ConfigError
+        If no Chromium is installed, or printing fails.
+    """
     browser = find_browser()
     if browser is None:
         raise ConfigError(NO_BROWSER)

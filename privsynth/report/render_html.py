@@ -1,21 +1,29 @@
 """The human report: one self-contained HTML page (inline CSS, figures as data URIs, no
 script), rendered from the signed JSON report only -- it shows nothing the JSON does not hold.
 
-Layout, top to bottom: a verdict banner; the release at a glance (generator, rows, report id,
-signer fingerprint); the DP guarantee in plain language next to its numbers; the ledger;
-utility with real-vs-synthetic marginal plots; the attacks with ROC curves and the DCR
-histogram; the canary audit and the suite's self-test; the schema; limitations; versions.
+Layout, top to bottom: a verdict banner; the epsilon story (what was requested, what this
+release spent, what the dataset has spent in all, and why the three differ); the release at a
+glance (generator, rows, report id, signer fingerprint); the DP guarantee in plain language
+next to its numbers; the ledger; utility with real-vs-synthetic marginal plots; the attacks
+with ROC curves and the DCR histogram; the canary audit and the suite's self-test; the schema;
+limitations; versions; and an appendix listing every charge, identical charges counted once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from html import escape
 from typing import Any
 
+from privsynth.errors import ConfigError
 from privsynth.report import plots
+
+#: Paper sizes the page is printed on (``--paper``), as CSS ``@page`` sizes; A4 by default.
+PAPERS: dict[str, str] = {"a4": "A4", "letter": "letter"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1000px;
@@ -34,6 +42,39 @@ code{font-size:.82rem;word-break:break-all}.muted{color:#5b6675;font-size:.85rem
 .ok{color:#2c7a3b;font-weight:600}.bad{color:#b3261e;font-weight:600}
 .na{color:#5b6675}
 """
+
+
+#: Plain names of the privacy events a charge can be (``privsynth.budget.events``).
+CHARGE_NAMES = {
+    "ZCDP": "zCDP mechanism (e.g. Gaussian noise)",
+    "PureDP": "pure ε-DP mechanism (e.g. Laplace, exponential)",
+    "ApproxDP": "(ε, δ)-DP mechanism",
+    "ApproxZCDP": "approximate zCDP mechanism",
+    "SubsampledGaussian": "subsampled Gaussian, DP-SGD",
+}
+_PARAM_NAMES = {"rho": "ρ", "epsilon": "ε", "delta": "δ"}
+
+
+def sig3(x: float, *, rounding: str = ROUND_HALF_EVEN) -> str:
+    """``x`` at 3 significant digits.
+
+    Parameters
+    ----------
+    x
+        The number.
+    rounding
+        A :mod:`decimal` rounding mode: ``ROUND_CEILING`` for a privacy spend (shown rounded
+        up, never down), ``ROUND_FLOOR`` for what remains.
+
+    Examples
+    --------
+    >>> sig3(0.79012), sig3(0.9999, rounding=ROUND_CEILING), sig3(4.6781e-05)
+    ('0.79', '1', '4.68e-05')
+    """
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    d = Decimal(repr(float(x)))
+    return f"{float(d.quantize(Decimal(1).scaleb(d.adjusted() - 2), rounding=rounding)):.3g}"
 
 
 def _fmt(v: Any) -> str:
@@ -146,21 +187,89 @@ def guarantee(report: Mapping[str, Any]) -> str:
         ("implementation hazard", "status", "how"),
         ((h["hazard"], h["status"], h["how"]) for h in dp["implementation_hazards"]),
     )
-    grouped = Counter(json.dumps(c, sort_keys=True) for c in dp["charges"])
-    charges = table(
-        ("mechanism charge", "parameters", "times"),
-        (
-            (c["type"], {k: v for k, v in c.items() if k != "type"}, n)
-            for c, n in ((json.loads(k), n) for k, n in grouped.items())
-        ),
-    )
     return (
         f'<div class="plain">{escape(dp["plain_language"])}</div>'
         + kv(items)
         + "<h3>Implementation hazards checked (NIST SP 800-226)</h3>"
         + hazards
-        + "<h3>Every charge of this release</h3>"
-        + charges
+        + '<p class="muted">Every charge of this release: see the appendix.</p>'
+    )
+
+
+def epsilon_story(report: Mapping[str, Any]) -> str:
+    """The three epsilons of a release in one place, and why they differ.
+
+    Parameters
+    ----------
+    report
+        The audit report; reads ``dp_guarantee`` (requested epsilon and delta, what the
+        release's charges compose to) and ``ledger`` (the dataset's composed total, the cap).
+
+    Returns
+    -------
+    str
+        A table of the requested, spent and dataset-total epsilons, each with its delta
+        (spends rounded up, what remains rounded down, at 3 significant digits), and the
+        sentences that tie them together.
+    """
+    dp, led = report["dp_guarantee"], report["ledger"]
+    cap, after = led["cap"], led["spent_after"]
+    spent = sig3(dp["epsilon_spent"], rounding=ROUND_CEILING)
+    total = sig3(after["epsilon"], rounding=ROUND_CEILING)
+    rows = [
+        ("requested for this release", f"{dp['epsilon']:g}", f"{dp['delta']:g}"),
+        ("spent by this release (its charges composed)", f"≤ {spent}", f"{dp['delta']:g}"),
+        (
+            f"spent on dataset {led['dataset_id']!r}: every release so far, this one included",
+            f"≤ {total} of the cap's {cap['epsilon']:g}",
+            f"{cap['delta']:g}",
+        ),
+        (
+            "remaining under the cap",
+            f"≥ {sig3(led['remaining']['epsilon'], rounding=ROUND_FLOOR)}",
+            f"{cap['delta']:g}",
+        ),
+    ]
+    why = (
+        f"This release was given ε = {dp['epsilon']:g} at δ = {dp['delta']:g}; its charges, "
+        f"composed by the accountant, come to ε ≤ {spent} at that δ: a release never spends "
+        "more than it was given. The ledger composes the charges of every release of this "
+        f"dataset together and states the total at the cap's δ = {cap['delta']:g}. Since ε is "
+        "always stated at some δ, and the same charges give a smaller ε at a larger δ, the "
+        "dataset's total can differ from, even be smaller than, this release's own ε."
+    )
+    return (
+        table(("privacy budget", "epsilon", "at delta"), rows)
+        + f'<div class="plain">{escape(why)}</div>'
+    )
+
+
+def _charge_params(charge: Mapping[str, Any]) -> str:
+    """A charge's parameters in words: spends (ρ, ε, δ) rounded up, at 3 significant
+    digits; counts as they are."""
+    parts = []
+    for k, v in charge.items():
+        if k == "type":
+            continue
+        name = _PARAM_NAMES.get(k, k.replace("_", " "))
+        if isinstance(v, float):
+            v = sig3(v, rounding=ROUND_CEILING if k in _PARAM_NAMES else ROUND_HALF_EVEN)
+        parts.append(f"{name} {v}")
+    return ", ".join(parts)
+
+
+def charges_appendix(report: Mapping[str, Any]) -> str:
+    """Every charge of the release, identical charges collapsed into one row with a count
+    (most frequent first), e.g. "45 × zCDP mechanism, ρ 4.68e-05 each"."""
+    grouped = Counter(json.dumps(c, sort_keys=True) for c in report["dp_guarantee"]["charges"])
+    rows = (
+        (f"{n} ×", CHARGE_NAMES.get(c["type"], c["type"]), _charge_params(c))
+        for c, n in ((json.loads(k), n) for k, n in grouped.most_common())
+    )
+    return (
+        '<p class="muted">The privacy events this release charged to the ledger, numbers at 3 '
+        "significant digits (spends rounded up); audit.json holds the exact values.</p>"
+        + table(("times", "charge", "parameters, each"), rows, align=False)
     )
 
 
@@ -317,13 +426,37 @@ def _encoding(enc: Mapping[str, Any] | None) -> str:
     )
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """The whole page for ``report`` (a built, id-bearing audit report)."""
+def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
+    """The whole page for ``report``.
+
+    Parameters
+    ----------
+    report
+        A built, id-bearing audit report.
+    paper
+        ``"a4"`` or ``"letter"``: the paper size the page asks for when printed (CSS
+        ``@page``, which headless Chromium's ``--print-to-pdf`` honours).
+
+    Returns
+    -------
+    str
+        The page. It is a function of ``report`` and ``paper`` only (no clock, no random
+        ids), so rendering the same report twice gives the same bytes.
+
+    Raises
+    ------
+    ConfigError
+        If ``paper`` is not one of :data:`PAPERS`.
+    """
+    if paper not in PAPERS:
+        raise ConfigError(f"paper ({paper!r}) must be one of {', '.join(PAPERS)}")
+    page = f"@page{{size:{PAPERS[paper]};margin:14mm}}"
     tool = report["tool"]
     versions = {"privsynth": tool["version"], "python": tool["python"], **tool["dependencies"]}
     limits = "".join(f"<li>{escape(x)}</li>" for x in report["limitations"])
     title = f"privsynth audit report — {report['release']['generator'].upper()} release"
     sections = [
+        ("Privacy budget: requested, spent, and the dataset's total", epsilon_story(report)),
         ("The release", overview(report)),
         ("The differential-privacy guarantee", guarantee(report)),
         ("Privacy budget ledger", ledger(report)),
@@ -332,12 +465,13 @@ def render_html(report: Mapping[str, Any]) -> str:
         ("Schema", schema(report)),
         ("Limitations", f"<ul>{limits}</ul>"),
         ("Software", kv(versions)),
+        ("Appendix: every privacy charge of this release", charges_appendix(report)),
     ]
     body = "".join(f"<h2>{escape(h)}</h2>{html}" for h, html in sections)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{CSS}{page}</style></head><body>"
         f"<h1>{escape(title)}</h1>{banner(report)}{body}"
         f'<p class="muted">Verify offline with <code>privsynth verify</code> or VERIFY.md; '
         f"report id <code>{escape(report['report_id'])}</code>.</p></body></html>\n"

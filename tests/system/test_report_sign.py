@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 
@@ -14,12 +15,14 @@ from hypothesis import strategies as st
 
 from privsynth.budget import Budget, Ledger
 from privsynth.cli import main
-from privsynth.errors import EXIT_CODES, SignatureError
+from privsynth.errors import EXIT_CODES, ConfigError, SignatureError
 from privsynth.generators.marginal.mst import MST
 from privsynth.pipeline.folder import write_signed
-from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
+from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, REPORT_PDF, VERIFY_MD
 from privsynth.report.build import build_report, plain, source_fingerprint
 from privsynth.report.keys import fingerprint, public_pem
+from privsynth.report.pdf import find_browser
+from privsynth.report.render import render_release
 from privsynth.report.sign import (
     canonical,
     envelope_bytes,
@@ -259,3 +262,77 @@ def test_a_symlink_in_the_folder_is_refused_even_with_a_matching_digest(signed, 
     (folder / "synthetic.csv").symlink_to(outside)
     with pytest.raises(SignatureError, match="synthetic.csv is not a regular file"):
         verify_release(folder, public_key=signed["pub"])
+
+
+def _digests(folder):
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
+
+
+def test_report_rerenders_byte_identically_without_touching_release_or_ledger(
+    signed, tmp_path, capsys
+):
+    folder = _copy(signed, tmp_path)
+    before, ledger_before = _digests(folder), signed["ledger"].read_bytes()
+    pages = []
+    for _ in range(2):
+        with pytest.raises(SystemExit) as exc:
+            main(["report", str(folder), "--public-key", str(signed["pub"])])
+        assert exc.value.code == 0, capsys.readouterr().err
+        pages.append((tmp_path / "copy-rendered" / REPORT_HTML).read_bytes())
+    assert "wrote" in capsys.readouterr().out
+    assert pages[0] == pages[1]
+    assert b"@page{size:A4;" in pages[0]
+    headings = re.findall(r"<h2>(.*?)</h2>", pages[0].decode())
+    assert headings[0].startswith("Privacy budget: requested, spent")
+    assert headings[-1].startswith("Appendix: every privacy charge")
+    report = json.loads((folder / REPORT_JSON).read_bytes())
+    assert report["report_id"].encode() in pages[0]
+    assert _digests(folder) == before and signed["ledger"].read_bytes() == ledger_before
+    verify_release(folder, public_key=signed["pub"], ledger=signed["ledger"])
+    assert sorted(p.name for p in (tmp_path / "copy-rendered").iterdir()) == [REPORT_HTML]
+
+
+def test_report_refuses_a_tampered_release_and_writes_nothing(signed, tmp_path, capsys):
+    folder = _copy(signed, tmp_path)
+    raw = (folder / REPORT_JSON).read_bytes()
+    (folder / REPORT_JSON).write_bytes(raw.replace(b'"passed":true', b'"passed":false', 1))
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(folder), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_CODES["SignatureError"]
+    assert err.count("\n") == 1 and err.startswith("error: audit.json was changed"), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_refuses_an_out_folder_inside_the_release(signed, tmp_path):
+    folder = _copy(signed, tmp_path)
+    for out in (folder, folder / "rendered"):
+        with pytest.raises(ConfigError, match="inside the release"):
+            render_release(folder, out=out)
+    verify_release(folder, public_key=signed["pub"])
+
+
+def test_report_paper_is_a_validated_choice(signed, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(signed["folder"]), "--paper", "a5", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "'a5' is not one of 'a4', 'letter'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="paper"):
+        render_release(signed["folder"], out=tmp_path / "o", paper="A4")
+    letter = render_release(signed["folder"], out=tmp_path / "o", paper="letter")
+    assert "@page{size:letter;" in letter.html.read_text()
+
+
+PAPER_POINTS = {"a4": (595.28, 841.89), "letter": (612.0, 792.0)}
+
+
+@pytest.mark.skipif(find_browser() is None, reason="needs Chromium (apt install chromium)")
+@pytest.mark.parametrize("paper", sorted(PAPER_POINTS))
+def test_report_pdf_is_printed_on_the_chosen_paper(signed, tmp_path, paper):
+    result = render_release(signed["folder"], out=tmp_path / "o", pdf=True, paper=paper)
+    assert result.pdf == tmp_path / "o" / REPORT_PDF
+    boxes = re.findall(
+        rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", result.pdf.read_bytes()
+    )
+    assert boxes, "no MediaBox in the PDF"
+    for w, h in boxes:
+        assert (float(w), float(h)) == pytest.approx(PAPER_POINTS[paper], abs=2)
