@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,7 +33,7 @@ def load_adult() -> tuple[pd.DataFrame, Schema]:
 
 
 #: The schema of :func:`make_visits`: codebook facts only, the person declared.
-VISITS_SCHEMA = {
+VISITS_SCHEMA: dict[str, Any] = {
     "version": 1,
     "unit_of_privacy": {"column": "patient", "max_rows": 12},
     "columns": {
@@ -96,7 +97,7 @@ def make_visits(n_patients: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, Sc
 
 
 #: The linked form of :data:`VISITS_SCHEMA`: a patients table and a visits table.
-LINKED_VISITS_SCHEMA = {
+LINKED_VISITS_SCHEMA: dict[str, Any] = {
     "version": 1,
     "tables": {
         "patients": {

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -57,7 +57,7 @@ class ReleaseResult:
 
 #: What a release reads: a table in memory, a table left in DuckDB or Spark, or linked tables
 #: by name (with a :class:`~privsynth.schema.LinkedSchema`).
-Data = pd.DataFrame | SqlSource | Mapping[str, pd.DataFrame]
+Data: TypeAlias = pd.DataFrame | SqlSource | Mapping[str, pd.DataFrame]
 
 
 def release(
