@@ -27,7 +27,7 @@ sampling and the body of the model file.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import KW_ONLY, dataclass, fields
+from dataclasses import KW_ONLY, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -49,10 +49,11 @@ from privsynth.device import resolve_device
 from privsynth.discovery import clipped_shares, custodian_notes, discover_domains, plan_discovery
 from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, PrivsynthError
+from privsynth.generators.gaps import from_gaps, gap_rules, gap_schema, to_gaps
 from privsynth.generators.rules import Draw, keep_rules, learned_mappings
 from privsynth.generators.split import Budgeting, check_budget_params, split_budget
 from privsynth.persons import bound_persons
-from privsynth.schema import Schema, UnitOfPrivacy
+from privsynth.schema import DEFAULT_BINS, Column, Schema, UnitOfPrivacy
 from privsynth.sources.source import FrameSource, TableSource, as_source
 from privsynth.sources.table import EncodedTable
 
@@ -160,8 +161,9 @@ class Generator(ABC):
                 "rules are not supported yet when a person owns many rows (redrawing a row "
                 "would break the person's unit-level columns): remove 'rules' from the schema"
             )
-        b = split_budget(self.epsilon, self.delta, schema, self.discovery_share)
-        discovery = plan_discovery(schema, rho=b.discovery_rho, delta=b.discovery_delta)
+        model = gap_schema(schema)  # the columns as the model holds them
+        b = split_budget(self.epsilon, self.delta, model, self.discovery_share)
+        discovery = plan_discovery(model, rho=b.discovery_rho, delta=b.discovery_delta)
         return self._plan_rest(b, [*b.persons_events(), *discovery])
 
     @abstractmethod
@@ -211,7 +213,8 @@ class Generator(ABC):
             else None
         )
         spent: list[PrivacyEvent] = []
-        learned = schema
+        model = gap_schema(schema)  # a compare rule's left column as its gap (public)
+        learned = model
         b = plan.budgeting
         notes: list[str] = []
         k = 1
@@ -219,10 +222,13 @@ class Generator(ABC):
             assert isinstance(source, FrameSource)
             source, k, self.persons_, charges, notes = bound_persons(source, unit, b.persons_rho)
             spent += charges
+        if model is not schema:
+            assert isinstance(source, FrameSource)  # engines refuse rules
+            source = to_gaps(source, schema)
         with mechanisms.unit_of_privacy(k):
-            if schema.undeclared_columns():  # 5. discover
+            if model.undeclared_columns():  # 5. discover
                 learned, found = discover_domains(
-                    source, schema, rho=b.discovery_rho, delta=b.discovery_delta
+                    source, model, rho=b.discovery_rho, delta=b.discovery_delta
                 )
                 spent += found
             # 6. measure; encoding under the learned schema maps values too rare to learn to
@@ -230,10 +236,12 @@ class Generator(ABC):
             run = self._mechanism(source.encode(learned), FitContext(plan, ledger, first, learned))
         spent += run.charges
         self._check_within(spent, run.planned)  # 7. check within
-        notes += custodian_notes(clipped_shares(source, schema, learned))
+        notes += custodian_notes(clipped_shares(source, model, learned))
         self.custodian_notes_ = notes
         self.n_rows_ = run.n_rows  # DP estimate (post-processing), public
-        self.schema_ = learned
+        # The schema in the table's own terms (a gap's column as declared, the rules whole);
+        # the encoder in the model's.
+        self.schema_ = _in_table_terms(learned, schema)
         self.encoder_ = Encoder(learned)
         self.caveats_ = caveats
         self.charges_ = spent
@@ -337,9 +345,17 @@ class Generator(ABC):
         if not self.schema_.rules:
             self.rule_checks_: list[dict[str, Any]] = []
             return frame
+
+        def drawn(n: int, rng: np.random.Generator) -> pd.DataFrame:
+            return from_gaps(draw(n, rng), self.schema_)
+
         if not hasattr(self, "rule_mappings_"):  # a function of the model: computed once
-            self.rule_mappings_ = learned_mappings(self.schema_, self._draw)
-        frame, self.rule_checks_ = keep_rules(frame, self.schema_, draw, rng, self.rule_mappings_)
+            self.rule_mappings_ = learned_mappings(
+                self.schema_, lambda n, rng: from_gaps(self._draw(n, rng), self.schema_)
+            )
+        frame, self.rule_checks_ = keep_rules(
+            from_gaps(frame, self.schema_), self.schema_, drawn, rng, self.rule_mappings_
+        )
         return frame
 
     # ---------------------------------------------------------------- report
@@ -391,6 +407,11 @@ class Generator(ABC):
             "privsynth_version": __version__,
             "params": self.get_params(),
             "schema": self.schema_.to_dict(),
+            **(
+                {"model_schema": self.encoder_.schema.to_dict()}
+                if self.encoder_.schema != self.schema_
+                else {}
+            ),
             "caveats": self.caveats_,
             "planned_charges": [event_to_dict(e) for e in self.planned_],
             "charges": [event_to_dict(e) for e in self.charges_],
@@ -414,7 +435,7 @@ class Generator(ABC):
             raise ConfigError(f"{path} holds a {doc['params']['generator']} model, not {cls.name}")
         self = cls(**params, device=device)
         self.schema_ = Schema.from_dict(doc["schema"])
-        self.encoder_ = Encoder(self.schema_)
+        self.encoder_ = Encoder(Schema.from_dict(doc.get("model_schema", doc["schema"])))
         self.caveats_ = list(doc["caveats"])
         self.planned_ = [event_from_dict(e) for e in doc["planned_charges"]]
         self.charges_ = [event_from_dict(e) for e in doc["charges"]]
@@ -444,6 +465,19 @@ class Generator(ABC):
     @abstractmethod
     def _restore(self, doc: dict[str, Any], payload: Any, path: str | Path, device: str) -> None:
         """Restore the fitted state from what :meth:`_read` returned."""
+
+
+def _in_table_terms(learned: Schema, schema: Schema) -> Schema:
+    """``learned`` (the model's columns, domains learned) with each column modelled as a gap
+    back as ``schema`` declares it, and ``schema``'s rules. A gap's column declared with
+    bounds only gets equal-width public bins: what utility reads it in (the model learned the
+    gap's encoding, not the column's)."""
+    gaps = [_with_bins(schema[r.columns[0]]) for r in gap_rules(schema)]
+    return replace(learned.with_columns(gaps), rules=schema.rules) if gaps else learned
+
+
+def _with_bins(col: Column) -> Column:
+    return col if col.has_domain else replace(col, bins=DEFAULT_BINS)
 
 
 def _per_person(unit: UnitOfPrivacy) -> str:
