@@ -472,11 +472,12 @@ def _in_table_terms(learned: Schema, schema: Schema) -> Schema:
     back as ``schema`` declares it, and ``schema``'s rules. A gap's column declared with
     bounds only gets equal-width public bins: what utility reads it in (the model learned the
     gap's encoding, not the column's)."""
-    gaps = [_with_bins(schema[r.columns[0]]) for r in gap_rules(schema)]
+    gaps = [_as_declared(schema, r.columns) for r in gap_rules(schema)]
     return replace(learned.with_columns(gaps), rules=schema.rules) if gaps else learned
 
 
-def _with_bins(col: Column) -> Column:
+def _as_declared(schema: Schema, pair: tuple[str, ...]) -> Column:
+    col = replace(schema[pair[0]], note=f"modelled as its gap to {pair[1]!r} (a rule)")
     return col if col.has_domain else replace(col, bins=DEFAULT_BINS)
 
 
