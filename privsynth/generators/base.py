@@ -346,15 +346,15 @@ class Generator(ABC):
             self.rule_checks_: list[dict[str, Any]] = []
             return frame
 
-        def drawn(n: int, rng: np.random.Generator) -> pd.DataFrame:
-            return from_gaps(draw(n, rng), self.schema_)
+        def table(rows: pd.DataFrame) -> pd.DataFrame:  # from the model's terms
+            return from_gaps(rows, self.schema_, self.encoder_.schema)
 
         if not hasattr(self, "rule_mappings_"):  # a function of the model: computed once
             self.rule_mappings_ = learned_mappings(
-                self.schema_, lambda n, rng: from_gaps(self._draw(n, rng), self.schema_)
+                self.schema_, lambda n, rng: table(self._draw(n, rng))
             )
         frame, self.rule_checks_ = keep_rules(
-            from_gaps(frame, self.schema_), self.schema_, drawn, rng, self.rule_mappings_
+            table(frame), self.schema_, lambda n, rng: table(draw(n, rng)), rng, self.rule_mappings_
         )
         return frame
 

@@ -15,8 +15,9 @@ public (the rule and the bounds) and row by row, so the model of gaps is as priv
 of the column; back in the column's space a left value is clipped to its bounds, and a row the
 clip breaks is left to the redraw and repair of :mod:`privsynth.generators.rules`.
 
-A rule is modelled as a gap when both columns are modelled and numeric of one family (dates
-with dates), and its left column is the left of no other rule and the right of none.
+A rule is modelled as a gap when both columns are numeric of one family (dates with dates)
+with declared bounds, neither is the coarse column of a ``determines`` rule, and its left
+column is the left of no other rule and the right of none.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from privsynth.generators.rules import derived_columns
 from privsynth.schema import DATE_UNITS, NUMERIC_KINDS, Column, Schema
 from privsynth.schema.rules import Rule
 from privsynth.sources.source import FrameSource
@@ -40,19 +40,26 @@ def gap_rules(schema: Schema) -> list[Rule]:
     compare = [r for r in schema.rules if r.kind == "compare"]
     lefts = [r.columns[0] for r in compare]
     rights = {r.columns[1] for r in compare}
-    derived = set(derived_columns(schema))
+    coarse = {r.columns[1] for r in schema.rules if r.kind == "determines"}
     out = []
     for rule in compare:
         left, right = (schema[c] for c in rule.columns)
         if (
             lefts.count(left.name) == 1
             and left.name not in rights
-            and not {left.name, right.name} & derived
+            and not {left.name, right.name} & coarse
             and left.kind in NUMERIC_KINDS
             and (left.kind == "datetime") == (right.kind == "datetime")
+            and None not in (left.lower, left.upper, right.lower, right.upper)
         ):
             out.append(rule)
     return out
+
+
+def modelled_gaps(schema: Schema, model: Schema) -> list[Rule]:
+    """The rules a fitted model keeps as gaps: the compare rules of ``schema`` (the table's
+    terms) that ``model`` (the encoder's schema, :func:`gap_schema` of the fit) dropped."""
+    return [r for r in schema.rules if r.kind == "compare" and r not in model.rules]
 
 
 def gap_schema(schema: Schema) -> Schema:
@@ -88,9 +95,10 @@ def to_gaps(source: FrameSource, schema: Schema) -> FrameSource:
     return out
 
 
-def from_gaps(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Decoded rows with each gap turned back into its left column, clipped to its bounds."""
-    rules = gap_rules(schema)
+def from_gaps(frame: pd.DataFrame, schema: Schema, model: Schema) -> pd.DataFrame:
+    """Decoded rows of ``model`` with each gap turned back into its left column, clipped to
+    the column's bounds in ``schema``."""
+    rules = modelled_gaps(schema, model)
     if not rules:
         return frame
     frame = frame.copy()

@@ -208,7 +208,7 @@ def test_cli_release_refuses_then_drops_rows_breaking_a_rule(toy, tmp_path, caps
 @pytest.mark.parametrize("name", ["mst", "dpvae"])
 def test_a_date_rule_is_kept_by_modelling_the_gap(name, tmp_path):
     # Stays of 1-39 days spread over 2020 (toy_rules_table). Modelled as a gap the stay length
-    # is a column of its own, so no row breaks leave >= admit + 1 and none is redrawn for it;
+    # is a column of its own, so rows keep leave >= admit + 1 by construction;
     # two binned dates alone put about half the stays before their admission. KS of the stay
     # lengths: 2,000 real rows against 2,000 synthetic ones differ by ~1.36 * sqrt(2 / 2000)
     # = 0.043 at 95% without any noise; 0.15 leaves room for the DP noise at epsilon 3 and is
@@ -217,7 +217,9 @@ def test_a_date_rule_is_kept_by_modelling_the_gap(name, tmp_path):
     gen = make_generator(name, 3.0, 1e-9, device="cpu")
     syn = gen.fit(df, schema).sample(2000, seed=0)
     check = next(c for c in gen.rule_checks_ if c["description"].startswith("leave"))
-    assert check["rows_rejected"] == 0 and check["violations"] == 0
+    # Only a stay clipped to the year's end (an admission drawn on 2020-12-31) can break the
+    # rule and be redrawn: a handful at most, against ~half the rows without the gap model.
+    assert check["rows_rejected"] <= 20 and check["violations"] == 0
     real = (pd.to_datetime(df["leave"]) - pd.to_datetime(df["admit"])).dt.days.to_numpy()
     fake = (syn["leave"] - syn["admit"]).dt.days.to_numpy()
     grid = np.union1d(real, fake)

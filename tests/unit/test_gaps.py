@@ -7,7 +7,7 @@ import pandas as pd
 
 from privsynth.generators.gaps import from_gaps, gap_rules, gap_schema, to_gaps
 from privsynth.sources.source import FrameSource
-from tests.unit.test_rules import RULES, schema_with, toy_rules_table
+from tests.unit.test_rules import COLUMNS, RULES, schema_with, toy_rules_table
 
 
 def test_the_left_column_of_a_date_rule_becomes_a_gap_in_days():
@@ -35,7 +35,7 @@ def test_integers_under_a_strict_rule_have_gaps_of_at_least_one():
     source = FrameSource(rows).validate(schema)
     gaps = to_gaps(source, schema).frame
     assert gaps["a"].tolist() == [2, 1, 2]  # 11 was clipped to the bound 10 by validation
-    back = from_gaps(gaps.astype({"a": "int64", "b": "int64"}), schema)
+    back = from_gaps(gaps.astype({"a": "int64", "b": "int64"}), schema, gap_schema(schema))
     assert back["a"].tolist() == [0, 5, 10]
 
 
@@ -47,7 +47,7 @@ def test_gaps_round_trip_to_the_dates_they_came_from():
     assert gaps.frame["leave"].tolist() == days.tolist()
     assert gaps.raw["leave"].tolist() == days.tolist()  # what a learned encoding re-validates
     decoded = gaps.frame.assign(admit=pd.to_datetime(df["admit"]))
-    back = from_gaps(decoded, schema)
+    back = from_gaps(decoded, schema, gap_schema(schema))
     pd.testing.assert_series_equal(
         back["leave"], pd.to_datetime(df["leave"]).astype("datetime64[ns]"), check_names=False
     )
@@ -60,3 +60,11 @@ def test_a_column_in_two_rules_or_a_chain_is_not_modelled_as_a_gap():
     assert gap_schema(schema_with(twice))["leave"].kind == "datetime"
     no_compare = [r for r in RULES if r["kind"] != "compare"]
     assert gap_rules(schema_with(no_compare)) == []
+
+
+def test_a_rule_on_columns_without_declared_bounds_is_kept_by_redraw_instead():
+    columns = {**COLUMNS, "leave": {"kind": "datetime", "unit": "day"}}
+    from privsynth.schema import Schema
+
+    schema = Schema.from_dict({"version": 1, "columns": columns, "rules": RULES})
+    assert gap_rules(schema) == [] and gap_schema(schema) is schema
