@@ -29,6 +29,8 @@ REQUIRED = {
     "linkability": ("max_advantage_lower",),
     "canary": ("loose_ratio",),
 }
+#: Sections and keys a policy may give, with their defaults (an older policy file lacks them).
+OPTIONAL = {"report": {"min_cell_rows": 10.0}}
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class Policy:
             "source": self.source,
             "thresholds": self.thresholds,
         }
+
+    @property
+    def min_cell_rows(self) -> int:
+        """Small-cell suppression of the report: real shares of fewer rows are not shown."""
+        return int(self.thresholds["report"]["min_cell_rows"])
 
     def judge(self, result: AttackResult) -> AttackResult:
         """The result with ``passed`` set (left ``None`` for diagnostics)."""
@@ -126,6 +133,16 @@ def load_policy(policy: str | Path) -> Policy:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(
                     f"policy file {path}: [{section}] {key} must be a number, got {value!r}"
+                )
+            thresholds[section][key] = float(value)
+    for section, defaults in OPTIONAL.items():
+        got = data.get(section, {})
+        thresholds[section] = {}
+        for key, default in defaults.items():
+            value = got.get(key, default) if isinstance(got, dict) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(
+                    f"policy file {path}: [{section}] {key} must be a number >= 0, got {value!r}"
                 )
             thresholds[section][key] = float(value)
     return Policy(

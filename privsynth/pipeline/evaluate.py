@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from privsynth.attacks import run as run_attacks
+from privsynth.attacks.policy import load_policy
 from privsynth.generators.base import Generator
 from privsynth.persons import person_fidelity
 from privsynth.pipeline.config import ReleaseConfig
@@ -46,7 +47,13 @@ def evaluate(
     )
     assert train is not None
     utility = utility_of(
-        train, synthetic, released, target=config.target, holdout=holdout, seed=seed
+        train,
+        synthetic,
+        released,
+        target=config.target,
+        holdout=holdout,
+        seed=seed,
+        min_cell=load_policy(config.policy).min_cell_rows,
     )
     suite = run_attacks(
         train,

@@ -23,14 +23,16 @@ def _png(fig: plt.Figure) -> str:
 
 
 def marginal(
-    column: str, labels: Sequence[str], real: Sequence[float], synth: Sequence[float]
+    column: str, labels: Sequence[str], real: Sequence[float | None], synth: Sequence[float]
 ) -> str:
-    """Real vs synthetic proportions of one column, side by side."""
+    """Real vs synthetic proportions of one column, side by side; a real share withheld by
+    small-cell suppression (``None``) has no bar."""
     n = len(labels)
     fig, ax = plt.subplots(figsize=(4.6, 2.6))
     x = range(n)
     w = 0.42
-    ax.bar([i - w / 2 for i in x], real, w, label="real", color=REAL)
+    shown = [(i, r) for i, r in zip(x, real, strict=True) if r is not None]
+    ax.bar([i - w / 2 for i, _ in shown], [r for _, r in shown], w, label="real", color=REAL)
     ax.bar([i + w / 2 for i in x], synth, w, label="synthetic", color=SYNTH)
     ax.set_title(column, fontsize=10)
     ax.set_ylabel("share of rows", fontsize=8)

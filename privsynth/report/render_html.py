@@ -331,7 +331,21 @@ def utility(report: Mapping[str, Any]) -> str:
         ("worst 2-way pairs", "TVD"),
         ((" × ".join(p["columns"]), p["tvd"]) for p in u["plots"]["worst_pairs"]),
     )
-    return table(("metric", "value"), rows) + notes + f'<div class="grid">{figs}</div>' + worst
+    grid = f'<div class="grid">{figs}</div>'
+    return table(("metric", "value"), rows) + notes + _small_cells(report) + grid + worst
+
+
+def _small_cells(report: Mapping[str, Any]) -> str:
+    """The rule the plots follow so that the report can be shared."""
+    policy = (report.get("attacks") or {}).get("policy", {})
+    k = policy.get("thresholds", {}).get("report", {}).get("min_cell_rows")
+    rule = f"at least {k:g} real rows" if k is not None else "enough real rows"
+    return (
+        '<p class="muted">Shares of rows per category or bin. A real bar is shown only for a '
+        f"cell holding {rule} (small-cell suppression, set by the policy); the synthetic bars, "
+        "from the public synthetic table, always are. Everything else this report says about "
+        "the real table is an aggregate over all its rows or a DP quantity.</p>"
+    )
 
 
 def attacks(report: Mapping[str, Any]) -> str:

@@ -3,9 +3,11 @@
 A column with more than :data:`MAX_PLOT_BINS` codes is merged for plotting: runs of adjacent
 bins for ordered columns (ordinal, numeric), and for an unordered categorical column the
 categories outside the ``MAX_PLOT_BINS - 1`` largest (by the larger of the two proportions)
-are pooled into one ``(other: N values)`` bar. Proportions are rounded to
+are pooled into one ``(other: N values)`` bar (the largest *synthetic* proportions choose
+them: the synthetic table is public, the real one is not). Proportions are rounded to
 :data:`PLOT_DECIMALS` places, which also keeps exact counts (and the row count) from being
-read back out of them.
+read back out of them, and a bar holding fewer than ``min_cell`` real rows shows no real share
+at all (``None``): small-cell suppression, so the report can leave the trusted environment.
 """
 
 from __future__ import annotations
@@ -22,17 +24,31 @@ PLOT_DECIMALS = 4
 MISSING_LABEL = "(missing)"
 
 
-def distribution(codec: ColumnCodec, real: np.ndarray, synthetic: np.ndarray) -> dict:
+def distribution(
+    codec: ColumnCodec,
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    real_rows: int = 0,
+    min_cell: int = 0,
+) -> dict:
     """Plot data of one column from its two 1-way proportion vectors (one entry per code).
+
+    ``real_rows`` is the number of real rows ``real`` was computed on: a bar holding fewer
+    than ``min_cell`` of them gets ``None`` for its real share (not even 0: an empty bar is a
+    small cell too).
 
     Returns ``{"column", "kind", "labels", "real", "synthetic", "merged"}``.
     """
-    groups = _groups(codec, np.maximum(real, synthetic))
+    groups = _groups(codec, synthetic)
+    shares = [float(real[g].sum()) for g in groups]
     return {
         "column": codec.column.name,
         "kind": codec.column.kind,
         "labels": [_label(codec, g) for g in groups],
-        "real": [round(float(real[g].sum()), PLOT_DECIMALS) for g in groups],
+        "real": [
+            round(p, PLOT_DECIMALS) if round(p * real_rows) >= min_cell else None for p in shares
+        ],
         "synthetic": [round(float(synthetic[g].sum()), PLOT_DECIMALS) for g in groups],
         "merged": len(groups) < codec.size,
     }

@@ -82,6 +82,10 @@ class UtilityReport:
         return {**asdict(self), "methods": dict(METHODS)}
 
 
+#: A plotted bar shows the real table's share only when it holds at least this many real rows.
+MIN_CELL = 10
+
+
 def evaluate(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -91,6 +95,7 @@ def evaluate(
     holdout: pd.DataFrame | None = None,
     seed: int = 0,
     max_rows: int = 50_000,
+    min_cell: int = MIN_CELL,
 ) -> UtilityReport:
     """Fidelity of ``synthetic`` to ``real`` (both on ``schema``); aggregates only, not DP.
 
@@ -112,6 +117,9 @@ def evaluate(
     max_rows
         Tables longer than this are subsampled to it; the C2ST uses ``max_rows // 4`` rows of
         each table at most.
+    min_cell
+        Small-cell suppression of the plot data: a bar holding fewer real rows shows no real
+        share (``None``).
 
     Returns
     -------
@@ -133,6 +141,8 @@ def evaluate(
     """
     tables = {"real": real, "synthetic": synthetic, "holdout": holdout}
     _check_args(schema, target, seed, max_rows, tables)
+    if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 0:
+        raise ConfigError(f"min_cell ({min_cell!r}) must be a whole number >= 0")
     enc = Encoder(schema)
     sizes = list(enc.shape.values())
     valid = {name: schema.validate(df)[0] for name, df in tables.items() if df is not None}
@@ -160,7 +170,13 @@ def evaluate(
         tstr=_tstr(enc, codes, target, seed, notes) if target is not None else None,
         plots={
             "marginals": [
-                distribution(codec, proportions(r, [j], sizes), proportions(s, [j], sizes))
+                distribution(
+                    codec,
+                    proportions(r, [j], sizes),
+                    proportions(s, [j], sizes),
+                    real_rows=len(r),
+                    min_cell=min_cell,
+                )
                 for j, codec in enumerate(enc.codecs)
             ],
             "worst_pairs": [

@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,6 +17,7 @@ from privsynth.pipeline import release
 from privsynth.report import ENVELOPE
 from privsynth.report.keys import keygen
 from privsynth.report.verify import verify_release
+from privsynth.schema import Schema
 from tests.unit.test_release import kinds, release_data
 
 
@@ -241,3 +243,20 @@ def test_a_ledger_file_path_is_accepted_and_names_its_dataset(data, key, tmp_pat
         other.register()
     with pytest.raises(ConfigError, match=r"holds datasets \['d', 'e'\]"):
         release(df, schema, out=tmp_path / "r3", ledger=path, **opts)
+
+
+def test_a_category_held_by_three_rows_shows_no_real_share_in_the_report(key, tmp_path):
+    df, schema = release_data()
+    df["dx"] = np.where(np.arange(len(df)) < 3, "rare", np.where(np.arange(len(df)) % 2, "a", "b"))
+    doc = schema.to_dict()
+    doc["columns"]["dx"] = {"kind": "categorical", "categories": ["a", "b", "rare"]}
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="d", cap=Budget(3, 1e-6)) as ledger:
+        res = release(df, Schema.from_dict(doc), out=tmp_path / "rel", ledger=ledger, key=key,
+                      epsilon=1.0, seed=0, canary=False)  # fmt: skip
+    report = json.loads((res.out / "audit.json").read_text())
+    (dx,) = [m for m in report["utility"]["plots"]["marginals"] if m["column"] == "dx"]
+    shares = dict(zip(dx["labels"], dx["real"], strict=True))
+    assert shares["rare"] is None  # 3 rows (fewer than 10 in train)
+    assert shares["a"] is not None and shares["b"] is not None
+    assert report["attacks"]["policy"]["thresholds"]["report"]["min_cell_rows"] == 10
+    assert "small-cell suppression" in (res.out / "audit.html").read_text()

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from privsynth.errors import ConfigError
 from privsynth.schema import Schema
 from privsynth.utility import UtilityReport, evaluate
 from privsynth.utility.classifiers import auc_null_se
@@ -129,7 +130,7 @@ def test_json_holds_aggregates_only(real, fresh):
     assert len(real) not in numbers  # nor the real row count
     for dist in d["plots"]["marginals"]:
         for p in dist["real"] + dist["synthetic"]:
-            assert p == round(p, 4)
+            assert p is None or p == round(p, 4)
 
 
 def test_distributions_have_labels_and_merge_wide_columns():
@@ -156,6 +157,23 @@ def test_distributions_have_labels_and_merge_wide_columns():
     assert age["merged"] and len(age["labels"]) == 34  # 100 codes in runs of ceil(100/40) = 3
     assert age["labels"][:2] == ["0–2", "3–5"] and age["labels"][-1] == "99"
     assert cat["merged"] and len(cat["labels"]) == 40
-    assert cat["labels"][-1] == "(other: 6 values)" and cat["real"][-1] == 0.0
+    # The pooled bar holds no real row: suppressed (fewer than 10), not shown as 0.
+    assert cat["labels"][-1] == "(other: 6 values)" and cat["real"][-1] is None
     assert w["labels"] == ["[0, 0.25)", "[0.25, 0.5)", "[0.5, 0.75)", "[0.75, 1]", "(missing)"]
     assert not w["merged"] and sum(w["real"]) == pytest.approx(1.0, abs=5e-4)
+
+
+def test_a_category_held_by_a_few_real_rows_shows_no_real_share():
+    s = Schema.from_dict(
+        {"version": 1, "columns": {"dx": {"kind": "categorical", "categories": ["a", "b", "rare"]}}}
+    )
+    real = pd.DataFrame({"dx": ["a"] * 600 + ["b"] * 397 + ["rare"] * 3})
+    synthetic = pd.DataFrame({"dx": ["a"] * 590 + ["b"] * 400 + ["rare"] * 10})
+    (dx,) = evaluate(real, synthetic, s).plots["marginals"]
+    assert dx["labels"] == ["a", "b", "rare"]
+    assert dx["real"] == [0.6, 0.397, None]  # 3 rows < 10: no share, no count
+    assert dx["synthetic"] == [0.59, 0.4, 0.01]  # the synthetic table is public
+    (shown,) = evaluate(real, synthetic, s, min_cell=3).plots["marginals"]
+    assert shown["real"][-1] == 0.003
+    with pytest.raises(ConfigError, match="min_cell"):
+        evaluate(real, synthetic, s, min_cell=-1)

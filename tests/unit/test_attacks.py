@@ -342,3 +342,15 @@ def test_canary_persons_own_k_rows_that_differ_only_in_a_distinct_order_column()
     assert planted["year"].tolist() == [70, 71, 72, 70, 71, 72]
     assert planted["job"].tolist() == ["a"] * 3 + ["b"] * 3
     schema.validate(planted)  # a valid person-level table: no repeated year within a person
+
+
+def test_the_report_section_of_a_policy_is_optional_and_checked(tmp_path):
+    assert load_policy("standard").min_cell_rows == 10
+    assert load_policy("strict").min_cell_rows == 20
+    text = (POLICY_DIR / "standard.toml").read_text()
+    older = text[: text.index("[report]")]  # a policy written before the section existed
+    (tmp_path / "old.toml").write_text(older)
+    assert load_policy(tmp_path / "old.toml").min_cell_rows == 10
+    (tmp_path / "bad.toml").write_text(older + "[report]\nmin_cell_rows = -1\n")
+    with pytest.raises(ConfigError, match=r"\[report\] min_cell_rows must be a number >= 0"):
+        load_policy(tmp_path / "bad.toml")
