@@ -37,7 +37,10 @@ def data_fingerprint(data: pd.DataFrame | Path) -> str:
                 digest.update(block)
         return "sha256:" + digest.hexdigest()
     digest.update("\x1f".join(map(str, data.columns)).encode("utf-8"))
-    for name in data.columns:  # per column, so that a column's dtype hashes its own way
-        values = pd.util.hash_pandas_object(data[name].astype(object), index=False)
-        digest.update(values.to_numpy().tobytes())
+    for name in data.columns:
+        col = data[name]
+        # Text as Python objects, so that a CSV's and a Parquet file's string dtypes agree;
+        # numbers as they are (casting them would cost seconds on millions of rows).
+        values = col if pd.api.types.is_numeric_dtype(col) else col.astype(object)
+        digest.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
     return "sha256:" + digest.hexdigest()
