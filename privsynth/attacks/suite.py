@@ -267,16 +267,17 @@ def run(
             skipped.append({"attack": "attribute inference", "reason": "no sensitive column"})
         if links is None:
             skipped.append({"attack": "linkability", "reason": "needs two column groups"})
-        if self_test and len(train_v) // 2 <= DENSITY_K:
+        if self_test and len(train_v) // 2 > DENSITY_K:
+            st = timer("self_test", lambda: _self_test(battery, sub, rng))
+        if self_test and st is None:
             skipped.append(
                 {
                     "attack": "self-test",
                     "reason": "it needs two disjoint samples of more than "
-                    f"{DENSITY_K} training rows each",
+                    f"{DENSITY_K} training rows each (of different persons, with persons), "
+                    f"and more than {DENSITY_K} holdout rows",
                 }
             )
-        elif self_test:
-            st = timer("self_test", lambda: _self_test(battery, sub, rng))
     canary_out = None
     if canary is not None:
         canary_out = timer(
@@ -319,7 +320,7 @@ def run(
     )
 
 
-def _self_test(run: Battery, schema: Schema, rng: np.random.Generator) -> dict[str, Any]:
+def _self_test(run: Battery, schema: Schema, rng: np.random.Generator) -> dict[str, Any] | None:
     # Two disjoint training samples: the members the planted generators are attacked on, and
     # the rows the null generator is fitted on. A null fitted on the members themselves is
     # not null: each member shifts the marginals it is drawn from by 1/n per column, a pull
@@ -342,6 +343,8 @@ def _self_test(run: Battery, schema: Schema, rng: np.random.Generator) -> dict[s
         )
         held = _whole_persons(np.arange(len(held_ids)), held_ids, rng)
         persons = (ids[members], held_ids[held])
+        if min(len(members), len(others), len(held) - 1) <= DENSITY_K:
+            return None  # too few persons for two samples: skipped, said in the result
     small = Battery(
         schema,
         run.space,

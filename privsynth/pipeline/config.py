@@ -17,6 +17,12 @@ from privsynth.sources.source import ON_RULE_VIOLATION, OnRuleViolation
 FORMATS = ("csv", "parquet")
 
 
+#: The fewest rows a release synthesises: the attack suite compares every record with its
+#: nearest synthetic ones. A smaller DP row estimate is raised to it (a public floor on a DP
+#: number: post-processing).
+MIN_SYNTHETIC_ROWS = 20
+
+
 @dataclass(frozen=True)
 class ReleaseConfig:
     """Everything a release is asked to do, apart from the data, ledger and key.
@@ -43,7 +49,8 @@ class ReleaseConfig:
     canary
         Run the canary audit (a second fit, never released) for an empirical epsilon bound.
     rows, fmt, pdf, seed
-        Rows to synthesise (default: the DP estimate), file format (``csv``, ``parquet``),
+        Rows to synthesise (default: the DP estimate, at least :data:`MIN_SYNTHETIC_ROWS`),
+        file format (``csv``, ``parquet``),
         print the HTML report to PDF, seed for the split and sampling (default: fresh OS
         entropy).
     force
@@ -94,6 +101,15 @@ class ReleaseConfig:
         if not 0 <= self.holdout_fraction < 1:
             raise ConfigError(
                 f"holdout fraction ({self.holdout_fraction!r}) must be in [0, 1), e.g. 0.2"
+            )
+        if self.rows is not None and (
+            isinstance(self.rows, bool)
+            or not isinstance(self.rows, int)
+            or self.rows < MIN_SYNTHETIC_ROWS
+        ):
+            raise ConfigError(
+                f"rows ({self.rows!r}) must be a whole number >= {MIN_SYNTHETIC_ROWS}: the attack "
+                "suite compares every record with its nearest synthetic ones"
             )
         if self.on_rule_violation not in ON_RULE_VIOLATION:
             raise ConfigError(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from privsynth.attacks.battery import DENSITY_K
 from privsynth.attacks.suite import N_TARGETS
 from privsynth.errors import DataError
 from privsynth.persons import held_out_persons
@@ -53,7 +54,8 @@ def split_frame(
             is_holdout, how = rng.random(n) < fraction, "uniform random"
         train, holdout = source.rows(~is_holdout), source.rows(is_holdout)
     hold_rows = holdout.frame if holdout is not None else None
-    _check_sides(len(train.frame), hold_rows, fraction, f"has {n} row(s)")
+    person = unit.column if unit.is_person else None
+    _check_sides(len(train.frame), hold_rows, fraction, f"has {n} row(s)", person)
     return Split(train, train.frame, hold_rows, f"{how}; the seed is not published")
 
 
@@ -91,13 +93,31 @@ def n_targets(n_train_dp: int, holdout_fraction: float) -> int:
     return int(max(10, min(N_TARGETS, holdout // 2)))
 
 
-def _check_sides(n_train: int, holdout: pd.DataFrame | None, fraction: float, has: str) -> None:
-    """Refuse, before anything is spent, a split too small for the attack suite."""
-    if n_train >= MIN_TRAIN_ROWS and (holdout is None or len(holdout) > 0):
+def _check_sides(
+    n_train: int,
+    holdout: pd.DataFrame | None,
+    fraction: float,
+    has: str,
+    person: str | None = None,
+) -> None:
+    """Refuse, before anything is spent, a split too small for the attack suite: at least
+    :data:`MIN_TRAIN_ROWS` training rows and, with a holdout, at least :data:`DENSITY_K`
+    holdout rows besides any one target's own (a holdout target's density reference leaves
+    out its row, or all of its person's rows)."""
+    own = 1
+    if holdout is not None and person is not None and len(holdout):
+        own = int(holdout[person].value_counts().max())
+    held_ok = holdout is None or len(holdout) - own >= DENSITY_K
+    if n_train >= MIN_TRAIN_ROWS and held_ok:
         return
     raise DataError(
         f"the data {has}: too few for {MIN_TRAIN_ROWS} training rows"
-        + (f" and a {fraction:g} holdout" if fraction else "")
+        + (
+            f" and a {fraction:g} holdout with {DENSITY_K} rows besides any one "
+            + ("person's" if person else "row")
+            if fraction
+            else ""
+        )
         + "; add rows"
         + (", or pass --holdout-fraction 0" if fraction else "")
     )

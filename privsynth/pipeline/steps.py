@@ -24,7 +24,7 @@ from privsynth.attacks.policy import load_policy
 from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict, list_datasets
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.generators.base import Generator
-from privsynth.pipeline.config import ReleaseConfig
+from privsynth.pipeline.config import MIN_SYNTHETIC_ROWS, ReleaseConfig
 from privsynth.pipeline.evaluate import evaluate
 from privsynth.pipeline.folder import assembled, check_out, signed_files, write_signed
 from privsynth.pipeline.identity import data_fingerprint
@@ -149,7 +149,8 @@ def run(
 
     spent_before = ledger.spent()
     gen.fit(split.fit, schema, ledger)  # reserves the whole charge before reading a row
-    synthetic = gen.sample(config.rows, seed=rng)
+    rows = config.rows if config.rows is not None else max(gen.n_rows_, MIN_SYNTHETIC_ROWS)
+    synthetic = gen.sample(rows, seed=rng)
     rules = _rules_kept(gen, synthetic)
     evaluation = evaluate(gen, split, synthetic, config, seed=int(rng.integers(2**31)))
     spec = gen.privacy_spec()

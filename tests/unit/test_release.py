@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from privsynth.budget import Budget, Ledger
+from privsynth.budget import Budget, Ledger, list_datasets
 from privsynth.errors import BudgetExceeded, ConfigError, DataError
 from privsynth.pipeline import release
 from privsynth.schema import Schema
@@ -82,3 +82,27 @@ def test_engine_split_is_a_partition_of_about_the_asked_fraction(data, engine_so
     # Holdout size ~ Binomial(1500, 0.2): mean 300, sd 15.5; 4 sd either side.
     assert abs(len(ids[1]) - 300) < 62
     assert set(holdout.sample_rows(50, seed=2)["id"]) <= ids[1]  # a sample stays on its side
+
+
+def test_a_holdout_too_small_for_the_attacks_is_refused_before_anything_is_spent(tmp_path):
+    from privsynth.datasets import make_visits
+
+    # 8 patients with 1-30 visits: a 0.3 holdout holds 2-3 of them, and a holdout target's
+    # density reference (5 rows of *other* holdout persons) may not exist. Refused at the
+    # split, before the ledger is touched, whichever seed; a row-level table of 20 rows with
+    # a holdout of under 6 rows likewise.
+    df, schema = make_visits(8, seed=2)
+    key = Ed25519PrivateKey.generate()
+    for seed in range(4):
+        held = None
+        try:
+            with Ledger.open(
+                tmp_path / f"l{seed}.sqlite", dataset_id="v", cap=Budget(5, 1e-6)
+            ) as led:
+                release(df, schema, out=tmp_path / f"r{seed}", ledger=led, key=key, epsilon=1.0,
+                        seed=seed, canary=False, holdout_fraction=0.3)  # fmt: skip
+        except DataError as err:
+            held = str(err)
+            assert "besides any one person's" in held and "--holdout-fraction 0" in held
+            assert list_datasets(tmp_path / f"l{seed}.sqlite") == []  # nothing written
+        assert held is not None or (tmp_path / f"r{seed}" / "audit.json").exists()
