@@ -27,6 +27,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from privsynth.encoding import numeric_values
 from privsynth.schema import DATE_UNITS, NUMERIC_KINDS, Column, Schema
 from privsynth.schema.rules import Rule
 from privsynth.sources.source import FrameSource
@@ -107,7 +108,7 @@ def from_gaps(frame: pd.DataFrame, schema: Schema, model: Schema) -> pd.DataFram
         sign, unit, offset = _terms(schema, rule)
         col = schema[left]
         lo, hi = col.bound_values()
-        base = _numbers(frame[right], schema[right])
+        base = numeric_values(schema[right], frame[right])
         value = np.clip(base + offset + sign * frame[left].to_numpy(dtype=float) * unit, lo, hi)
         if col.kind == "datetime":
             frame[left] = pd.to_datetime(pd.Series(value, index=frame.index).round(), unit="ns")
@@ -152,10 +153,3 @@ def _gap_column(schema: Schema, rule: Rule) -> Column:
 
 def _unit_name(col: Column) -> str:
     return f"{col.unit or DEFAULT_GAP_UNIT}s" if col.kind == "datetime" else "the column's unit"
-
-
-def _numbers(values: pd.Series, col: Column) -> np.ndarray:
-    """A decoded column as numbers (datetimes as nanoseconds since the epoch)."""
-    if col.kind == "datetime":
-        return pd.to_datetime(values).astype("datetime64[ns]").astype("int64").to_numpy(float)
-    return values.to_numpy(dtype=float)

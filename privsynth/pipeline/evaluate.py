@@ -46,6 +46,7 @@ def evaluate(
         for rows in (split.train, split.holdout)
     )
     assert train is not None
+    policy = load_policy(config.policy)
     utility = utility_of(
         train,
         synthetic,
@@ -53,7 +54,7 @@ def evaluate(
         target=config.target,
         holdout=holdout,
         seed=seed,
-        min_cell=load_policy(config.policy).min_cell_rows,
+        min_cell=policy.min_cell_rows,
     )
     suite = run_attacks(
         train,
@@ -62,7 +63,7 @@ def evaluate(
         released,
         sensitive=list(config.sensitive),
         quasi_identifiers=list(config.quasi_identifiers) or None,  # None: all but sensitive
-        policy=config.policy,
+        policy=policy,
         canary=_canary(gen, split, config) if config.canary else None,
         n_targets=n_targets(gen.n_rows_, config.holdout_fraction),
         seed=seed,

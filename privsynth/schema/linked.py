@@ -36,6 +36,7 @@ from privsynth.errors import DataError, SchemaError
 from privsynth.schema.columns import SCHEMA_VERSION, Column
 from privsynth.schema.schema import Schema, read_json
 from privsynth.schema.unit import UnitOfPrivacy
+from privsynth.schema.validate import rows_text
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,6 @@ def _columns(table: str, spec: Any, extra: set[str]) -> tuple[Column, ...]:
         raise SchemaError(f"table {table!r}: {exc}") from exc
 
 
-def _rows(mask: pd.Series, most: int = 5) -> str:
-    rows = [int(i) for i in mask.to_numpy().nonzero()[0][:most]]
-    more = int(mask.sum()) - len(rows)
-    return ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+def _rows(mask: pd.Series) -> str:
+    """The first offending row numbers of ``mask``, as the schema's own errors give them."""
+    return rows_text(mask.to_numpy().nonzero()[0].tolist(), int(mask.sum()))

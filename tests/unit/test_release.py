@@ -93,6 +93,7 @@ def test_a_holdout_too_small_for_the_attacks_is_refused_before_anything_is_spent
     # a holdout of under 6 rows likewise.
     df, schema = make_visits(8, seed=2)
     key = Ed25519PrivateKey.generate()
+    outcomes = []
     for seed in range(4):
         held = None
         try:
@@ -106,3 +107,5 @@ def test_a_holdout_too_small_for_the_attacks_is_refused_before_anything_is_spent
             assert "besides any one person's" in held and "--holdout-fraction 0" in held
             assert list_datasets(tmp_path / f"l{seed}.sqlite") == []  # nothing written
         assert held is not None or (tmp_path / f"r{seed}" / "audit.json").exists()
+        outcomes.append(held is None)
+    assert set(outcomes) == {True, False}  # these seeds both release and refuse
