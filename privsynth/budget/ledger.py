@@ -173,7 +173,7 @@ class Ledger:
                         "--cap-delta D`"
                     )
             else:
-                with store.transaction("opening the dataset"):
+                with store.read():  # nothing is written until the first reservation
                     entries = store.verified_entries()
                     current = current_cap(entries, dataset_id)
                     if current is None:
@@ -299,7 +299,10 @@ class Ledger:
             raise ConfigError("reserve needs at least one privacy event")
         _check_text("purpose", purpose)
         meta = _check_metadata(metadata)
-        with self._store.transaction("reserving budget"):
+        with self._store.read():  # refused here, a new ledger's file is never made
+            entries = self._store.verified_entries()
+        self._check_fits(self._cap_in(entries), active_events(entries, self.dataset_id), evs)
+        with self._store.transaction("reserving budget"):  # and checked again while locked
             entries = self._store.verified_entries()
             cap = self._cap_in(entries)
             active = active_events(entries, self.dataset_id)

@@ -15,9 +15,9 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from privsynth.budget.chain import (
@@ -34,6 +34,8 @@ from privsynth.errors import ConfigError, LedgerCorrupt, LedgerError
 FORMAT = "privsynth-ledger/1"
 #: The first bytes of every SQLite file: how a ledger is told apart from any other file.
 SQLITE_MAGIC = b"SQLite format 3\x00"
+
+T = TypeVar("T")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -73,10 +75,18 @@ class Store:
         self.readonly = readonly
         self.timeout = float(timeout)
         self.conn: sqlite3.Connection | None = None
+        self.closed = False
         self._cache: dict[tuple, tuple[dict, str]] = {}
         self._preflight(create)
+        if not self.path.exists():
+            return  # a new ledger: the file is made whole by the first write (:meth:`_create`)
+        self._connect(create)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _connect(self, create: bool) -> None:
         with self.errors("opening"):
-            if readonly:
+            if self.readonly:
                 uri = f"file:{quote(str(self.path))}?mode=ro"
                 self.conn = sqlite3.connect(
                     uri, uri=True, timeout=self.timeout, isolation_level=None
@@ -90,6 +100,38 @@ class Store:
             except BaseException:
                 self.close()
                 raise
+
+    def _create(self) -> None:
+        """Make the ledger file whole before anyone can see it.
+
+        The schema and WAL mode are written to a private file in the same directory, which is
+        then hard-linked to the ledger's path: the link fails if another process got there
+        first (then its file is used), so racing processes never meet a half-made file, and
+        no two of them switch one file to WAL at once (a lock upgrade SQLite may refuse at
+        once rather than wait for).
+        """
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{random.getrandbits(32):08x}")
+        try:
+            with self.errors("creating the ledger"):
+                conn = sqlite3.connect(str(tmp), isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("BEGIN IMMEDIATE")
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO meta(key, value) VALUES ('format', ?)", (FORMAT,))
+                    conn.execute("COMMIT")
+                finally:
+                    conn.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.path)
+        except OSError as exc:
+            raise LedgerError(f"cannot create ledger {self.path}: {exc.strerror or exc}") from None
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+        self._connect(create=False)
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -130,6 +172,7 @@ class Store:
 
     def _init_schema(self, create: bool) -> None:
         assert self.conn is not None
+        conn = self.conn
         with self.errors("opening"):
             tables = {
                 r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -137,7 +180,9 @@ class Store:
             if tables and not {"meta", "entries"} <= tables:
                 raise LedgerError(f"{self.path} is an SQLite database but not a privsynth ledger")
             if not self.readonly:
-                mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = self._when_free(
+                    lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                )
                 if str(mode).lower() != "wal":
                     raise LedgerError(f"cannot switch ledger {self.path} to WAL mode (got {mode})")
                 self.conn.execute("PRAGMA synchronous=FULL")
@@ -158,6 +203,7 @@ class Store:
                 )
 
     def close(self) -> None:
+        self.closed = True
         if self.conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.close()
@@ -204,26 +250,43 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self, action: str) -> Iterator[None]:
-        """A write transaction (``BEGIN IMMEDIATE``: one writer at a time, waits ``timeout``)."""
+        """A write transaction (``BEGIN IMMEDIATE``: one writer at a time, waits ``timeout``).
+
+        The first write to a new ledger creates its file."""
         if self.readonly:
             raise LedgerError(f"ledger {self.path} was opened read-only; cannot record entries")
-        assert self.conn is not None, "ledger is closed"
+        self._ensure_open(create=True)
+        assert self.conn is not None
+        conn = self.conn
         with self.errors(action):
-            self._begin_immediate()
+            self._when_free(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
             raise
         with self.errors(action):
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
-    def _begin_immediate(self) -> None:
-        """Take the write lock, polling every few milliseconds (with jitter) until ``timeout``.
+    def _ensure_open(self, *, create: bool) -> None:
+        """Connect to a ledger that had no file when opened, once it has one (or make it)."""
+        if self.closed:
+            raise LedgerError(f"ledger {self.path} is closed")
+        if self.conn is not None:
+            return
+        if self.path.exists():
+            self._connect(create)
+        elif create:
+            self._create()
+
+    def _when_free(self, step: Callable[[], T]) -> T:
+        """Run ``step``, retrying every few milliseconds (with jitter) while the file is locked,
+        until ``timeout``.
 
         SQLite's own busy handler backs off to 100 ms sleeps, which starves waiters behind a
-        busy writer; short jittered polls give every waiting process a fair chance.
+        busy writer, and it is skipped outright where waiting could deadlock (two connections
+        upgrading a lock at once); short jittered retries give every process a fair chance.
         """
         assert self.conn is not None
         deadline = time.monotonic() + self.timeout
@@ -231,8 +294,7 @@ class Store:
         try:
             while True:
                 try:
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    return
+                    return step()
                 except sqlite3.OperationalError as exc:
                     msg = str(exc).lower()
                     if ("locked" not in msg and "busy" not in msg) or time.monotonic() > deadline:
@@ -243,10 +305,10 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
-        """A read transaction: a consistent snapshot for several SELECTs."""
-        if self.conn is None:
-            raise LedgerError(f"ledger {self.path} is closed")
-        if self.conn.in_transaction:
+        """A read transaction: a consistent snapshot for several SELECTs (of nothing, for a new
+        ledger whose file no write has made yet)."""
+        self._ensure_open(create=False)
+        if self.conn is None or self.conn.in_transaction:
             yield
             return
         with self.errors("reading"):
@@ -267,7 +329,8 @@ class Store:
         """Entries and their recomputed hashes.  Parsing and hashing are memoised per stored
         row (the exact column values), so re-reading a long chain costs one SELECT; any
         change to a row is a different key and is parsed and hashed afresh."""
-        assert self.conn is not None
+        if self.conn is None:  # no file yet
+            return [], []
         with self.errors("reading entries"):
             rows = self.conn.execute(
                 f"SELECT {', '.join(FIELDS)} FROM entries ORDER BY seq"
@@ -302,7 +365,8 @@ class Store:
         return entry
 
     def head_meta(self) -> tuple[int, str]:
-        assert self.conn is not None
+        if self.conn is None:  # no file yet
+            return 0, GENESIS_HASH
         with self.errors("reading"):
             rows = dict(
                 self.conn.execute(
@@ -333,8 +397,9 @@ class Store:
         return entries
 
     def verify_full(self) -> tuple[int, str]:
-        assert self.conn is not None
         with self.read():
+            if self.conn is None:  # no file yet: nothing to verify
+                return 0, GENESIS_HASH
             with self.errors("checking SQLite integrity"):
                 check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":

@@ -116,6 +116,44 @@ def test_racing_processes_never_exceed_the_cap(tmp_path):
                 led.check(charge)
 
 
+def _first_writer(path: str, worker: int, barrier, results) -> None:
+    try:
+        barrier.wait(120)
+        with Ledger.open(path, dataset_id="race", cap=RACE_CAP, timeout=120) as led:
+            results.put((worker, led.reserve(PureDP(0.01), purpose=f"worker {worker}").id))
+    except Exception as exc:  # reported, so the assertion shows what went wrong
+        results.put((worker, f"{type(exc).__name__}: {exc}"))
+
+
+def test_processes_creating_one_new_ledger_at_once_all_get_the_same_whole_file(tmp_path):
+    # No file before: each worker's first write would make it. The file must appear whole
+    # (never half-made, never switched to WAL by two processes at once: SQLite may refuse
+    # such a lock upgrade at once, without waiting), with one cap and every reservation.
+    path = tmp_path / "new.db"
+    barrier = SPAWN.Barrier(WORKERS)
+    results = SPAWN.Queue()
+    procs = [
+        SPAWN.Process(target=_first_writer, args=(str(path), w, barrier, results))
+        for w in range(WORKERS)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        reported = dict(results.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+    with Ledger.open(path, dataset_id="race") as led:
+        led.verify()
+        kinds = [e["kind"] for e in led.entries()]
+        ids = sorted(e["reservation"] for e in led.entries() if e["kind"] == "reserve")
+    assert ids == sorted(reported.values()), reported  # an error message is never an id
+    assert kinds == ["cap"] + ["reserve"] * WORKERS
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".new.db")] == []
+
+
 # ------------------------------------------------------------------------------ SIGKILL
 
 

@@ -184,8 +184,8 @@ def test_added_and_removed_files_are_rejected(signed, tmp_path):
 
 
 def test_the_ledger_check_refuses_another_ledger(signed, tmp_path):
-    with Ledger.open(tmp_path / "other.sqlite", dataset_id="d", cap=Budget(1, 1e-6)):
-        pass
+    with Ledger.open(tmp_path / "other.sqlite", dataset_id="d", cap=Budget(1, 1e-6)) as other:
+        other.register()
     with pytest.raises(SignatureError, match="head hash"):
         verify_release(signed["folder"], ledger=tmp_path / "other.sqlite")
 

@@ -396,8 +396,11 @@ def test_locked_ledger(path, ledger):
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(LedgerError, match="locked by another process"):
-            Ledger.open(path, dataset_id="adult", timeout=0.2)
+        # Reading does not wait for a writer (WAL); writing waits ``timeout``, then says why.
+        with Ledger.open(path, dataset_id="adult", timeout=0.2) as waiting:
+            assert waiting.spent().epsilon == 0
+            with pytest.raises(LedgerError, match="locked by another process"):
+                waiting.reserve(PureDP(0.1), purpose="while another process writes")
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -414,6 +417,19 @@ def test_a_new_dataset_is_written_with_its_first_reservation_and_not_before(path
         assert path.read_bytes() == before  # a refused spend leaves the file byte-identical
         census.reserve(PureDP(0.5), purpose="census histogram")
         assert [e["kind"] for e in census.entries()] == ["cap", "reserve"]
+
+
+def test_a_new_ledger_file_is_made_by_its_first_write_and_not_before(path):
+    with Ledger.open(path, dataset_id="d", cap=Budget(1.0, 0.0)) as new:
+        new.verify()  # an empty chain verifies
+        assert new.spent().epsilon == 0
+        with pytest.raises(BudgetExceeded):
+            new.reserve(PureDP(2.0), purpose="too much")
+        assert not path.exists()  # a refused spend against a new path leaves no file
+        new.reserve(PureDP(0.5), purpose="fits")
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+    with Ledger.open(path, dataset_id="d", readonly=True) as again:
+        assert [e["kind"] for e in again.entries()] == ["cap", "reserve"]
 
 
 def test_two_openers_of_a_new_dataset_with_different_caps_cannot_both_create_it(path):
