@@ -9,10 +9,12 @@ virtualenv (``benchmarks/anchors/anonymeter_driver.py``; ``setup_anchors.sh`` cr
 
     .venv/bin/python benchmarks/run_attacks.py                 # train 30k, holdout the rest
     .venv/bin/python benchmarks/run_attacks.py --skip-anonymeter
-    .venv/bin/python benchmarks/run_attacks.py --scale-rows 100000   # timing only
+    .venv/bin/python benchmarks/run_attacks.py --scale-rows 200000 2000000   # timing only
 
-``--scale-rows N`` times the suite alone on N training and N holdout rows drawn with
-replacement from Adult and N null-synthetic rows (a timing run: the split is not disjoint).
+``--scale-rows N [N ...]`` times the suite alone, each size in a child process, on N rows
+drawn with replacement from Adult (80% training, 20% holdout) and as many null-synthetic
+rows as training rows (a timing run: the split is not disjoint), and reports the ratio of
+the largest size's wall time to the smallest's.
 
 Results: ``benchmarks/results/attacks-<date>.json`` and a text table beside it.
 """
@@ -24,6 +26,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -61,7 +64,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-anonymeter", action="store_true")
     p.add_argument("--no-canary", action="store_true")
     p.add_argument("--threads", type=int, default=2, help="torch threads (shared machine)")
-    p.add_argument("--scale-rows", type=int, help="timing run on this many rows (see above)")
+    p.add_argument(
+        "--scale-rows", type=int, nargs="+", help="timing runs on these many rows (see above)"
+    )
+    p.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -131,37 +137,67 @@ def table(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scale_run(args: argparse.Namespace) -> None:
+def scale_child(n: int, seed: int) -> dict:
+    """One timing run of the suite on ``n`` rows (80% training, 20% holdout, as many null
+    synthetic rows as training rows), in this process: wall and CPU seconds, peak RSS."""
     df, schema = load_adult()
-    rng = np.random.default_rng(args.seed)
-    n = args.scale_rows
-    train = df.iloc[rng.integers(0, len(df), n)].reset_index(drop=True)
-    holdout = df.iloc[rng.integers(0, len(df), n)].reset_index(drop=True)
-    syn = null_synthetic(train, schema, n, rng)
-    t = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    n_train = int(n * 0.8)
+    train = df.iloc[rng.integers(0, len(df), n_train)].reset_index(drop=True)
+    holdout = df.iloc[rng.integers(0, len(df), n - n_train)].reset_index(drop=True)
+    syn = null_synthetic(train, schema, n_train, rng)
+    load = os.getloadavg()
+    t, cpu = time.perf_counter(), time.process_time()
     result = run(
         train, holdout, syn, schema, sensitive=[SECRET], quasi_identifiers=QIS,
-        link_columns=LINK, seed=args.seed,
+        link_columns=LINK, seed=seed,
     )  # fmt: skip
-    wall = time.perf_counter() - t
+    return {
+        "rows": n,
+        "wall_s": time.perf_counter() - t,
+        "cpu_s": time.process_time() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_average_at_start": load,
+        "timing_s": result.timing_s,
+        "settings": {
+            k: result.settings[k]
+            for k in ("synthetic_rows", "synthetic_rows_attacked", "reference_rows_at_most")
+        },
+        "verdict": result.verdict(),
+    }
+
+
+def scale_run(args: argparse.Namespace) -> None:
+    """Each size in its own child process (a clean peak RSS), one after the other."""
+    runs = []
+    for n in args.scale_rows:
+        out = subprocess.run(
+            [sys.executable, __file__, "--scale-child", str(n), "--seed", str(args.seed),
+             "--threads", str(args.threads)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"{n:>10,} rows: suite {runs[-1]['wall_s']:.1f} s wall, "
+              f"{runs[-1]['cpu_s']:.1f} s CPU, {runs[-1]['peak_rss_mb']:.0f} MB")  # fmt: skip
     date = datetime.date.today().isoformat()
     doc = {
         "date": date,
-        "rows": n,
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
-        "wall_s": wall,
-        "timing_s": result.timing_s,
-        "verdict": result.verdict(),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads},
+        "runs": runs,
+        "wall_ratio_largest_to_smallest": runs[-1]["wall_s"] / runs[0]["wall_s"],
     }
-    path = os.path.join(HERE, "results", f"attacks-scale{n}-{date}.json")
+    sizes = "-".join(str(n) for n in args.scale_rows)
+    path = os.path.join(HERE, "results", f"attacks-scale-{sizes}-{date}.json")
     with open(path, "w") as fh:
         json.dump(doc, fh, indent=1)
-    print(f"{n} rows: suite {wall:.1f} s; wrote {path}")
+    print(f"ratio {doc['wall_ratio_largest_to_smallest']:.2f}; wrote {path}")
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.scale_child:
+        return print(json.dumps(scale_child(args.scale_child, args.seed)))
     if args.scale_rows:
         return scale_run(args)
     df, schema = load_adult()

@@ -22,7 +22,7 @@ from privsynth.errors import DataError
 from privsynth.schema import CATEGORICAL_KINDS, Schema
 
 #: Synthetic rows (a uniform sample when there are more) whose distance to the closest
-#: record is measured against the full training and holdout sets.
+#: record is measured against the audit's training and holdout rows.
 DCR_QUERIES = 10_000
 #: Categorical quasi-identifiers with more codes are given to the model as ordinal codes.
 MAX_MODEL_CATEGORIES = 250
@@ -84,7 +84,7 @@ def dcr_diagnostics(
     device: torch.device,
 ) -> tuple[list[AttackResult], dict[str, Any], dict[str, Any]]:
     """Distance-to-closest-record diagnostics of (a sample of) the synthetic rows against the
-    full training set and, when given, the full holdout set: results, summary, histogram."""
+    training rows and, when given, the holdout rows: results, summary, histogram."""
     queries = _dcr_queries(emb_syn, rng)
     to_tr, _ = nearest(queries, emb_train, 2, device=device)
     to_h = None if emb_holdout is None else nearest(queries, emb_holdout, 1, device=device)[0]

@@ -231,9 +231,9 @@ def distance_diagnostics(
     ----------
     to_train
         ``(n_queries, 2)`` distances of synthetic rows (all, or a uniform sample) to their two
-        nearest training rows, over the full training set (never subsampled).
+        nearest training rows, over all the training rows given.
     to_holdout
-        ``(n_queries,)`` distances of the same rows to the closest holdout row (full holdout
+        ``(n_queries,)`` distances of the same rows to the closest holdout row (all holdout
         set), or None.
     hashes
         Per-row hashes of the validated synthetic (all rows), training and holdout frames.
@@ -259,7 +259,7 @@ def distance_diagnostics(
         "dcr_holdout_percentiles": None,
         "nndr_percentiles": percentiles(nndr),
         "n_synthetic_queries": n_q,
-        "reference_sets": "full training and holdout sets (never subsampled)",
+        "reference_sets": "the audit's training and holdout rows (see settings)",
     }
     results = []
     if to_holdout is not None:

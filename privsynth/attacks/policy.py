@@ -30,7 +30,17 @@ REQUIRED = {
     "canary": ("loose_ratio",),
 }
 #: Sections and keys a policy may give, with their defaults (an older policy file lacks them).
-OPTIONAL = {"report": {"min_cell_rows": 10.0}}
+OPTIONAL = {
+    "report": {"min_cell_rows": 10.0},
+    "sample": {
+        "synthetic_rows": 50_000.0,
+        "reference_rows": 50_000.0,
+        "targets": 5_000.0,
+        "queries": 1_000.0,
+    },
+}
+#: The smallest sample size a policy may set.
+MIN_SAMPLE = 10
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,13 @@ class Policy:
             "source": self.source,
             "thresholds": self.thresholds,
         }
+
+    @property
+    def sample(self) -> dict[str, int]:
+        """The audit's sample sizes: ``synthetic_rows`` attacked, ``reference_rows`` of train
+        (and of holdout), ``targets`` per side, singling-out ``queries`` per mode. They bound
+        the suite's cost whatever the table's size."""
+        return {k: int(v) for k, v in self.thresholds["sample"].items()}
 
     @property
     def min_cell_rows(self) -> int:
@@ -143,6 +160,11 @@ def load_policy(policy: str | Path) -> Policy:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(
                     f"policy file {path}: [{section}] {key} must be a number >= 0, got {value!r}"
+                )
+            if section == "sample" and (value != int(value) or value < MIN_SAMPLE):
+                raise ConfigError(
+                    f"policy file {path}: [sample] {key} must be a whole number >= "
+                    f"{MIN_SAMPLE}, got {value!r}"
                 )
             thresholds[section][key] = float(value)
     return Policy(

@@ -30,10 +30,6 @@ from privsynth.device import resolve_device
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import Schema
 
-#: Targets drawn (uniformly, without replacement) from train and from holdout.
-N_TARGETS = 5000
-#: Predicates generated per singling-out mode.
-N_QUERIES = 1000
 #: Rows of train (and of holdout) the self-test draws; its synthetic sets have as many.
 SELF_TEST_ROWS = 2000
 
@@ -121,10 +117,11 @@ def run(
     canary: dict[str, Any] | None = None,
     seed: int = 0,
     device: str = "auto",
-    n_targets: int = N_TARGETS,
-    n_queries: int = N_QUERIES,
+    n_targets: int | None = None,
+    n_queries: int | None = None,
     self_test: bool = True,
     persons: tuple[Sequence[Any], Sequence[Any]] | None = None,
+    synthetic_rows: int | None = None,
 ) -> SuiteResult:
     """Attack ``synthetic`` and report aggregate evidence of privacy risk.
 
@@ -160,14 +157,18 @@ def run(
     device
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     n_targets
-        Training and holdout targets drawn for membership, inference and linkability.
+        Training and holdout targets drawn for membership, inference and linkability
+        (default: the policy's ``[sample] targets``).
     n_queries
-        Predicates generated per singling-out mode.
+        Predicates generated per singling-out mode (default: the policy's ``[sample]
+        queries``).
     self_test
         Also run the suite on planted leaky and null generators.
     persons
         The person of each ``train`` and each ``holdout`` row, when one person may own many
         rows: adds ``membership_person`` (was this person in the training data?).
+    synthetic_rows
+        The size of the release when ``synthetic`` is a uniform sample of it (reported).
 
     Returns
     -------
@@ -184,10 +185,13 @@ def run(
     t_start = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed ({seed!r}) must be an integer")
+    policy = policy if isinstance(policy, Policy) else load_policy(policy)
+    sizes = policy.sample
+    n_targets = sizes["targets"] if n_targets is None else n_targets
+    n_queries = sizes["queries"] if n_queries is None else n_queries
     for value, what in ((n_targets, "n_targets"), (n_queries, "n_queries")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 10:
             raise ConfigError(f"{what} ({value!r}) must be an integer >= 10")
-    policy = policy if isinstance(policy, Policy) else load_policy(policy)
     dev = resolve_device(device)
     sub = schema.row_view()
     sensitive = _check_columns(sub, sensitive, "sensitive column(s)")
@@ -207,6 +211,29 @@ def run(
     if canary is not None and not (callable(canary.get("factory")) and "epsilon" in canary):
         raise ConfigError("canary must be a dict with a callable 'factory' and 'epsilon'")
 
+    person_ids = _person_ids(persons, train, holdout)
+    # Fixed-size uniform samples (whole persons, with persons) bound the suite's cost. They
+    # come from their own stream, so a table small enough to be used whole gets the same
+    # attacks as if nothing were sampled.
+    draw = np.random.default_rng([seed, 1])
+    n_synthetic = len(synthetic) if isinstance(synthetic, pd.DataFrame) else 0
+    n_synthetic = n_synthetic if synthetic_rows is None else synthetic_rows
+    synthetic = _bounded(synthetic, None, sizes["synthetic_rows"], draw)[0]
+    train, ids_tr = _bounded(train, _side(person_ids, 0), sizes["reference_rows"], draw)
+    holdout, ids_h = _bounded(holdout, _side(person_ids, 1), sizes["reference_rows"], draw)
+    if person_ids is not None:
+        person_ids = (ids_tr, ids_h)  # type: ignore[assignment]
+    if canary is not None and "train" in canary:  # a person-level canary: whole persons
+        column = canary["schema"].unit_of_privacy.column
+        canary = {
+            **canary,
+            "train": _bounded(
+                canary["train"],
+                canary["train"][column].to_numpy(),
+                sizes["reference_rows"],
+                draw,
+            )[0],
+        }
     train_v = _validated(train, sub, "train")
     if train_v is None:
         raise DataError("train has no rows")
@@ -214,7 +241,6 @@ def run(
     if syn_v is None:
         raise DataError("synthetic has no rows")
     hold_v = _validated(holdout, sub, "holdout")
-    person_ids = _person_ids(persons, train_v, hold_v)
     frames = [f for f in (syn_v, train_v, hold_v) if f is not None]
     space = MixedSpace(sub, frames)
     timer = Timer()
@@ -303,8 +329,11 @@ def run(
         "link_columns": [list(g) for g in links] if links is not None else None,
         "n_targets_requested": n_targets,
         "n_queries_requested": n_queries,
-        # Train and holdout sizes are private and not reported (not even rounded).
-        "synthetic_rows": len(syn_v),
+        # Train and holdout sizes are private and not reported (not even rounded); the
+        # policy's sample caps are public.
+        "synthetic_rows": n_synthetic,
+        "synthetic_rows_attacked": len(syn_v),
+        "reference_rows_at_most": sizes["reference_rows"],
         "distance": "mixed: category mismatch 1, numeric (a-b)/range squared, missing a value",
     }
     return SuiteResult(
@@ -369,11 +398,33 @@ def _self_test(run: Battery, schema: Schema, rng: np.random.Generator) -> dict[s
     return selftest.self_test(attacks, small.train, null_source, schema, rng)
 
 
-def _whole_persons(rows: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _whole_persons(
+    rows: np.ndarray, ids: np.ndarray, rng: np.random.Generator, limit: int = SELF_TEST_ROWS
+) -> np.ndarray:
     """All the rows (among ``rows``) of persons drawn in random order while they fit in
-    ``SELF_TEST_ROWS`` rows (at least one person)."""
+    ``limit`` rows (at least one person), in their original order."""
     owner = pd.factorize(ids[rows])[0]
     order = rng.permutation(owner.max(initial=-1) + 1)
     sizes = np.bincount(owner)[order]
-    kept = order[: max(1, int(np.searchsorted(np.cumsum(sizes), SELF_TEST_ROWS, side="right")))]
+    kept = order[: max(1, int(np.searchsorted(np.cumsum(sizes), limit, side="right")))]
     return rows[np.isin(owner, kept)]
+
+
+def _side(person_ids: tuple[np.ndarray, np.ndarray] | None, i: int) -> np.ndarray | None:
+    return None if person_ids is None else person_ids[i]
+
+
+def _bounded(
+    frame: pd.DataFrame | None, ids: np.ndarray | None, limit: int, rng: np.random.Generator
+) -> tuple[Any, np.ndarray | None]:
+    """``frame`` (and the person of each row) as it is when it has at most ``limit`` rows,
+    else a uniform sample of ``limit`` rows, or, with persons, of whole persons while they
+    fit in ``limit`` rows. Rows keep their order."""
+    if frame is None or len(frame) <= limit:
+        return frame, ids
+    if ids is None:
+        rows = np.sort(rng.choice(len(frame), limit, replace=False))
+    else:
+        rows = _whole_persons(np.arange(len(frame)), ids, rng, limit)
+    kept = frame.iloc[rows].reset_index(drop=True)
+    return kept, None if ids is None else ids[rows]

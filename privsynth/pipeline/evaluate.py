@@ -24,13 +24,15 @@ def evaluate(
     config: ReleaseConfig,
     *,
     seed: int,
+    synthetic_rows: int | None = None,
 ) -> dict[str, Any]:
     """Utility and attacks on the rows as the model saw them (its learned schema).
 
     Returns ``{"utility": ..., "attacks": ..., "verdict": ...}`` as the report holds them. The
     verdict fails on any failed attack check, a canary violation or a failed self-test of the
     suite (it missed its planted leak or raised a false alarm). The canary audit fits a second
-    generator made as ``config`` says; it is never released.
+    generator made as ``config`` says; it is never released. ``synthetic_rows``: the size of
+    the release when ``synthetic`` is a uniform sample of it.
     """
     learned: Schema = gen.schema_
     unit = learned.unit_of_privacy
@@ -65,8 +67,9 @@ def evaluate(
         quasi_identifiers=list(config.quasi_identifiers) or None,  # None: all but sensitive
         policy=policy,
         canary=_canary(gen, split, config) if config.canary else None,
-        n_targets=n_targets(gen.n_rows_, config.holdout_fraction),
+        n_targets=n_targets(gen.n_rows_, config.holdout_fraction, policy.sample["targets"]),
         seed=seed,
+        synthetic_rows=synthetic_rows,
         persons=(
             (split.train[unit.column], split.holdout[unit.column])
             if unit.is_person and split.holdout is not None

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from privsynth.attacks.battery import DENSITY_K
-from privsynth.attacks.suite import N_TARGETS
 from privsynth.errors import DataError
 from privsynth.persons import held_out_persons
 from privsynth.schema import UnitOfPrivacy
@@ -17,8 +16,6 @@ from privsynth.sources.sql import SqlSource
 
 #: The attack suite compares each synthetic row with its two nearest training rows.
 MIN_TRAIN_ROWS = 2
-#: Rows per side (train, holdout) an engine release pulls into memory for the audit.
-ENGINE_EVAL_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -59,38 +56,37 @@ def split_frame(
     return Split(train, train.frame, hold_rows, f"{how}; the seed is not published")
 
 
-def split_in_engine(data: SqlSource, fraction: float, rng: np.random.Generator) -> Split:
+def split_in_engine(data: SqlSource, fraction: float, rng: np.random.Generator, rows: int) -> Split:
     """The split of a validated table that stays in its engine, and the rows the audit reads.
 
     The split is a keyed hash of each row's values (key drawn from ``rng``, not published), so
     the model is fitted on the train side inside the engine. Utility and attacks need rows in
-    memory: they get a uniform random sample of at most :data:`ENGINE_EVAL_ROWS` rows of each
-    side, drawn in the engine; attack targets come from these samples and are compared with
-    the full synthetic set; the canary audit refits on the train sample.
+    memory: they get a uniform random sample of at most ``rows`` rows of each side (the
+    policy's ``[sample] reference_rows``), drawn in the engine, the sample the attack suite
+    would draw in memory.
     """
     key, sample_seed = int(rng.integers(2**62)), int(rng.integers(2**31))
     train, holdout = (data, None) if fraction == 0 else data.split(fraction, key)
-    train_rows = train.sample_rows(ENGINE_EVAL_ROWS, sample_seed)
-    hold_rows = holdout.sample_rows(ENGINE_EVAL_ROWS, sample_seed) if holdout is not None else None
+    train_rows = train.sample_rows(rows, sample_seed)
+    hold_rows = holdout.sample_rows(rows, sample_seed) if holdout is not None else None
     _check_sides(len(train_rows), hold_rows, fraction, "is too small")
     note = (
         "keyed hash of each row's values in the engine (identical rows share a side); the key "
         f"is not published. Utility and attacks ran on uniform random samples of at most "
-        f"{ENGINE_EVAL_ROWS} train and {ENGINE_EVAL_ROWS} holdout rows drawn in the engine, "
-        "against the full synthetic set; the canary audit refitted on the train sample"
+        f"{rows} train and {rows} holdout rows drawn in the engine"
     )
     return Split(train, train_rows, hold_rows, note)
 
 
-def n_targets(n_train_dp: int, holdout_fraction: float) -> int:
+def n_targets(n_train_dp: int, holdout_fraction: float, most: int) -> int:
     """Attack targets per side, from public quantities only: the generator's DP estimate of
     the training rows and the holdout fraction. Half the estimated holdout size (at most
-    5,000), so the target count -- which the report shows -- does not depend on the exact
-    private row count unless the DP estimate is off by a factor of two."""
+    ``most``, the policy's), so the target count -- which the report shows -- does not depend
+    on the exact private row count unless the DP estimate is off by a factor of two."""
     if holdout_fraction == 0:
-        return N_TARGETS
+        return most
     holdout = n_train_dp * holdout_fraction / (1 - holdout_fraction)
-    return int(max(10, min(N_TARGETS, holdout // 2)))
+    return int(max(10, min(most, holdout // 2)))
 
 
 def _check_sides(

@@ -29,6 +29,7 @@ from privsynth.pipeline.evaluate import evaluate
 from privsynth.pipeline.folder import assembled, check_out, signed_files, write_signed
 from privsynth.pipeline.identity import data_fingerprint
 from privsynth.pipeline.split import Split, split_frame, split_in_engine
+from privsynth.pipeline.tables import stream_table, write_table
 from privsynth.report.build import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key
 from privsynth.report.pdf import NO_BROWSER, find_browser
@@ -150,17 +151,23 @@ def run(
     spent_before = ledger.spent()
     gen.fit(split.fit, schema, ledger)  # reserves the whole charge before reading a row
     rows = config.rows if config.rows is not None else max(gen.n_rows_, MIN_SYNTHETIC_ROWS)
-    synthetic = gen.sample(rows, seed=rng)
-    rules = _rules_kept(gen, synthetic)
-    evaluation = evaluate(gen, split, synthetic, config, seed=int(rng.integers(2**31)))
-    spec = gen.privacy_spec()
-    ledger_info = _ledger_record(gen, ledger, spec, spent_before, config.delta)
-
-    tables = linked.split(synthetic) if linked is not None else {"": synthetic}
     with assembled(config.out) as folder:
-        files = {
-            name: _write_table(rows, folder, name, config.fmt) for name, rows in tables.items()
-        }
+        if linked is None and not gen.schema_.rules and not gen.schema_.unit_of_privacy.is_person:
+            # Independent rows: streamed; the audit gets a uniform sample of them.
+            keep = load_policy(config.policy).sample["synthetic_rows"]
+            file, synthetic = stream_table(gen, rows, folder, config.fmt, rng, keep)
+            files, rules, released = {"": file}, [], rows
+        else:  # drawn whole: a person's rows, linked tables, a rule's redraws belong together
+            synthetic = gen.sample(rows, seed=rng)
+            rules = _rules_kept(gen, synthetic)
+            tables = linked.split(synthetic) if linked is not None else {"": synthetic}
+            files = {name: write_table(t, folder, name, config.fmt) for name, t in tables.items()}
+            released = len(synthetic)
+        evaluation = evaluate(
+            gen, split, synthetic, config, seed=int(rng.integers(2**31)), synthetic_rows=released
+        )
+        spec = gen.privacy_spec()
+        ledger_info = _ledger_record(gen, ledger, spec, spent_before, config.delta)
         data_file = files[linked.child if linked is not None else ""]
         gen.save(folder / gen.model_file)
         report = build_report(
@@ -172,7 +179,7 @@ def run(
             caveats=list(gen.caveats_),
             fingerprint=source_fingerprint(config.source or data, signing_key),
             release={
-                "rows_released": len(synthetic),
+                "rows_released": released,
                 "format": config.fmt,
                 "data_file": data_file,
                 **(
@@ -198,24 +205,13 @@ def run(
     return ReleaseResult(
         config.out,
         signed_files(config.out),
-        len(synthetic),
+        released,
         report["report_id"],
         report["verdict"],
         spec,
         ledger_info,
         joined + clipping + list(gen.custodian_notes_),
     )
-
-
-def _write_table(rows: pd.DataFrame, folder: Path, name: str, fmt: str) -> str:
-    """Write one synthetic table into the release folder; returns its file name
-    (``synthetic.csv``, or ``synthetic.<table>.csv`` for one of linked tables)."""
-    file = f"synthetic.{name}.{fmt}" if name else f"synthetic.{fmt}"
-    if fmt == "csv":
-        rows.to_csv(folder / file, index=False)
-    else:
-        rows.to_parquet(folder / file, index=False)
-    return file
 
 
 def _check(
@@ -267,7 +263,8 @@ def _validate_and_split(
     """
     source = as_source(data).validate(schema, on_rule_violation=config.on_rule_violation)
     if isinstance(source, SqlSource):
-        return split_in_engine(source, config.holdout_fraction, rng), []
+        rows = load_policy(config.policy).sample["reference_rows"]
+        return split_in_engine(source, config.holdout_fraction, rng, rows), []
     assert isinstance(source, FrameSource)  # as_source makes a FrameSource of a DataFrame
     n = len(source.frame)
     notes = [

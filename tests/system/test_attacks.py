@@ -5,6 +5,7 @@ table's null generator. What every attack does is in tests/contract/test_attack_
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from privsynth.attacks import run
+from privsynth.attacks.policy import POLICY_DIR, load_policy
 from privsynth.attacks.selftest import leaky_synthetic, null_synthetic
 from privsynth.cli.attacks import audit_cmd
+from privsynth.errors import ConfigError
 from privsynth.schema import Schema
 
 QIS = ["age", "sex", "race", "marital-status", "education"]
@@ -163,3 +166,57 @@ def test_self_test_null_raises_no_false_alarm_on_a_wide_table():
     st = run(train, holdout, syn, schema, seed=0).self_test
     assert st["detected_leak"], st["leak_flagged_by"]
     assert not st["false_alarm"], (st["null_flagged_by"], st["null"])
+
+
+def _policy_with(tmp_path, **sample) -> Path:
+    """The standard policy with its [sample] sizes replaced."""
+    text = (POLICY_DIR / "standard.toml").read_text(encoding="utf-8")
+    head = text[: text.index("[sample]")]
+    lines = "".join(f"{k} = {v}\n" for k, v in sample.items())
+    path = tmp_path / "sampled.toml"
+    path.write_text(f"{head}[sample]\n{lines}", encoding="utf-8")
+    return path
+
+
+def test_a_table_under_the_sample_caps_is_attacked_whole_and_unchanged(adult_split, tmp_path):
+    train, holdout, schema = adult_split
+    syn = null_synthetic(train, schema, 800, np.random.default_rng(3))
+    caps = _policy_with(
+        tmp_path, synthetic_rows=800, reference_rows=800, targets=5000, queries=1000
+    )
+    kw = dict(sensitive=["income"], quasi_identifiers=QIS, self_test=False, seed=5)
+    whole, capped = (run(train, holdout, syn, schema, policy=p, **kw) for p in ("standard", caps))
+    assert capped.settings["synthetic_rows_attacked"] == 800
+    assert [a.to_dict() for a in capped.attacks] == [a.to_dict() for a in whole.attacks]
+
+
+def test_the_audit_attacks_fixed_size_samples_and_still_sees_a_leak(adult_rows, tmp_path):
+    df, schema = adult_rows
+    train, holdout = df.iloc[:1800].reset_index(drop=True), df.iloc[1800:]
+    # Every synthetic row copies a training row (half of them perturbed); the suite sees 600
+    # of the 1,800 synthetic rows and 600 training rows, so a sampled member's copy is in the
+    # synthetic sample with probability about 1/3: members still sit closer than non-members.
+    syn = leaky_synthetic(train, schema, 1800, np.random.default_rng(4))
+    caps = _policy_with(tmp_path, synthetic_rows=600, reference_rows=600, targets=300, queries=200)
+    res = run(train, holdout, syn, schema, policy=caps, self_test=False, seed=1)
+    assert res.settings["synthetic_rows"] == 1800
+    assert res.settings["synthetic_rows_attacked"] == 600
+    assert res.settings["reference_rows_at_most"] == 600
+    assert res.settings["n_targets_requested"] == 300
+    by_name = {a.name: a for a in res.attacks}
+    assert by_name["membership_distance"].details["n_targets"] == {
+        "members": 300,
+        "non_members": 300,
+    }
+    assert by_name["membership_distance"].ci[0] > 0.55  # the copies are still found
+
+
+def test_sample_sizes_in_a_policy_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[sample\] synthetic_rows must be a whole number"):
+        load_policy(_policy_with(tmp_path, synthetic_rows=2.5))
+    with pytest.raises(ConfigError, match=r"\[sample\] targets must be a whole number >= 10"):
+        load_policy(_policy_with(tmp_path, targets=3))
+    old = tmp_path / "old.toml"  # a policy written before [sample] existed gets the defaults
+    text = (POLICY_DIR / "standard.toml").read_text(encoding="utf-8")
+    old.write_text(text[: text.index("[sample]")], encoding="utf-8")
+    assert load_policy(old).sample == load_policy("standard").sample

@@ -354,3 +354,22 @@ def test_the_report_section_of_a_policy_is_optional_and_checked(tmp_path):
     (tmp_path / "bad.toml").write_text(older + "[report]\nmin_cell_rows = -1\n")
     with pytest.raises(ConfigError, match=r"\[report\] min_cell_rows must be a number >= 0"):
         load_policy(tmp_path / "bad.toml")
+
+
+def test_bounded_samples_keep_whole_persons_and_row_order():
+    from privsynth.attacks.suite import _bounded
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(100), rng.integers(1, 8, 100))  # 100 persons of 1-7 rows
+    frame = pd.DataFrame({"row": np.arange(len(ids))})
+    kept, kept_ids = _bounded(frame, ids, 150, np.random.default_rng(1))
+    assert len(kept) <= 150 and kept["row"].is_monotonic_increasing
+    assert kept_ids is not None and len(kept_ids) == len(kept)
+    counts = pd.Series(ids).value_counts()
+    # every person drawn is there with all of their rows
+    got = pd.Series(kept_ids).value_counts().sort_index()
+    assert got.equals(counts[got.index].sort_index())
+    rows, _ = _bounded(frame, None, 150, np.random.default_rng(1))
+    assert len(rows) == 150 and rows["row"].is_unique
+    same, same_ids = _bounded(frame, ids, len(frame), np.random.default_rng(1))
+    assert same is frame and same_ids is ids  # at or under the cap: untouched

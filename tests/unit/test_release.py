@@ -109,3 +109,50 @@ def test_a_holdout_too_small_for_the_attacks_is_refused_before_anything_is_spent
         assert held is not None or (tmp_path / f"r{seed}" / "audit.json").exists()
         outcomes.append(held is None)
     assert set(outcomes) == {True, False}  # these seeds both release and refuse
+
+
+class _Rows:
+    """Stands in for a fitted generator: ``sample`` draws messy rows from ``seed`` (a number,
+    a date, a category with nulls), as a generator's post-processing would."""
+
+    def sample(self, n, *, seed=None):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame(
+            {
+                "amount": np.where(rng.random(n) < 0.4, 0.0, rng.lognormal(8, 2, n)),
+                "day": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), "D"),
+                "code": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
+            }
+        )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_streamed_table_is_the_rows_drawn_chunk_by_chunk_and_a_uniform_sample_of_them(
+    tmp_path, fmt
+):
+    from privsynth.pipeline.tables import stream_table
+
+    read = pd.read_csv if fmt == "csv" else pd.read_parquet
+    file, kept = stream_table(
+        _Rows(), 1000, tmp_path, fmt, np.random.default_rng(1), 100, chunk_rows=300
+    )
+    written = read(tmp_path / file)
+    # the same stream, drawn by hand: the sample's positions first, then four chunks
+    rng = np.random.default_rng(1)
+    chosen = np.sort(rng.choice(1000, 100, replace=False))
+    chunks = [_Rows().sample(k, seed=rng) for k in (300, 300, 300, 100)]
+    expected = pd.concat(chunks, ignore_index=True)
+    assert len(written) == 1000  # one header, every chunk
+    roundtrip = tmp_path / f"expected.{fmt}"
+    getattr(expected, f"to_{fmt}")(roundtrip, index=False)
+    pd.testing.assert_frame_equal(written, read(roundtrip))
+    pd.testing.assert_frame_equal(kept, expected.iloc[chosen].reset_index(drop=True))
+
+
+def test_a_table_no_larger_than_the_audit_sample_is_drawn_as_one_sample(tmp_path):
+    from privsynth.pipeline.tables import stream_table
+
+    file, kept = stream_table(_Rows(), 500, tmp_path, "csv", np.random.default_rng(3), 500)
+    whole = _Rows().sample(500, seed=np.random.default_rng(3))
+    pd.testing.assert_frame_equal(kept, whole)  # nothing else drawn from the stream
+    assert len(pd.read_csv(tmp_path / file)) == 500
