@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -705,12 +706,30 @@ def _encoding(enc: Mapping[str, Any] | None) -> str:
     """A learned numeric encoding in words (its values are DP outputs)."""
     if not enc:
         return ""
-    edges = enc["bin_edges"]
-    masses = ", ".join(str(v) for v in enc["point_masses"]) or "none"
+    edges = [_value(v) for v in enc["bin_edges"]]
+    masses = ", ".join(_value(v) for v in enc["point_masses"]) or "none"
     return (
         f"learned with DP: values held by many rows ({masses}) kept exactly; "
         f"{len(edges) - 1} bins from {edges[0]} to {edges[-1]}"
     )
+
+
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:[\d.]+)?$")
+
+
+def _value(v: Any) -> str:
+    """An encoding's value as a reader takes it in: a date as a date (with its time of day,
+    to the minute, only when it has one), a number at 3 significant digits.
+
+    Examples
+    --------
+    >>> _value("2020-03-07T00:00:00"), _value("2020-03-07T02:13:20.5"), _value(1500001)
+    ('2020-03-07', '2020-03-07 02:13', '1500001')
+    """
+    if isinstance(v, str) and (m := _ISO.match(v)):
+        day, hhmm, sec = m.groups()
+        return day if hhmm == "00:00" and float((sec or ":0")[1:]) == 0 else f"{day} {hhmm}"
+    return _fmt(v)
 
 
 def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
