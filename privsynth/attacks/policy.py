@@ -32,6 +32,14 @@ REQUIRED = {
 #: Sections and keys a policy may give, with their defaults (an older policy file lacks them).
 OPTIONAL = {
     "report": {"min_cell_rows": 10.0},
+    "usefulness": {
+        "min_prediction_ratio_good": 0.8,
+        "min_prediction_ratio_acceptable": 0.5,
+        "max_association_ratio_good": 0.5,
+        "max_association_ratio_acceptable": 0.8,
+        "max_c2st_auc_good": 0.75,
+        "max_c2st_auc_acceptable": 0.95,
+    },
     "sample": {
         "synthetic_rows": 50_000.0,
         "reference_rows": 50_000.0,

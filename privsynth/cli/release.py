@@ -202,13 +202,17 @@ def release_cmd(
         remaining = ledger.remaining()
     for line in result.custodian_notes:
         click.echo(f"note (for you only, not released): {line}", err=True)
-    v = result.verdict
+    v, d = result.verdict, result.decision
     status = "passed" if v["passed"] else "FAILED (" + ", ".join(v.get("failed_checks", [])) + ")"
     click.echo(
         f"released {result.rows} synthetic rows to {result.out} "
         f"({generator.upper()}, epsilon={epsilon:g}, delta={delta:g}); policy {v['policy']} "
         f"{status}; report {result.report_id[:19]}...; "
         f"ledger {dataset!r}: remaining epsilon {remaining.epsilon:.4g}"
+    )
+    click.echo(
+        f"decision: {d['overall'].upper()} (privacy {d['privacy']['status']}, usefulness "
+        f"{d['usefulness']['status']}, implementation {d['implementation']['status']})"
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from privsynth.cli.options import FOLDER, file_option
+from privsynth.report.verdicts import decide
 from privsynth.report.verify import verify_release
 
 
@@ -30,3 +31,8 @@ def verify_cmd(folder: Path, public_key: Path | None, ledger_path: Path | None) 
     v = result.report["verdict"]
     status = "passed" if v["passed"] else "FAILED: " + ", ".join(v.get("failed_checks", []))
     click.echo(f"verified {folder}: report {result.report_id} (policy {v['policy']} {status})")
+    d = result.report.get("decision") or decide(result.report)  # derived for older reports
+    click.echo(
+        f"decision: {d['overall'].upper()} (privacy {d['privacy']['status']}, usefulness "
+        f"{d['usefulness']['status']}, implementation {d['implementation']['status']})"
+    )

@@ -13,6 +13,7 @@ from privsynth.generators.base import Generator
 from privsynth.persons import person_fidelity
 from privsynth.pipeline.config import ReleaseConfig
 from privsynth.pipeline.split import Split, n_targets
+from privsynth.report.shareable import shareable
 from privsynth.schema import Schema
 from privsynth.utility import evaluate as utility_of
 
@@ -28,7 +29,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Utility and attacks on the rows as the model saw them (its learned schema).
 
-    Returns ``{"utility": ..., "attacks": ..., "verdict": ...}`` as the report holds them. The
+    Returns ``{"utility": ..., "attacks": ..., "verdict": ...}`` as the report holds them, and
+    ``"withheld"``: lines for the custodian's screen only, on what of the attack results the
+    report may not carry (:func:`privsynth.report.shareable.shareable`). The
     verdict fails on any failed attack check, a canary violation or a failed self-test of the
     suite (it missed its planted leak or raised a false alarm). The canary audit fits a second
     generator made as ``config`` says; it is never released. ``synthetic_rows``: the size of
@@ -76,11 +79,16 @@ def evaluate(
             else None
         ),
     )
-    attacks = suite.to_dict()
+    attacks, withheld = shareable(suite.to_dict(), policy.min_cell_rows)
     fidelity = utility.to_dict()
     if people is not None:
         fidelity["persons"] = people
-    return {"utility": fidelity, "attacks": attacks, "verdict": _verdict(attacks)}
+    return {
+        "utility": fidelity,
+        "attacks": attacks,
+        "verdict": _verdict(attacks),
+        "withheld": withheld,
+    }
 
 
 def _canary(gen: Generator, split: Split, config: ReleaseConfig) -> dict[str, Any]:

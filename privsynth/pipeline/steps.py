@@ -34,6 +34,7 @@ from privsynth.report.build import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key
 from privsynth.report.pdf import NO_BROWSER, find_browser
 from privsynth.report.sign import sha256_file
+from privsynth.report.verdicts import usefulness_thresholds
 from privsynth.report.verify import validate_report
 from privsynth.schema import LinkedSchema, Schema
 from privsynth.sources.source import FrameSource, as_source, rules_unsupported
@@ -54,6 +55,8 @@ class ReleaseResult:
     #: Exact diagnostics for the custodian's screen only (e.g. values clipped by bounds
     #: learned with DP); never written into the release.
     custodian_notes: list[str] = field(default_factory=list)
+    #: The report's three verdicts and overall word (:func:`privsynth.report.verdicts.decide`).
+    decision: dict[str, Any] = field(default_factory=dict)
 
 
 #: What a release reads: a table in memory, a table left in DuckDB or Spark, or linked tables
@@ -210,7 +213,8 @@ def run(
         report["verdict"],
         spec,
         ledger_info,
-        joined + clipping + list(gen.custodian_notes_),
+        joined + clipping + list(gen.custodian_notes_) + evaluation["withheld"],
+        report["decision"],
     )
 
 
@@ -232,7 +236,7 @@ def _check(
     if config.pdf and find_browser() is None:
         raise ConfigError(NO_BROWSER)
     signing_key = key if isinstance(key, Ed25519PrivateKey) else load_private_key(key)
-    load_policy(config.policy)
+    usefulness_thresholds(load_policy(config.policy).thresholds)  # a bad policy fails here
     config.check_columns(schema)
     gen = config.make_generator()
     schema.release_caveats(allow_data_dependent_domain=config.allow_data_dependent_domain)

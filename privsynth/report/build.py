@@ -12,7 +12,12 @@ Two fields need care because they are computed from the private table:
   fingerprint lets the custodian (who holds the key) prove later which data was used, and
   tells nobody else anything.
 * The **attack and utility numbers** are not covered by the DP guarantee (they are computed on
-  the real rows without noise); the report says so in its limitations.
+  the real rows without noise); the report says so in its limitations. They are aggregates;
+  what of the attack results is not (run times, a few exact copies, small distance cells) is
+  kept off the report by :func:`privsynth.report.shareable.shareable`.
+
+The report leads with a **decision** (:func:`privsynth.report.verdicts.decide`): a privacy,
+a usefulness and an implementation verdict, and one overall word.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth import __version__
 from privsynth.report.sign import report_id
+from privsynth.report.verdicts import decide
 from privsynth.schema import Column, Schema
 
 REPORT_FORMAT = "privsynth-audit/1"
@@ -200,8 +206,11 @@ def dp_guarantee(spec: Mapping[str, Any], schema: Mapping[str, Any]) -> dict:
         },
         {
             "hazard": "timing and memory side channels",
-            "status": "not mitigated",
-            "how": "run times depend on the data; the release is meant for a trusted custodian",
+            "status": "outside the threat model",
+            "how": (
+                "run times and memory use depend on the data, but only the custodian's trusted "
+                "machine sees them: the report states dates, not times, and no run time"
+            ),
         },
     ]
     hazards += [dict(h) for h in spec.get("implementation_hazards", [])]
@@ -241,7 +250,9 @@ LIMITATIONS = (
     "the custodian, not DP outputs, and they are aggregates only.",
     "Empirical attacks give lower bounds on risk: a passed attack is evidence, not a guarantee.",
     "The guarantee is per row; a person with several rows is protected per row, not as a person.",
-    "Timing and memory side channels of the fitting process are not protected.",
+    "Timing and memory side channels of the fitting process are not protected: they are "
+    "outside the threat model, which trusts the custodian's machine (the report states dates, "
+    "not run times).",
 )
 
 
@@ -274,8 +285,8 @@ def build_report(
     report = plain(
         {
             "report_format": REPORT_FORMAT,
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": _day(datetime.now(UTC)),
+            "started": _day(started),
             "tool": tool_versions(),
             "signer": signer,
             "source": dict(fingerprint),
@@ -289,5 +300,13 @@ def build_report(
             "limitations": list(LIMITATIONS),
         }
     )
+    report["decision"] = plain(decide(report))
     report["report_id"] = report_id(report)
     return report
+
+
+def _day(when: datetime) -> str:
+    """``when`` to the day (midnight UTC). Why not to the second: the time between the start
+    and the end of a release is its run time, which depends on the private data (a timing
+    side channel), and the report leaves the trusted environment."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT00:00:00Z")

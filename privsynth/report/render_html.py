@@ -1,18 +1,25 @@
 """The human report: one self-contained HTML page (inline CSS, figures as data URIs, no
 script), rendered from the signed JSON report only -- it shows nothing the JSON does not hold.
 
-Layout, top to bottom: a verdict banner; the epsilon story (what was requested, what this
-release spent, what the dataset has spent in all, and why the three differ); the release at a
-glance (generator, rows, report id, signer fingerprint); the DP guarantee in plain language
-next to its numbers; the ledger; utility with real-vs-synthetic marginal plots; the attacks
-with ROC curves and the DCR histogram; the canary audit and the suite's self-test; the schema;
-limitations; versions; and an appendix listing every charge, identical charges counted once.
+Layout, top to bottom: the decision (one overall word, then the privacy, usefulness and
+implementation verdicts side by side, then who may read the report); the epsilon story (what
+was requested, what this release spent, what the dataset has spent in all, and why the three
+differ); the release at a glance; the DP guarantee in plain language next to its numbers; the
+ledger; utility with real-vs-synthetic marginal plots; the attacks with ROC curves and the DCR
+histogram; the canary audit and the suite's self-test; the schema; limitations; a glossary of
+every metric and attack named on the page; versions; and an appendix listing every charge,
+identical charges counted once.
+
+Words for a reader who is not a statistician: attacks and metrics are shown by plain names
+(:data:`ATTACK_NAMES`, :data:`METRIC_NAMES`) with the technical name in the glossary, and
+numbers at 3 significant digits (audit.json holds them exact).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -20,7 +27,8 @@ from html import escape
 from typing import Any
 
 from privsynth.errors import ConfigError
-from privsynth.report import plots
+from privsynth.report import plots, words
+from privsynth.report.verdicts import decide
 
 #: Paper sizes the page is printed on (``--paper``), as CSS ``@page`` sizes; A4 by default.
 PAPERS: dict[str, str] = {"a4": "A4", "letter": "letter"}
@@ -38,9 +46,19 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.86rem}
 th,td{border-bottom:1px solid #e3e7ec;padding:.3rem .45rem;text-align:left;vertical-align:top}
 th{background:#f4f6f9;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.82rem;word-break:break-all}.muted{color:#5b6675;font-size:.85rem}
-.grid{display:flex;flex-wrap:wrap;gap:.6rem}.grid img{max-width:calc(50% - .3rem)}
+td,th,p,li,h1,h2,h3{overflow-wrap:break-word}td.long{word-break:break-all}
+td.num{white-space:nowrap}
+.grid{display:flex;flex-wrap:wrap;gap:.6rem}.grid img{width:calc(50% - .3rem);height:auto}
 .ok{color:#2c7a3b;font-weight:600}.bad{color:#b3261e;font-weight:600}
 .na{color:#5b6675}
+.overall{display:flex;align-items:baseline;gap:.8rem;padding:.6rem 1rem;border-radius:6px;
+margin:.6rem 0}.overall .word{font-size:1.5rem;font-weight:700;letter-spacing:.04em}
+.incomplete{background:#fff4d6;border:1px solid #c99a2e}
+.verdicts{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:.6rem;margin:.6rem 0}
+.card{border-radius:6px;padding:.5rem .8rem;font-size:.86rem;break-inside:avoid}
+.card h3{margin:.1rem 0 .3rem;font-size:1rem}.card p,.card ul{margin:.25rem 0}
+.card ul{padding-left:1.1rem}.audience{font-size:.86rem;margin:.4rem 0 0}
+@media print{h2{break-after:avoid}.decision{break-inside:avoid}}
 """
 
 
@@ -78,12 +96,13 @@ def sig3(x: float, *, rounding: str = ROUND_HALF_EVEN) -> str:
 
 
 def _fmt(v: Any) -> str:
+    """A value in words: numbers at 3 significant digits, lists and mappings spelt out."""
     if v is None:
         return "—"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return sig3(v)
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
         return f"[{_fmt(v[0])}, {_fmt(v[1])}]"
     if isinstance(v, (list, tuple)):
@@ -97,12 +116,19 @@ class Raw(str):
     """Markup made here (not user text): inserted into a table cell unescaped."""
 
 
+#: A word longer than this (a hash, a file name) may break anywhere, so that it cannot push
+#: its table wider than the page.
+LONG_WORD = 24
+
+
 def _cell(v: Any, align: bool) -> str:
     if isinstance(v, Raw):
         return f"<td>{v}</td>"
     num = align and isinstance(v, (int, float)) and not isinstance(v, bool)
-    cls = ' class="num"' if num else ""
-    return f"<td{cls}>{escape(_fmt(v))}</td>"
+    text = _fmt(v)
+    long = any(len(word) > LONG_WORD for word in text.split())
+    cls = ' class="num"' if num else ' class="long"' if long else ""
+    return f"<td{cls}>{escape(text)}</td>"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, align: bool = True) -> str:
@@ -130,14 +156,157 @@ def _img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{escape(alt)}">'
 
 
-def banner(report: Mapping[str, Any]) -> str:
-    v = report["verdict"]
-    if v["passed"]:
-        text = f"Policy <b>{escape(v['policy'])}</b>: all checks passed."
+#: The overall word, and the sentence after it.
+OVERALL = {
+    "pass": ("PASS", "All checks passed: privacy, usefulness and implementation."),
+    "fail": ("FAIL", "Do not sign as it is: {failed} failed (see below)."),
+    "incomplete": ("INCOMPLETE", "Not every check ran: {missing} could not be judged."),
+}
+_CARD_CLASS = {
+    "pass": "pass",
+    "good": "pass",
+    "acceptable": "pass",
+    "fail": "fail",
+    "poor": "fail",
+}
+
+
+def decision_of(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's decision: as signed, or derived for a report made before it existed."""
+    return dict(report.get("decision") or decide(report))
+
+
+def _pct(x: float) -> str:
+    return f"{sig3(100 * x)}%"
+
+
+def _card(name: str, status: str, body: str) -> str:
+    cls = _CARD_CLASS.get(status, "incomplete")
+    return (
+        f'<div class="card {cls}" id="verdict-{name}"><h3>{name.capitalize()}: '
+        f"{escape(status)}</h3>{body}</div>"
+    )
+
+
+def _attacker(bound: Mapping[str, Any]) -> str:
+    """What an attacker can gain at most, in words (the bounds of
+    :func:`privsynth.report.verdicts.membership_bounds`)."""
+    at = {round(t["fpr"], 6): t["tpr"] for t in bound["tpr_max"]}
+    line = (
+        f"a guess whether one person's row was used is right at most "
+        f"{_pct(bound['accuracy_max'])} of the time (a coin toss: 50%)"
+    )
+    if 0.01 in at:
+        line += (
+            f"; raising at most 1 false alarm in 100, it finds at most {_pct(at[0.01])} of "
+            "the people used"
+        )
+    return line
+
+
+def _privacy_card(p: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    if p["status"] == "not checked":
+        policy = "the attack suite did not run"
+    elif p["failed"]:
+        policy = f"policy {p['policy']}: failed {', '.join(p['failed'])}"
     else:
-        failed = ", ".join(v.get("failed_checks", [])) or "see below"
-        text = f"Policy <b>{escape(v['policy'])}</b>: FAILED — {escape(failed)}."
-    return f'<div class="banner {"pass" if v["passed"] else "fail"}">{text}</div>'
+        policy = f"policy {p['policy']}: every attack check passed"
+    mine, every = p["this_release"], p["all_releases"]
+    eps = sig3(mine["epsilon"], rounding=ROUND_CEILING)
+    total = sig3(every["epsilon"], rounding=ROUND_CEILING)
+    body = (
+        f"<p>{escape(policy)}.</p>"
+        f"<p>Guaranteed (ε ≤ {eps}, δ = {mine['delta']:g}): {escape(_attacker(mine))}.</p>"
+        f"<p>With every release of dataset {escape(repr(report['ledger']['dataset_id']))} "
+        f"(ε ≤ {total}, δ = {every['delta']:g}): right at most "
+        f"{_pct(every['accuracy_max'])}.</p>"
+    )
+    return _card("privacy", p["status"], body)
+
+
+#: Each usefulness check in words: what it measures, how its value reads.
+USEFULNESS_WORDS = {
+    "prediction": ("prediction", "keeps {v} of a real-data model's skill", True),
+    "relationships": (
+        "relationships between columns",
+        "its column-pair errors are {v} of those of independent columns",
+        True,
+    ),
+    "realism": ("realism", "a classifier tells it from real rows with AUC {v}", False),
+}
+
+
+def _usefulness_card(u: Mapping[str, Any]) -> str:
+    if not u["checks"]:
+        return _card(
+            "usefulness",
+            u["status"],
+            "<p>No usefulness check ran, or the policy states no usefulness thresholds.</p>",
+        )
+    items = []
+    for c in u["checks"]:
+        name, text, pct = USEFULNESS_WORDS[c["check"]]
+        show = _pct if pct else sig3
+        better = "≥" if c["check"] == "prediction" else "≤"
+        items.append(
+            f"<li>{escape(name)}: {escape(text.format(v=show(c['value'])))}, "
+            f"<b>{escape(c['status'])}</b> (good {better} {show(c['good'])}, acceptable "
+            f"{better} {show(c['acceptable'])})</li>"
+        )
+    return _card("usefulness", u["status"], f"<ul>{''.join(items)}</ul>")
+
+
+def _implementation_card(i: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    n = len(report["dp_guarantee"]["implementation_hazards"])
+    if i["open_hazards"]:
+        body = "<p>Not mitigated: " + escape("; ".join(i["open_hazards"])) + ".</p>"
+    else:
+        body = (
+            f"<p>All {n} implementation hazards checked are mitigated or outside the threat "
+            "model (NIST SP 800-226).</p>"
+        )
+    return _card("implementation", i["status"], body)
+
+
+def audience(report: Mapping[str, Any]) -> str:
+    """Who may read the report, and the small-cell rule that lets them."""
+    policy = (report.get("attacks") or {}).get("policy", {})
+    k = policy.get("thresholds", {}).get("report", {}).get("min_cell_rows")
+    rule = f"fewer than {k:g} real rows" if k is not None else "few real rows"
+    return (
+        '<p class="audience"><b>Audience.</b> This report may be shared outside the trusted '
+        "environment, e.g. with a regulator or the synthetic data's recipients. It holds no row "
+        "of the real table: what it says about the real table is differentially private, or an "
+        f"aggregate over many rows in which no category or bin of {rule} is shown "
+        "(small-cell suppression, set by the policy). Diagnostics about single rows stayed on "
+        "the custodian's screen.</p>"
+    )
+
+
+def decision(report: Mapping[str, Any]) -> str:
+    """The first screen: the overall word, the three verdicts side by side, the audience.
+
+    "All checks passed" appears only when privacy, usefulness and implementation all pass.
+    """
+    d = decision_of(report)
+    names = ("privacy", "usefulness", "implementation")
+    failed = [n for n in names if _CARD_CLASS.get(d[n]["status"]) == "fail"]
+    missing = [n for n in names if d[n]["status"] in ("not checked", "not judged")]
+    word, sentence = OVERALL[d["overall"]]
+    sentence = sentence.format(failed=" and ".join(failed), missing=" and ".join(missing))
+    overall = (
+        f'<div class="overall {_CARD_CLASS.get(d["overall"], "incomplete")}" id="overall">'
+        f'<span class="word">{word}</span><span>{escape(sentence)}</span></div>'
+    )
+    cards = (
+        _privacy_card(d["privacy"], report)
+        + _usefulness_card(d["usefulness"])
+        + _implementation_card(d["implementation"], report)
+    )
+    return (
+        f'<section class="decision">{overall}<div class="verdicts">{cards}</div>'
+        f"{audience(report)}</section>"
+    )
 
 
 def overview(report: Mapping[str, Any]) -> str:
@@ -160,7 +329,7 @@ def overview(report: Mapping[str, Any]) -> str:
             "privacy budget (epsilon, delta)": f"{dp['epsilon']:g}, {dp['delta']:g}",
             "report id": report["report_id"],
             "signed by (key fingerprint)": report["signer"],
-            "created (UTC)": report["created"],
+            "date (UTC)": report["created"][:10],
             "source data fingerprint": report["source"]["value"],
         }
     )
@@ -182,6 +351,7 @@ def guarantee(report: Mapping[str, Any]) -> str:
             "noise_sampler",
         )
     }
+    items["epsilon spent"] = "≤ " + sig3(dp["epsilon_spent"], rounding=ROUND_CEILING)
     items["data-dependent preprocessing"] = dp["data_dependent_preprocessing"]
     hazards = table(
         ("implementation hazard", "status", "how"),
@@ -273,20 +443,23 @@ def charges_appendix(report: Mapping[str, Any]) -> str:
     )
 
 
+def _up(budget: Mapping[str, Any]) -> str:
+    """A spend at 3 significant digits, rounded up."""
+    return "≤ " + sig3(budget["epsilon"], rounding=ROUND_CEILING)
+
+
 def ledger(report: Mapping[str, Any]) -> str:
     led = report["ledger"]
     return kv(
         {
             "ledger file / dataset": f"{led['file']} / {led['dataset_id']}",
             "cap (epsilon, delta)": f"{led['cap']['epsilon']:g}, {led['cap']['delta']:g}",
-            "epsilon spent before this release (at the cap's delta)": led["spent_before"][
-                "epsilon"
-            ],
-            "this release (at its own delta)": led["this_release"]["epsilon"],
-            "epsilon spent after, all releases composed (at the cap's delta)": led["spent_after"][
-                "epsilon"
-            ],
-            "epsilon remaining": led["remaining"]["epsilon"],
+            "epsilon spent before this release (at the cap's delta)": _up(led["spent_before"]),
+            "this release (at its own delta)": _up(led["this_release"]),
+            "epsilon spent after, all releases composed (at the cap's delta)": _up(
+                led["spent_after"]
+            ),
+            "epsilon remaining": "≥ " + sig3(led["remaining"]["epsilon"], rounding=ROUND_FLOOR),
             "head hash after this release": led["head"],
             "reservations": led["reservations"],
         }
@@ -299,7 +472,7 @@ def utility(report: Mapping[str, Any]) -> str:
         return '<p class="muted">Utility was not evaluated.</p>'
     rows: list[tuple[str, Any]] = [
         (
-            f"{way} marginal TVD (mean / max, {t['n_marginals']} marginals)",
+            f"{way.replace('way', '-way')} marginal TVD (mean / max, {t['n_marginals']} marginals)",
             _pair(t["mean"], t["max"]),
         )
         for way, t in u["tvd"].items()
@@ -309,14 +482,23 @@ def utility(report: Mapping[str, Any]) -> str:
     )
     cd = u["correlation_difference"]
     rows.append(("association difference (mean / max)", _pair(cd["mean"], cd["max"])))
+    base = (u.get("baselines") or {}).get("independent_columns")
+    if base:
+        rows.append(
+            (
+                "independent-columns baseline: 2-way TVD / association difference (means)",
+                _pair(base.get("tvd_2way_mean"), base.get("association_difference_mean")),
+            )
+        )
     if u.get("c2st"):
-        rows.append(("classifier two-sample AUC (0.5: indistinguishable)", u["c2st"]["auc"]))
+        rows.append(("C2ST AUC: telling real from synthetic (0.5: cannot)", u["c2st"]["auc"]))
         rows.append(("propensity pMSE (0: indistinguishable, 0.25: fully)", u["c2st"]["pmse"]))
     rows.append(("share of synthetic rows duplicating another", u["duplicate_rate"]))
     if t := u.get("tstr"):
         rows.append(
             (
-                f"train synthetic, test on {t['test_on']} rows: {t['metric']} for {t['target']}",
+                f"TSTR: train on synthetic, test on {t['test_on']} rows: "
+                f"{METRICS_IN_WORDS.get(t['metric'], t['metric'])} for {t['target']}",
                 t["synthetic"],
             )
         )
@@ -324,7 +506,10 @@ def utility(report: Mapping[str, Any]) -> str:
             rows.append((f"train real, test on {t['test_on']} rows (reference)", t["real"]))
     notes = "".join(f'<p class="muted">{escape(n)}</p>' for n in u.get("notes", []))
     figs = "".join(
-        _img(plots.marginal(m["column"], m["labels"], m["real"], m["synthetic"]), m["column"])
+        _img(
+            plots.marginal(m["column"], m["labels"], m["real"], m["synthetic"], m.get("kind")),
+            m["column"],
+        )
         for m in u["plots"]["marginals"]
     )
     worst = table(
@@ -332,7 +517,12 @@ def utility(report: Mapping[str, Any]) -> str:
         ((" × ".join(p["columns"]), p["tvd"]) for p in u["plots"]["worst_pairs"]),
     )
     grid = f'<div class="grid">{figs}</div>'
-    return table(("metric", "value"), rows) + notes + _small_cells(report) + grid + worst
+    metrics = table(("metric", "value"), rows, align=False)
+    return metrics + notes + _small_cells(report) + grid + worst
+
+
+#: TSTR's score names in words.
+METRICS_IN_WORDS = {"roc_auc": "ROC AUC", "macro_f1": "macro F1"}
 
 
 def _small_cells(report: Mapping[str, Any]) -> str:
@@ -349,51 +539,135 @@ def _small_cells(report: Mapping[str, Any]) -> str:
 
 
 def attacks(report: Mapping[str, Any]) -> str:
+    """The attack results by plain name (technical names in the glossary), their threat
+    models, plots, distance diagnostics, the canary audit and the self-test."""
     a = report.get("attacks")
     if not a:
         return '<p class="muted">The attack suite did not run.</p>'
     rows = [
-        (r["name"], r["metric"], r["value"], r["ci"], r["baseline"], _verdict(r["passed"]))
+        (
+            words.plain(r["name"]),
+            words.plain(r["metric"]),
+            r["value"],
+            r["ci"],
+            r["baseline"],
+            _verdict(r["passed"]),
+        )
         for r in a["attacks"]
     ]
-    threats = {r["name"]: r["threat_model"] for r in a["attacks"]}
+    threats = {words.plain(r["name"]): r["threat_model"] for r in a["attacks"]}
     out = [
         f'<div class="plain">{escape(a["note"])}</div>',
-        table(("attack", "metric", "value", "95% CI", "baseline", "verdict"), rows),
+        table(("attack", "measured as", "value", "95% CI", "baseline", "verdict"), rows),
+        '<p class="muted">A blank value was withheld: it would stand for fewer synthetic '
+        "rows than the small-cell rule allows (the custodian saw it).</p>"
+        if any(r["value"] is None for r in a["attacks"])
+        else "",
         "<h3>Threat models</h3>",
         table(("attack", "what the attacker knows and tries"), threats.items(), align=False),
     ]
     out += [f'<p class="muted">skipped: {escape(_fmt(x))}</p>' for x in a.get("skipped", [])]
-    plot = a.get("plots") or {}
+    out += _attack_plots(a.get("plots") or {})
+    if a.get("diagnostics"):
+        out.append("<h3>Distance diagnostics (never pass/fail on their own)</h3>")
+        out.append(kv({DIAGNOSTICS.get(k, k): v for k, v in a["diagnostics"].items()}))
+    out.append("<h3>Canary audit: empirical lower bound on epsilon</h3>")
+    out.append(canary(a["canary"]) if a.get("canary") else '<p class="muted">Not run.</p>')
+    if st := a.get("self_test"):
+        out.append("<h3>Self-test: the suite against a planted leak and a null generator</h3>")
+        out.append(self_test(st))
+    return "".join(out)
+
+
+#: Distance diagnostics' keys in words.
+DIAGNOSTICS = {
+    "dcr_train_percentiles": "DCR to training rows, percentiles (p5: 5% of synthetic rows are "
+    "closer)",
+    "dcr_holdout_percentiles": "DCR to held-out rows, percentiles",
+    "nndr_percentiles": "NNDR, percentiles",
+    "n_synthetic_queries": "synthetic rows measured",
+    "reference_sets": "real rows measured against",
+}
+
+
+def _attack_plots(plot: Mapping[str, Any]) -> list[str]:
+    out = []
     if plot.get("roc"):
         curves = [
-            (name, [p["fpr"] for p in pts], [p["tpr"] for p in pts])
+            (words.plain(name), [p["fpr"] for p in pts], [p["tpr"] for p in pts])
             for name, pts in plot["roc"].items()
         ]
-        out.append("<h3>Membership inference: ROC curves</h3>" + _img(plots.roc(curves), "ROC"))
+        out.append(
+            "<h3>Membership inference: ROC curves</h3>"
+            + f'<div class="grid">{_img(plots.roc(curves), "ROC")}</div>'
+        )
     if h := plot.get("dcr_histogram"):
         out.append(
             "<h3>Distance from each synthetic row to its closest real row</h3>"
+            + '<div class="grid">'
             + _img(plots.dcr(h["bin_edges"], h["train"], h["holdout"]), "DCR histogram")
+            + "</div>"
         )
-    if a.get("diagnostics"):
-        out.append("<h3>Distance diagnostics (never pass/fail on their own)</h3>")
-        out.append(kv(a["diagnostics"]))
-    out.append("<h3>Canary audit: empirical lower bound on epsilon</h3>")
-    out.append(kv(a["canary"]) if a.get("canary") else '<p class="muted">Not run.</p>')
-    if st := a.get("self_test"):
-        out.append("<h3>Self-test: the suite against a planted leak and a null generator</h3>")
-        out.append(
-            kv({k: v for k, v in st.items() if k not in ("leaky", "null")})
-            + table(
-                ("attack", "planted leaky generator", "null generator"),
-                (
-                    (name, st["leaky"][name]["value"], st["null"].get(name, {}).get("value"))
-                    for name in st.get("leaky", {})
-                ),
-            )
-        )
-    return "".join(out)
+    return out
+
+
+#: The canary audit's outcomes in words ("loose" and "tight" explained where shown).
+CANARY_STATUS = {
+    "loose": "loose: the lower bound is well below the claimed ε, so this audit cannot say the "
+    "claim is tight (close to the true privacy loss). This is the usual outcome for a sound "
+    "generator: the claim bounds the worst case, and the audit sees one run. It is not a "
+    "problem.",
+    "consistent": "consistent: the lower bound comes close to the claimed ε, which is then "
+    "nearly tight (about as private as claimed, not much more).",
+    "VIOLATION": "VIOLATION: the lower bound is above the claimed ε: the implementation leaks "
+    "more than it claims.",
+}
+
+
+def canary(c: Mapping[str, Any]) -> str:
+    """The canary audit in a few plain rows, with its outcome explained."""
+    rows = {
+        "method": c["method"],
+        "fake rows planted (canaries), each kept with probability 1/2": c["m"],
+        "claimed ε": c["epsilon_claimed"],
+        f"lower bound on ε found ({_pct(c['confidence'])} confidence)": c["epsilon_lower_bound"],
+        "outcome": CANARY_STATUS.get(c["status"], c["status"]),
+    }
+    if "correct" in c and "guesses" in c:
+        rows["the attacker's guesses: right / made"] = f"{c['correct']} / {c['guesses']}"
+    return kv(rows)
+
+
+def self_test(st: Mapping[str, Any]) -> str:
+    """Whether the suite caught a planted leak and kept quiet on a generator that learns
+    nothing, with each attack's value on both."""
+    head = {
+        "caught the planted leak": st["detected_leak"],
+        "raised a false alarm on the null generator": st["false_alarm"],
+    }
+    for key, label in (("leaky_generator", "planted leak"), ("null_generator", "null generator")):
+        if key in st:
+            head[label] = st[key]
+    return kv(head) + table(
+        ("attack", "planted leaky generator", "null generator"),
+        (
+            (words.plain(name), st["leaky"][name]["value"], st["null"].get(name, {}).get("value"))
+            for name in st.get("leaky", {})
+        ),
+    )
+
+
+def glossary(report: Mapping[str, Any]) -> str:
+    """Every attack and metric named on the page, by plain name, with its technical name
+    (as in audit.json) and meaning; then the statistical terms."""
+    a = report.get("attacks") or {}
+    names = [r["name"] for r in a.get("attacks", [])] + [r["metric"] for r in a.get("attacks", [])]
+    named = len(dict.fromkeys(names))  # the first rows: names as audit.json spells them
+    rows = (
+        (plain, Raw(f"<code>{escape(tech)}</code>") if i < named else tech, meaning)
+        for i, (plain, tech, meaning) in enumerate(words.glossary(names))
+    )
+    return table(("plain name", "technical name", "meaning"), rows, align=False)
 
 
 def schema(report: Mapping[str, Any]) -> str:
@@ -432,12 +706,30 @@ def _encoding(enc: Mapping[str, Any] | None) -> str:
     """A learned numeric encoding in words (its values are DP outputs)."""
     if not enc:
         return ""
-    edges = enc["bin_edges"]
-    masses = ", ".join(str(v) for v in enc["point_masses"]) or "none"
+    edges = [_value(v) for v in enc["bin_edges"]]
+    masses = ", ".join(_value(v) for v in enc["point_masses"]) or "none"
     return (
         f"learned with DP: values held by many rows ({masses}) kept exactly; "
         f"{len(edges) - 1} bins from {edges[0]} to {edges[-1]}"
     )
+
+
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:[\d.]+)?$")
+
+
+def _value(v: Any) -> str:
+    """An encoding's value as a reader takes it in: a date as a date (with its time of day,
+    to the minute, only when it has one), a number at 3 significant digits.
+
+    Examples
+    --------
+    >>> _value("2020-03-07T00:00:00"), _value("2020-03-07T02:13:20.5"), _value(1500001)
+    ('2020-03-07', '2020-03-07 02:13', '1500001')
+    """
+    if isinstance(v, str) and (m := _ISO.match(v)):
+        day, hhmm, sec = m.groups()
+        return day if hhmm == "00:00" and float((sec or ":0")[1:]) == 0 else f"{day} {hhmm}"
+    return _fmt(v)
 
 
 def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
@@ -478,6 +770,7 @@ def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
         ("Attacks: empirical privacy risk", attacks(report)),
         ("Schema", schema(report)),
         ("Limitations", f"<ul>{limits}</ul>"),
+        ("Glossary", glossary(report)),
         ("Software", kv(versions)),
         ("Appendix: every privacy charge of this release", charges_appendix(report)),
     ]
@@ -486,7 +779,7 @@ def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}{page}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{banner(report)}{body}"
+        f"<h1>{escape(title)}</h1>{decision(report)}{body}"
         f'<p class="muted">Verify offline with <code>privsynth verify</code> or VERIFY.md; '
         f"report id <code>{escape(report['report_id'])}</code>.</p></body></html>\n"
     )

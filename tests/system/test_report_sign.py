@@ -21,7 +21,6 @@ from privsynth.pipeline.folder import write_signed
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, REPORT_PDF, VERIFY_MD
 from privsynth.report.build import build_report, plain, source_fingerprint
 from privsynth.report.keys import fingerprint, public_pem
-from privsynth.report.pdf import find_browser
 from privsynth.report.render import render_release
 from privsynth.report.sign import (
     canonical,
@@ -33,6 +32,7 @@ from privsynth.report.sign import (
 )
 from privsynth.report.verify import validate_report, verify_release
 from privsynth.schema import Schema
+from tests.system import browser
 
 SCHEMA = Schema.from_dict(
     {
@@ -212,6 +212,7 @@ def test_cli_keygen_and_verify(signed, tmp_path, capsys):
         main(["verify", str(signed["folder"]), "--public-key", str(signed["pub"])])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "verified" in out
+    assert "decision: INCOMPLETE (privacy not checked, usefulness not judged" in out
     folder = _copy(signed, tmp_path)
     (folder / "synthetic.csv").write_text("sex,age\nF,30\n")
     with pytest.raises(SystemExit) as exc:
@@ -325,9 +326,9 @@ def test_report_paper_is_a_validated_choice(signed, tmp_path, capsys):
 PAPER_POINTS = {"a4": (595.28, 841.89), "letter": (612.0, 792.0)}
 
 
-@pytest.mark.skipif(find_browser() is None, reason="needs Chromium (apt install chromium)")
 @pytest.mark.parametrize("paper", sorted(PAPER_POINTS))
 def test_report_pdf_is_printed_on_the_chosen_paper(signed, tmp_path, paper):
+    browser.chromium()  # skips (or, in CI, fails) without a browser
     result = render_release(signed["folder"], out=tmp_path / "o", pdf=True, paper=paper)
     assert result.pdf == tmp_path / "o" / REPORT_PDF
     boxes = re.findall(
@@ -336,3 +337,37 @@ def test_report_pdf_is_printed_on_the_chosen_paper(signed, tmp_path, paper):
     assert boxes, "no MediaBox in the PDF"
     for w, h in boxes:
         assert (float(w), float(h)) == pytest.approx(PAPER_POINTS[paper], abs=2)
+
+
+def test_a_release_signed_before_the_decision_existed_still_verifies_and_renders(signed, tmp_path):
+    """Reports made before the decision, the baselines and day-precision dates verify as they
+    are, and `privsynth report` derives their decision from what they hold."""
+    old = json.loads((signed["folder"] / REPORT_JSON).read_bytes())
+    del old["decision"]
+    old["created"] = old["started"] = "2026-11-30T14:03:59Z"
+    for hazard in old["dp_guarantee"]["implementation_hazards"]:
+        if hazard["hazard"].startswith("timing"):
+            hazard["status"] = "not mitigated"  # as releases before this change said
+    old.pop("report_id")
+    old["report_id"] = report_id(old)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(signed["folder"] / "synthetic.csv", folder)
+    write_signed(folder, old, signed["key"], pdf=False)
+    verify_release(folder, public_key=signed["pub"])
+    page = render_release(folder, out=tmp_path / "o").html.read_text()
+    assert 'id="verdict-privacy"' in page and "All checks passed" not in page
+    # no attack suite ran, and the old timing hazard reads as open
+    assert "Privacy: not checked" in page and "Not mitigated: timing" in page
+
+
+def test_the_decision_is_signed_and_shapes_the_first_screen(signed):
+    report = json.loads((signed["folder"] / REPORT_JSON).read_bytes())
+    d = report["decision"]
+    # this report has no attack suite and no utility: nothing judged, so nothing "passed"
+    assert d["overall"] == "incomplete" and d["implementation"]["status"] == "pass"
+    assert d["privacy"]["this_release"]["epsilon"] == report["dp_guarantee"]["epsilon_spent"]
+    assert report["created"].endswith("T00:00:00Z")  # dates, not run times
+    page = (signed["folder"] / REPORT_HTML).read_text()
+    assert page.index('id="overall"') < page.index("<h2>")
+    assert "INCOMPLETE" in page and "All checks passed" not in page

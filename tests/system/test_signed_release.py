@@ -1,6 +1,7 @@
 """A full signed release on a slice of Adult, checked the ways a recipient would check it:
 ``privsynth verify``, the Python and OpenSSL recipes in VERIFY.md, and the HTML report in a
-real headless browser (skipped where Chromium is not installed)."""
+real headless browser and as a PDF (skipped where Chromium or poppler is not installed,
+except in CI: see ``tests/system/browser.py``)."""
 
 import base64
 import contextlib
@@ -11,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html import escape, unescape
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from privsynth.budget import Budget, Ledger
 from privsynth.datasets import load_adult
 from privsynth.pipeline import release
-from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD
+from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_HTML, REPORT_JSON, VERIFY_MD, words
 from privsynth.report.keys import public_pem
-from privsynth.report.pdf import find_browser, headless_args
+from privsynth.report.pdf import headless_args
 from privsynth.report.verify import verify_release
+from tests.system import browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
 
@@ -159,14 +162,13 @@ def test_the_python_recipe_in_verify_md_works(rel, tmp_path):
     assert rel["res"].report_id in proc.stdout
 
 
-@pytest.mark.skipif(find_browser() is None, reason="needs Chromium (apt install chromium)")
 def test_html_report_renders_in_headless_chromium_without_console_errors(rel, tmp_path):
     html = rel["res"].out / REPORT_HTML
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "audit-report.png"
     proc = subprocess.run(
         [
-            find_browser(),
+            browser.chromium(),
             *headless_args(str(tmp_path / "profile")),
             "--enable-logging=stderr",
             "--v=0",
@@ -193,11 +195,84 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(rel, tm
     assert report["signer"] in page and report["report_id"] in page
 
 
-@pytest.mark.skipif(find_browser() is None, reason="needs Chromium (apt install chromium)")
-def test_pdf_prints_the_same_page(rel, tmp_path):
+def test_the_first_screen_carries_the_three_verdicts_and_the_overall_word(rel, tmp_path):
+    report = json.loads((rel["res"].out / REPORT_JSON).read_text())
+    decision = report["decision"]
+    found = browser.layout(rel["res"].out / REPORT_HTML, tmp_path)
+    height = found["viewport"][1]
+    v = found["verdicts"]
+    cards = [v[f"verdict-{name}"] for name in ("privacy", "usefulness", "implementation")]
+    assert v["overall"] and all(cards), v
+    # all on the first screen, the three side by side under the overall word
+    assert all(box["bottom"] <= height for box in [v["overall"], *cards]), (height, v)
+    assert len({round(c["top"]) for c in cards}) == 1 and cards[0]["top"] >= v["overall"]["bottom"]
+    assert cards[0]["left"] < cards[1]["left"] < cards[2]["left"]
+    # each says what audit.json says
+    assert v["overall"]["text"].split()[0] == decision["overall"].upper()
+    for name, card in zip(("privacy", "usefulness", "implementation"), cards, strict=True):
+        assert card["text"].startswith(f"{name.capitalize()}: {decision[name]['status']}")
+    assert ("All checks passed" in v["overall"]["text"]) == (decision["overall"] == "pass")
+    # the privacy verdict translates epsilon into the attacker's best guess
+    bound = decision["privacy"]["this_release"]["accuracy_max"]
+    assert f"right at most {100 * bound:.3g}%" in cards[0]["text"]
+
+
+@pytest.mark.parametrize("width", [1280, 760])
+def test_no_text_overflows_its_box_and_no_text_is_cut_without_an_ellipsis(rel, tmp_path, width):
+    found = browser.layout(rel["res"].out / REPORT_HTML, tmp_path, (width, 900))
+    assert found["overflow"] == [], found["overflow"]
+    assert found["cut"] == [], found["cut"]
+    assert not found["page_wider_than_window"]
+
+
+def test_the_layout_check_finds_an_overflow_and_a_bare_cut(rel, tmp_path):
+    """The check above can fail: a copy of the page with a long word in a table cell and a
+    clipped box without an ellipsis is caught on both counts."""
+    page = (rel["res"].out / REPORT_HTML).read_text()
+    bad = (
+        '<table><tr><td id="wide">' + "x" * 400 + "</td></tr></table>"
+        '<div id="clipped" style="width:60px;overflow:hidden;white-space:nowrap">'
+        "Married-civ-spouse and more</div>"
+        '<div id="ellipsised" style="width:60px;overflow:hidden;white-space:nowrap;'
+        'text-overflow:ellipsis">Married-civ-spouse and more</div>'
+    )
+    (tmp_path / "bad.html").write_text(page.replace("</h1>", "</h1>" + bad, 1))
+    found = browser.layout(tmp_path / "bad.html", tmp_path / "w")
+    assert any("#wide" in x for x in found["overflow"]), found["overflow"]
+    assert [x for x in found["cut"] if "clipped" in x] and not [
+        x for x in found["cut"] if "ellipsised" in x
+    ], found["cut"]
+
+
+def test_every_attack_and_metric_shown_has_a_plain_name_in_the_glossary(rel):
+    report = json.loads((rel["res"].out / REPORT_JSON).read_text())
+    page = (rel["res"].out / REPORT_HTML).read_text()
+    glossary = page.split("<h2>Glossary</h2>", 1)[1].split("<h2>", 1)[0]
+    for r in report["attacks"]["attacks"]:
+        for name in (r["name"], r["metric"]):
+            assert words.known(name), name
+            assert f"<code>{escape(name)}</code>" in glossary, name
+            assert escape(words.plain(name)) in page
+    assert "loose: the lower bound" in glossary  # "loose" / "tight" explained
+
+
+def test_pdf_is_a4_with_the_verdicts_on_page_one_and_every_section(rel, tmp_path):
     from privsynth.report.pdf import print_pdf
 
+    browser.chromium()  # skips (or, in CI, fails) without a browser
     pdf = tmp_path / "audit.pdf"
     print_pdf(rel["res"].out / REPORT_HTML, pdf)
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-") and len(data) > 20_000
+    pages, size = browser.pdf_pages(pdf)
+    assert pages >= 2 and "(A4)" in size, size
+    decision = json.loads((rel["res"].out / REPORT_JSON).read_text())["decision"]
+    first = browser.words(browser.pdf_text(pdf, first=1, last=1))
+    assert decision["overall"].upper() in first
+    for name in ("privacy", "usefulness", "implementation"):
+        assert f"{name.capitalize()}: {decision[name]['status']}" in first, first[:2000]
+    text = browser.words(browser.pdf_text(pdf))
+    headings = re.findall(r"<h2>(.*?)</h2>", (rel["res"].out / REPORT_HTML).read_text())
+    assert len(headings) >= 10
+    for heading in headings:
+        assert browser.words(unescape(heading)) in text, heading

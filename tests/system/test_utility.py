@@ -122,7 +122,7 @@ def test_json_holds_aggregates_only(real, fresh):
     text = json.dumps(d, allow_nan=False)
     assert set(d) == {
         "tvd", "kl_1way", "correlation_difference", "c2st", "duplicate_rate", "tstr",
-        "plots", "sampling", "notes", "methods",
+        "baselines", "plots", "sampling", "notes", "methods",
     }  # fmt: skip
     numbers = {v for v in _leaves(json.loads(text)) if isinstance(v, (int, float))}
     assert not numbers & set(real["w"].dropna())  # no real value
