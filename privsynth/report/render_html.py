@@ -558,6 +558,7 @@ def attacks(report: Mapping[str, Any]) -> str:
     threats = {words.plain(r["name"]): r["threat_model"] for r in a["attacks"]}
     out = [
         f'<div class="plain">{escape(a["note"])}</div>',
+        _sampled(a.get("settings") or {}),
         table(("attack", "measured as", "value", "95% CI", "baseline", "verdict"), rows),
         '<p class="muted">A blank value was withheld: it would stand for fewer synthetic '
         "rows than the small-cell rule allows (the custodian saw it).</p>"
@@ -577,6 +578,26 @@ def attacks(report: Mapping[str, Any]) -> str:
         out.append("<h3>Self-test: the suite against a planted leak and a null generator</h3>")
         out.append(self_test(st))
     return "".join(out)
+
+
+def _sampled(settings: Mapping[str, Any]) -> str:
+    """What the attacks saw, in a sentence: the audit works on fixed-size samples (the
+    policy's ``[sample]``), so on a large table it sees a share of the synthetic rows."""
+    attacked, released = settings.get("synthetic_rows_attacked"), settings.get("synthetic_rows")
+    if attacked is None or released is None:  # a report made before the audit sampled
+        return ""
+    seen = (
+        f"all {released:,} synthetic rows"
+        if attacked >= released
+        else f"a uniform sample of {attacked:,} of the {released:,} synthetic rows"
+    )
+    return (
+        f"<p>The attacks ran on {seen}, at most {settings['reference_rows_at_most']:,} "
+        "training rows and as many held-out rows (uniform samples, whole persons in a "
+        f"person-level release) and {settings['n_targets_requested']:,} targets per side "
+        "at most. An attacker holding the whole synthetic table may do better than an attack "
+        "on a sample; the differential-privacy guarantee holds for the whole release.</p>"
+    )
 
 
 #: Distance diagnostics' keys in words.

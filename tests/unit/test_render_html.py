@@ -73,3 +73,21 @@ def test_identical_charges_collapse_into_one_row_with_a_count_most_frequent_firs
 def test_an_unknown_paper_is_refused():
     with pytest.raises(ConfigError, match="paper"):
         render_html(REPORT, paper="a5")
+
+
+def test_the_attacks_say_what_they_sampled():
+    from privsynth.report.render_html import _sampled
+
+    settings = {
+        "synthetic_rows": 1_600_000,
+        "synthetic_rows_attacked": 50_000,
+        "reference_rows_at_most": 50_000,
+        "n_targets_requested": 5000,
+    }
+    text = _sampled(settings)
+    assert "a uniform sample of 50,000 of the 1,600,000 synthetic rows" in text
+    assert "at most 50,000 training rows" in text and "5,000 targets" in text
+    assert "all 900 synthetic rows" in _sampled(
+        {**settings, "synthetic_rows": 900, "synthetic_rows_attacked": 900}
+    )
+    assert _sampled({"synthetic_rows": 900}) == ""  # a report made before the audit sampled
