@@ -119,7 +119,9 @@ def child_fit(path: str, out: str, threads: int, rows: int) -> dict:
     t1 = time.perf_counter()
     gen.sample_to_parquet(out, rows, chunk_rows=1_000_000, seed=0)
     t2 = time.perf_counter()
+    use = resource.getrusage(resource.RUSAGE_SELF)
     return {
+        "cpu_s": use.ru_utime + use.ru_stime,
         "fit_s": t1 - t0,
         "engine_queries": engine["queries"],
         "engine_s": engine["seconds"],
@@ -142,6 +144,7 @@ def child_release(path: str, workdir: str) -> dict:
     ledger = os.path.join(workdir, "release-ledger.sqlite")
     if os.path.exists(ledger):
         os.remove(ledger)  # a fresh budget each run
+    stages = _time_release_stages()
     argv = [
         "release", path, "--schema", schema, "--engine", "duckdb", "--generator", "mst",
         "--epsilon", "1", "--ledger", ledger, "--cap-epsilon", "10", "--dataset-id", "adult",
@@ -154,11 +157,43 @@ def child_release(path: str, workdir: str) -> dict:
     except SystemExit as exc:
         if exc.code:
             raise
+    use = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "wall_s": time.perf_counter() - t,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_s": use.ru_utime + use.ru_stime,
+        "peak_rss_mb": use.ru_maxrss / 1024,
+        "stages_s": stages,
         "command": "privsynth " + " ".join(argv),
     }
+
+
+def _time_release_stages() -> dict[str, float]:
+    """Wrap the release's steps so their wall seconds add up in the returned dict."""
+    from privsynth.generators.marginal.mst import MST
+    from privsynth.pipeline import steps
+
+    times: dict[str, float] = {}
+
+    def timed(name, fn, later=None):
+        """``later``: the name of the second and later calls."""
+
+        def wrapper(*args, **kwargs):
+            key = later if later and name in times else name
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                times[key] = times.get(key, 0.0) + time.perf_counter() - t
+
+        return wrapper
+
+    steps.data_fingerprint = timed("fingerprint", steps.data_fingerprint)
+    steps._validate_and_split = timed("validate_and_split", steps._validate_and_split)
+    MST.fit = timed("fit", MST.fit, later="canary refit (part of evaluate)")
+    steps.stream_table = timed("sample_and_write", steps.stream_table)
+    steps.evaluate = timed("evaluate (utility, attacks, canary)", steps.evaluate)
+    steps.write_signed = timed("report_and_signature", steps.write_signed)
+    return times
 
 
 def all_marginals(table) -> list[np.ndarray]:
