@@ -220,3 +220,28 @@ def test_sample_sizes_in_a_policy_are_checked(tmp_path):
     text = (POLICY_DIR / "standard.toml").read_text(encoding="utf-8")
     old.write_text(text[: text.index("[sample]")], encoding="utf-8")
     assert load_policy(old).sample == load_policy("standard").sample
+
+
+def test_the_audit_sample_sizes_do_not_change_with_the_table(adult_rows, tmp_path):
+    df, schema = adult_rows
+    caps = _policy_with(tmp_path, synthetic_rows=500, reference_rows=500, targets=200, queries=100)
+    sizes = []
+    for n in (1200, 1800):  # both above the caps
+        train, holdout = df.iloc[:n].reset_index(drop=True), df.iloc[n:].reset_index(drop=True)
+        holdout = holdout.iloc[rng_rows(len(holdout), 500 + n // 10)].reset_index(drop=True)
+        syn = null_synthetic(train, schema, 2 * n, np.random.default_rng(n))
+        res = run(train, holdout, syn, schema, policy=caps, self_test=False, seed=2)
+        sizes.append(
+            (
+                res.settings["synthetic_rows_attacked"],
+                res.diagnostics["n_synthetic_queries"],
+                [a.details.get("n_targets") for a in res.attacks],
+            )
+        )
+    assert sizes[0] == sizes[1]
+    assert sizes[0][0] == 500
+
+
+def rng_rows(n: int, k: int) -> np.ndarray:
+    """``k`` of ``n`` row positions (seeded), or all of them when there are fewer."""
+    return np.sort(np.random.default_rng(0).choice(n, min(n, k), replace=False))
