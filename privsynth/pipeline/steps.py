@@ -312,7 +312,7 @@ def _ledger_record(
     them."""
     entry = gen.ledger_entry_
     return {
-        "file": ledger.path.name,
+        "file": ledger.name,
         "dataset_id": ledger.dataset_id,
         "reservations": list(entry.get("reservations") or [entry["reservation"]]),
         "head": entry["head"],
