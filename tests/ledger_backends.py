@@ -12,14 +12,15 @@ an SQLite file or a PostgreSQL database.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -106,10 +107,8 @@ class Server:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, database: str = "postgres", user: str = "postgres") -> str:
@@ -123,10 +122,11 @@ class Server:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
 
-    def new_database(self) -> str:
-        """A fresh, empty database; its URL."""
+    def new_database(self, template: str | None = None, owner: str = "postgres") -> str:
+        """A fresh database (empty, or a copy of the database at URL ``template``); its URL."""
         name = f"t_{uuid.uuid4().hex[:12]}"
-        self.sql(f"CREATE DATABASE {name}")
+        copy = f" TEMPLATE {template.rsplit('/', 1)[1]}" if template else ""
+        self.sql(f"CREATE DATABASE {name}{copy} OWNER {owner}")
         return self.url(name)
 
 

@@ -210,7 +210,7 @@ class PostgresStore(LedgerStore):
                     f"ledger {where}: the server is read-only (a standby?) while {action}; "
                     "connect to the primary to record spends"
                 )
-            elif isinstance(exc, pg.OperationalError | pg.InterfaceError):
+            elif self.conn is None or self.conn.closed or self.conn.broken:
                 self._drop()
                 err = LedgerError(
                     f"lost the connection to the PostgreSQL server of ledger {where} while "
