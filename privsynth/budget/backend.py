@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from privsynth.budget.chain import (
     FIELDS,
@@ -69,6 +70,30 @@ def is_url(location: str | os.PathLike) -> bool:
     (True, False)
     """
     return isinstance(location, str) and _URL.match(location) is not None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (in the user part or a ``password=`` parameter).
+
+    >>> redact_url("postgresql://alice:s3cret@db:5432/ledger?sslmode=require&password=x")
+    'postgresql://alice@db:5432/ledger?sslmode=require'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"], safe="/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def shown(location: str | os.PathLike) -> str:
+    """How a ledger's location is named in messages: a URL without its password, or the path.
+
+    >>> shown("postgresql://alice:s3cret@db/ledger"), shown("ledger.db")
+    ('postgresql://alice@db/ledger', 'ledger.db')
+    """
+    return redact_url(str(location)) if is_url(location) else str(location)
 
 
 class LedgerStore:

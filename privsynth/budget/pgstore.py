@@ -25,9 +25,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from privsynth.budget.backend import FORMAT, LedgerStore, WriteConflict
+from privsynth.budget.backend import FORMAT, LedgerStore, WriteConflict, redact_url
 from privsynth.budget.chain import FIELDS
 from privsynth.errors import LedgerCorrupt, LedgerError
 
@@ -55,21 +55,6 @@ _CREATE_LOCK = 0x70726976_6C656467  # "privledg"
 
 #: SQLSTATEs: the transaction lost a conflict and was rolled back, so it can run again.
 _CONFLICT = {"40001", "40P01"}
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password=`` parameter).
-
-    >>> redact_url("postgresql://alice:s3cret@db:5432/ledger?sslmode=require&password=x")
-    'postgresql://alice@db:5432/ledger?sslmode=require'
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"], safe="/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _password(url: str) -> str | None:

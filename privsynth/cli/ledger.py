@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from privsynth.budget.analysis import epsilon_spent
-from privsynth.budget.backend import is_url, ledger_exists, list_datasets, verify_ledger
+from privsynth.budget.backend import is_url, ledger_exists, list_datasets, shown, verify_ledger
 from privsynth.budget.events import Budget, event_from_dict, event_summary, format_param
 from privsynth.budget.export import export_jsonl, jsonl_text, verify_jsonl
 from privsynth.budget.ledger import Ledger
@@ -35,10 +35,11 @@ def ledger_group() -> None:
     """
 
 
-def _resolve_dataset(path: Path | str, dataset_id: str | None) -> str:
-    if not ledger_exists(path):
+def _resolve_dataset(location: Path | str, dataset_id: str | None) -> str:
+    path = shown(location)  # a URL without its password
+    if not ledger_exists(location):
         raise LedgerError(f"no ledger at {path}; create one with `privsynth ledger init`")
-    datasets = list_datasets(path)
+    datasets = list_datasets(location)
     if dataset_id is not None:
         if dataset_id not in datasets:
             raise ConfigError(

@@ -180,11 +180,17 @@ def test_a_release_whose_server_stops_fails_in_one_line_and_its_reservation_stay
         assert led.spent().epsilon > 0.5  # a reservation the server recorded stays spent
 
 
-def test_the_cli_names_an_unreachable_ledger_server_in_one_line(pg_server, tmp_path, capsys):
-    url = pg_server.url("ledger").replace(f":{pg_server.port}/", ":1/")
-    with pytest.raises(SystemExit) as exc:
-        main(["ledger", "show", url])
-    err = capsys.readouterr().err
-    assert exc.value.code == EXIT_CODES["LedgerError"]
-    assert err.startswith(f"error: cannot reach the PostgreSQL server of ledger {url}")
-    assert err.count("\n") == 1
+def test_the_cli_names_a_ledger_url_in_one_line_without_its_password(pg_server, pg_url, capsys):
+    unreachable = pg_server.url("ledger").replace(f":{pg_server.port}/", ":1/")
+    empty = pg_url  # a database without ledger tables
+    for url, start in [
+        (unreachable, "error: cannot reach the PostgreSQL server of ledger"),
+        (empty, "error: no ledger at"),
+    ]:
+        with_password = url.replace("postgres@", "postgres:hunter2@")
+        with pytest.raises(SystemExit) as exc:
+            main(["ledger", "show", with_password])
+        err = capsys.readouterr().err
+        assert exc.value.code == EXIT_CODES["LedgerError"]
+        assert err.startswith(f"{start} {url}") and err.count("\n") == 1
+        assert "hunter2" not in err

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from privsynth.budget import ZCDP, Budget, Ledger, PureDP, list_datasets, verify_ledger
-from privsynth.budget.pgstore import redact_url
+from privsynth.budget.backend import redact_url
 from privsynth.errors import LedgerError
 from tests.ledger_backends import PASSWORD, PASSWORD_ROLE, execute, snapshot
 
@@ -146,6 +146,26 @@ def test_a_user_without_write_rights_reads_and_is_told_what_to_grant(pg_server, 
             led.reserve(PureDP(0.25), purpose="by a reader")
     assert PASSWORD not in _one_line(exc) and quote(PASSWORD) not in str(exc.value)
     assert snapshot(pg_url) == before
+    # What docs/ledger.md says a user who spends needs.
+    execute(
+        pg_url,
+        (f"GRANT INSERT, UPDATE ON privsynth_entries, privsynth_meta TO {PASSWORD_ROLE}", ()),
+    )
+    with Ledger.open(reader, dataset_id="d") as led:
+        led.reserve(PureDP(0.25), purpose="by a granted user")
+        assert led.spent().epsilon == 0.5
+
+
+def test_one_database_holds_a_ledger_per_schema(pg_url):
+    execute(pg_url, ("CREATE SCHEMA team_a", ()), ("CREATE SCHEMA team_b", ()))
+    urls = [f"{pg_url}?options=-csearch_path%3D{team}" for team in ("team_a", "team_b")]
+    for url, spend in zip(urls, (0.25, 0.5), strict=True):
+        with Ledger.open(url, dataset_id="d", cap=CAP) as led:
+            led.reserve(PureDP(spend), purpose="per team")
+    for url, spend in zip(urls, (0.25, 0.5), strict=True):
+        with Ledger.open(url, dataset_id="d", readonly=True) as led:
+            assert led.spent().epsilon == spend
+    assert snapshot(pg_url) is None  # nothing in the default schema
 
 
 # ------------------------------------------------------------------------------ export
