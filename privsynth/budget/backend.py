@@ -14,6 +14,7 @@ consistent snapshot; opening writes nothing (a new ledger is made by its first w
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as _dt
 import json
@@ -96,12 +97,12 @@ def shown(location: str | os.PathLike) -> str:
     return redact_url(str(location)) if is_url(location) else str(location)
 
 
-class LedgerStore:
+class LedgerStore(abc.ABC):
     """The storage of one ledger: its rows, its stored head, its transactions.
 
-    Subclasses implement :meth:`read`, :meth:`transaction`, :meth:`close`, the row access
-    (:meth:`_rows`, :meth:`_head_rows`, :meth:`_insert`) and :meth:`_integrity`; the entry
-    logic here (parsing, hashing, verifying, appending) is shared.
+    Subclasses implement :meth:`read`, :meth:`transaction`, :meth:`close`, :meth:`exists`, the
+    row access (:meth:`_rows`, :meth:`_head_rows`, :meth:`_insert`) and :meth:`_integrity`; the
+    entry logic here (parsing, hashing, verifying, appending) is shared.
     """
 
     #: How the ledger is named in messages: a file path, or a URL without its password.
@@ -119,15 +120,15 @@ class LedgerStore:
 
     # -- what a backend provides --------------------------------------------------------------
 
+    @abc.abstractmethod
     def read(self) -> contextlib.AbstractContextManager[None]:
         """A read transaction: one consistent snapshot for several reads."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def transaction(self, action: str) -> contextlib.AbstractContextManager[None]:
         """A write transaction that no other writer overlaps; ``action`` names it in errors.
 
         The first write to a new ledger creates it.  May raise :class:`WriteConflict`."""
-        raise NotImplementedError
 
     def write(self, action: str, body: Callable[[], T]) -> T:
         """Run ``body`` (its reads and appends) in one write transaction and return its result.
@@ -146,29 +147,30 @@ class LedgerStore:
                     raise
             time.sleep(random.uniform(0.001, 0.02))
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection; the store cannot be used afterwards."""
 
+    @abc.abstractmethod
     def exists(self) -> bool:
         """Whether the ledger has been made (by its first write)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _rows(self) -> list[tuple]:
         """Every stored entry row (the columns of FIELDS, JSON fields as text), in seq order;
         ``[]`` for a ledger no write has made yet."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _head_rows(self) -> dict[str, str]:
         """The stored ``head_seq`` and ``head_hash`` (``{}`` when nothing was written)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _insert(self, row: Sequence[Any], head: tuple[int, str]) -> None:
         """Store one entry row (FIELDS order) and move the stored head, inside a transaction."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _integrity(self) -> None:
         """The backend's own integrity check; raises :class:`LedgerCorrupt`."""
-        raise NotImplementedError
 
     def __enter__(self) -> LedgerStore:
         return self

@@ -83,7 +83,7 @@ class PostgresStore(LedgerStore):
         self.url = url
         self.location = redact_url(url)
         self.path = self.location
-        self.name = urlsplit(url).path.lstrip("/") or "postgresql"
+        self.name = unquote(urlsplit(url).path.lstrip("/")) or "postgresql"
         self.readonly = readonly
         self.timeout = float(timeout)
         self.closed = False
