@@ -99,9 +99,11 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_url(pg_server) -> str:
+def pg_url(pg_server):
     """The URL of a fresh, empty PostgreSQL database (no ledger tables yet)."""
-    return pg_server.new_database()
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -116,8 +118,12 @@ def ledger_at(request, tmp_path):
 def other_ledger_at(ledger_at, tmp_path, request):
     """A second new ledger of the same backend as ``ledger_at``."""
     if isinstance(ledger_at, str):
-        return request.getfixturevalue("pg_server").new_database()
-    return tmp_path / "other.db"
+        server = request.getfixturevalue("pg_server")
+        url = server.new_database()
+        yield url
+        server.drop_database(url)
+    else:
+        yield tmp_path / "other.db"
 
 
 @pytest.fixture(params=["duckdb", "spark"])

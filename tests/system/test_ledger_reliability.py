@@ -20,6 +20,7 @@ import stat
 import sys
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 if mp.current_process().name != "MainProcess" and "privsynth" not in sys.modules:
@@ -268,12 +269,15 @@ def sqlite_copy(template, tmp_path) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def copy(request) -> Path | str:
+def copy(request) -> Iterator[Path | str]:
     """A copy of the template ledger: an SQLite file, or a PostgreSQL database."""
     if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_copy")
+        yield request.getfixturevalue("sqlite_copy")
+        return
     server = request.getfixturevalue("pg_server")
-    return server.new_database(template=request.getfixturevalue("pg_template"))
+    url = server.new_database(template=request.getfixturevalue("pg_template"))
+    yield url
+    server.drop_database(url)
 
 
 def _expect_corrupt(path: Path | str, match: str, *statements: tuple[str, tuple]) -> None:
