@@ -1,6 +1,8 @@
 # The README's commands. `make demo` and `make test` do all set-up on a fresh machine.
 # Set-up installs the scale extra (duckdb, pyspark) so the DuckDB and Spark tests run in CI;
 # the Spark tests also need Java 17+ on PATH and are skipped, saying so, without it.
+# It installs the postgres extra (psycopg) for the PostgreSQL ledger tests, which start their
+# own server and are skipped, saying so, where PostgreSQL is not installed (.ci/run installs it).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,scale]"
+	$(PY) -m pip install -q -e ".[dev,scale,postgres]"
 	touch $(STAMP)
 
 demo: $(STAMP)

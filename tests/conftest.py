@@ -81,6 +81,51 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the session (skipped without PostgreSQL)."""
+    from tests.ledger_backends import Server, find_bin
+
+    bindir = find_bin()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL ledger tests need a PostgreSQL server: initdb was not found "
+            "(apt-get install postgresql)"
+        )
+    server = Server(bindir)
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh, empty PostgreSQL database (no ledger tables yet)."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_at(request, tmp_path):
+    """Where a new ledger goes: an SQLite file path, or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def other_ledger_at(ledger_at, tmp_path, request):
+    """A second new ledger of the same backend as ``ledger_at``."""
+    if isinstance(ledger_at, str):
+        server = request.getfixturevalue("pg_server")
+        url = server.new_database()
+        yield url
+        server.drop_database(url)
+    else:
+        yield tmp_path / "other.db"
+
+
 @pytest.fixture(params=["duckdb", "spark"])
 def engine_source(request):
     """``engine_source(path)``: a DuckDB or Spark source reading a Parquet file

@@ -1,8 +1,9 @@
 """Privacy accounting (typed events, composition) and the persistent budget ledger.
 
 Modules: ``events`` (typed privacy events, budgets), ``analysis`` (composition and conversion
-to (epsilon, delta)), ``chain`` (ledger entries, hashing, verification), ``store`` (the SQLite
-ledger file), ``export`` (JSONL exports), ``ledger`` (the :class:`Ledger` of one dataset),
+to (epsilon, delta)), ``chain`` (ledger entries, hashing, verification), ``backend`` (where a
+ledger is stored, and the choice), ``store`` (the SQLite ledger file), ``pgstore`` (a ledger in
+PostgreSQL), ``export`` (JSONL exports), ``ledger`` (the :class:`Ledger` of one dataset),
 ``describe`` (its summary) and ``adapters`` (diffprivlib / OpenDP).
 
 The adapters for diffprivlib and OpenDP (:class:`LedgerAccountant`, :func:`charge_opendp`,
@@ -25,6 +26,7 @@ from privsynth.budget.analysis import (
     rdp_to_epsilon,
     rho_for_epsilon,
 )
+from privsynth.budget.backend import list_datasets, verify_ledger
 from privsynth.budget.chain import GENESIS_HASH, canonical_json, entry_hash, verify_entries
 from privsynth.budget.events import (
     ZCDP,
@@ -41,7 +43,6 @@ from privsynth.budget.events import (
 )
 from privsynth.budget.export import export_jsonl, verify_jsonl
 from privsynth.budget.ledger import Ledger, Reservation
-from privsynth.budget.store import list_datasets, verify_ledger
 
 _ADAPTERS = ("LedgerAccountant", "charge_opendp", "ledger_measure", "event_for_measurement")
 

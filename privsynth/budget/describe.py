@@ -24,7 +24,7 @@ from privsynth.budget.events import (
 def summarize(
     entries: Sequence[Mapping[str, Any]],
     *,
-    path: Path,
+    path: Path | str,
     dataset_id: str,
     cap: Budget,
     spent: Fraction | float,
@@ -38,7 +38,7 @@ def summarize(
     entries
         The verified entries of the whole file.
     path
-        The ledger file, named in the summary.
+        The ledger's file (or URL, without its password), named in the summary.
     dataset_id
         The dataset summarised.
     cap, spent

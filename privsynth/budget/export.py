@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from privsynth.budget.backend import read_chain
 from privsynth.budget.chain import canonical_json, verify_entries
-from privsynth.budget.store import read_chain
 from privsynth.errors import LedgerCorrupt, LedgerError
 from privsynth.io import atomic_write_text
 
@@ -56,7 +56,8 @@ def write_jsonl(out: str | os.PathLike, entries: Iterable[Mapping[str, Any]]) ->
 
 
 def export_jsonl(path: str | os.PathLike, out: str | os.PathLike, *, timeout: float = 30.0) -> int:
-    """Verify the ledger at ``path`` and write its whole chain to ``out`` as JSONL (atomically)."""
+    """Verify the ledger at ``path`` (a file or a database URL) and write its whole chain to
+    ``out`` as JSONL (atomically)."""
     entries = read_chain(path, timeout=timeout)
     write_jsonl(out, entries)
     return len(entries)

@@ -1,14 +1,19 @@
-"""The persistent privacy-budget ledger: one SQLite file, hash-chained entries, per-dataset caps.
+"""The persistent privacy-budget ledger: hash-chained entries, per-dataset caps, in one SQLite
+file (the default) or a PostgreSQL database a team shares (a ``postgresql://`` URL).
 
 Every spend of privacy budget on a dataset is a ``reserve`` entry holding the typed privacy
 events (never a float that could not be re-derived).  Whether the spend fits under the
-dataset's cap is decided inside one ``BEGIN IMMEDIATE`` transaction that re-reads and
-re-verifies the whole chain and recomposes *all* stored events of the dataset with
+dataset's cap is decided inside one write transaction that no other writer overlaps
+(``BEGIN IMMEDIATE`` in SQLite, a locked ``SERIALIZABLE`` one in PostgreSQL), which re-reads
+and re-verifies the whole chain and recomposes *all* stored events of the dataset with
 :func:`~privsynth.budget.analysis.epsilon_spent_exact` -- so concurrent processes cannot
-over-spend, and a crash either leaves a whole entry or none.
+over-spend, and a crash either leaves a whole entry or none.  This decision is made here, once,
+for both backends.
 
 The parts: :mod:`~privsynth.budget.chain` (entries, hashing, verification),
+:mod:`~privsynth.budget.backend` (the storage interface and the choice of backend),
 :mod:`~privsynth.budget.store` (the SQLite file, locking, transactions),
+:mod:`~privsynth.budget.pgstore` (PostgreSQL),
 :mod:`~privsynth.budget.export` (JSONL exports), :mod:`~privsynth.budget.describe` (summaries)
 and this module, the :class:`Ledger` of one dataset with its :class:`Reservation` objects.
 
@@ -27,12 +32,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from privsynth.budget.analysis import as_rational, epsilon_spent_exact, float_down, float_up
+from privsynth.budget.backend import LedgerStore, open_store
 from privsynth.budget.chain import (
     GENESIS_HASH,
     active_events,
@@ -50,8 +56,9 @@ from privsynth.budget.events import (
     format_param,
 )
 from privsynth.budget.export import write_jsonl
-from privsynth.budget.store import Store
 from privsynth.errors import BudgetExceeded, ConfigError, LedgerCorrupt, LedgerError
+
+T = TypeVar("T")
 
 logger = logging.getLogger("privsynth.ledger")
 logger.addHandler(logging.NullHandler())  # silent in library mode unless logging is configured
@@ -114,12 +121,12 @@ class Reservation:
 
 
 class Ledger:
-    """The privacy-budget ledger of one dataset inside a ledger file.
+    """The privacy-budget ledger of one dataset inside a ledger (a file or a database).
 
     Open with :meth:`open`; see the module docstring for the format.
     """
 
-    def __init__(self, store: Store, dataset_id: str, cap: Budget, *, pending: bool) -> None:
+    def __init__(self, store: LedgerStore, dataset_id: str, cap: Budget, *, pending: bool) -> None:
         self._store = store
         self.dataset_id = dataset_id
         self._cap = cap
@@ -146,6 +153,10 @@ class Ledger:
     ) -> Ledger:
         """Open (or create) the ledger at ``path`` for ``dataset_id``.
 
+        ``path`` is an SQLite file, or a PostgreSQL database as a URL,
+        ``postgresql://user@host:port/database`` (the password from ``PGPASSWORD`` or
+        ``~/.pgpass``; needs ``pip install 'privsynth[postgres]'``).
+
         * A new dataset needs ``cap``; it is recorded as the dataset's first entry, with the
           first reservation (or :meth:`register`): opening writes nothing.
         * An existing dataset keeps its cap: passing a *different* cap raises
@@ -159,7 +170,7 @@ class Ledger:
         _check_text("dataset_id", dataset_id, limit=200)
         if cap is not None:
             _check_cap(cap)
-        store = Store(path, create=create and not readonly, readonly=readonly, timeout=timeout)
+        store = open_store(path, create=create and not readonly, readonly=readonly, timeout=timeout)
         pending = False
         try:
             if readonly or not create:
@@ -167,9 +178,9 @@ class Ledger:
                     current = current_cap(store.verified_entries(), dataset_id)
                 if current is None:
                     raise LedgerError(
-                        f"ledger {store.path} holds no dataset {dataset_id!r} (it holds "
+                        f"ledger {store.location} holds no dataset {dataset_id!r} (it holds "
                         f"{store.datasets() or 'none'}); create it with `privsynth ledger "
-                        f"init {store.path} --dataset-id {dataset_id} --cap-epsilon E "
+                        f"init {store.location} --dataset-id {dataset_id} --cap-epsilon E "
                         "--cap-delta D`"
                     )
             else:
@@ -180,16 +191,16 @@ class Ledger:
                         if cap is None:
                             raise ConfigError(
                                 f"dataset {dataset_id!r} has no budget cap in ledger "
-                                f"{store.path}; pass cap=Budget(epsilon, delta) or run "
-                                f"`privsynth ledger init {store.path} --dataset-id "
+                                f"{store.location}; pass cap=Budget(epsilon, delta) or run "
+                                f"`privsynth ledger init {store.location} --dataset-id "
                                 f"{dataset_id} --cap-epsilon E --cap-delta D`"
                             )
                         current, pending = cap, True
             if cap is not None and cap != current:
                 raise ConfigError(
-                    f"dataset {dataset_id!r} in ledger {store.path} has cap {current}, not "
+                    f"dataset {dataset_id!r} in ledger {store.location} has cap {current}, not "
                     f"{cap}; to change a cap call ledger.set_cap(new_cap, reason=...) or run "
-                    f"`privsynth ledger init {store.path} --dataset-id {dataset_id} "
+                    f"`privsynth ledger init {store.location} --dataset-id {dataset_id} "
                     f"--cap-epsilon {format_param(cap.epsilon)} "
                     f"--cap-delta {format_param(cap.delta)} "
                     "--force-cap --reason TEXT` (the change is recorded in the ledger)"
@@ -212,8 +223,14 @@ class Ledger:
         return f"Ledger({str(self.path)!r}, dataset_id={self.dataset_id!r}, cap={self._cap})"
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
+        """The ledger's file, or its database's URL without the password."""
         return self._store.path
+
+    @property
+    def name(self) -> str:
+        """A short name for the ledger: its file's name, or its database's."""
+        return self._store.name
 
     @property
     def cap(self) -> Budget:
@@ -302,24 +319,27 @@ class Ledger:
         with self._store.read():  # refused here, a new ledger's file is never made
             entries = self._store.verified_entries()
         self._check_fits(self._cap_in(entries), active_events(entries, self.dataset_id), evs)
-        with self._store.transaction("reserving budget"):  # and checked again while locked
+
+        def write() -> dict:  # checked again inside the transaction, which no writer overlaps
             entries = self._store.verified_entries()
             cap = self._cap_in(entries)
             active = active_events(entries, self.dataset_id)
             self._check_fits(cap, active, evs)
-            meta = {**meta, **self._data_metadata(entries)}
+            data = self._data_metadata(entries)
             entries = self._register_in(entries)  # refused above: nothing written
             self._cap_in(entries)
-            rid = uuid.uuid4().hex
-            entry = self._store.append(
+            return self._store.append(
                 entries[-1],
                 dataset_id=self.dataset_id,
                 kind="reserve",
                 purpose=purpose,
                 events=evs,
-                reservation=rid,
-                metadata=meta,
+                reservation=uuid.uuid4().hex,
+                metadata={**meta, **data},
             )
+
+        entry = self._write("reserving budget", write)
+        rid = entry["reservation"]
         logger.info(
             "ledger %s: dataset %r reserved %s for %r (reservation %s, seq %d)",
             self.path,
@@ -330,6 +350,24 @@ class Ledger:
             entry["seq"],
         )
         return Reservation(self, rid, tuple(evs), purpose, entry["seq"])
+
+    def _write(self, action: str, body: Callable[[], T]) -> T:
+        """Run ``body`` in one write transaction of the store (run again after a conflict).
+
+        ``body`` may note that the dataset's cap is now written (:meth:`_cap_in`); an attempt
+        that did not commit has written nothing, so that note is undone after it.
+        """
+        before = (self._pending, self._cap)
+
+        def attempt() -> T:
+            self._pending, self._cap = before
+            return body()
+
+        try:
+            return self._store.write(action, attempt)
+        except BaseException:
+            self._pending, self._cap = before
+            raise
 
     def check(self, events: Sequence[Charge] | Charge) -> Budget:
         """Dry run of :meth:`reserve`: the composed total if ``events`` were added, or
@@ -375,8 +413,10 @@ class Ledger:
 
     def register(self) -> None:
         """Write a new dataset's cap now (``privsynth ledger init``); a no-op once written."""
-        with self._store.transaction("registering the dataset"):
-            self._cap_in(self._register_in(self._store.verified_entries()))
+        self._write(
+            "registering the dataset",
+            lambda: self._cap_in(self._register_in(self._store.verified_entries())),
+        )
 
     def _check_fits(
         self,
@@ -418,7 +458,8 @@ class Ledger:
         raise BudgetExceeded(msg)
 
     def _close_reservation(self, res: Reservation, kind: str, metadata: dict) -> None:
-        with self._store.transaction(f"recording a {kind}"):
+
+        def write() -> dict:
             entries = self._store.verified_entries()
             state = reservation_states(entries, self.dataset_id).get(res.id)
             if state is None:
@@ -433,7 +474,7 @@ class Ledger:
                     else ""
                 )
                 raise LedgerError(f"reservation {res.id} was already {state['state']}{extra}")
-            entry = self._store.append(
+            return self._store.append(
                 entries[-1],
                 dataset_id=self.dataset_id,
                 kind=kind,
@@ -441,6 +482,8 @@ class Ledger:
                 reservation=res.id,
                 metadata=metadata,
             )
+
+        entry = self._write(f"recording a {kind}", write)
         logger.info(
             "ledger %s: dataset %r %s reservation %s (seq %d)%s",
             self.path,
@@ -459,12 +502,12 @@ class Ledger:
         """
         _check_cap(new_cap)
         _check_text("reason", reason)
-        with self._store.transaction("changing the cap"):
+
+        def write() -> tuple[Budget, bool]:
             entries = self._register_in(self._store.verified_entries())
             old = self._cap_in(entries)
             if new_cap == old:
-                logger.info("ledger %s: cap of %r is already %s", self.path, self.dataset_id, old)
-                return
+                return old, False
             spent = epsilon_spent_exact(
                 active_events(entries, self.dataset_id), as_rational(new_cap.delta)
             )
@@ -481,7 +524,13 @@ class Ledger:
                 purpose="cap change",
                 metadata={"cap": new_cap.to_dict(), "previous": old.to_dict(), "reason": reason},
             )
-            self._cap = new_cap
+            return old, True
+
+        old, changed = self._write("changing the cap", write)
+        if not changed:
+            logger.info("ledger %s: cap of %r is already %s", self.path, self.dataset_id, old)
+            return
+        self._cap = new_cap
         logger.warning(
             "ledger %s: cap of dataset %r changed from %s to %s: %s",
             self.path,

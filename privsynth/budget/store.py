@@ -1,4 +1,5 @@
-"""The ledger file: one SQLite database, its locking, transactions and appended entries.
+"""The ledger file: one SQLite database, its locking, transactions and rows (the embedded
+backend of :mod:`privsynth.budget.backend`).
 
 Writes happen inside ``BEGIN IMMEDIATE`` transactions (one writer at a time; waiters poll with
 jitter until the timeout), the file is in WAL mode with ``synchronous=FULL``, and a crash
@@ -9,29 +10,20 @@ leaves either a whole entry or none.  Every read re-verifies the chain
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import json
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from privsynth.budget.chain import (
-    FIELDS,
-    GENESIS_HASH,
-    canonical_json,
-    entry_hash,
-    plain_copy,
-    verify_entries,
-)
-from privsynth.budget.events import PrivacyEvent, event_from_dict, event_to_dict
-from privsynth.errors import ConfigError, LedgerCorrupt, LedgerError
+from privsynth.budget.backend import FORMAT, LedgerStore
+from privsynth.budget.backend import read_chain as read_chain  # where report.verify imports it
+from privsynth.budget.chain import FIELDS
+from privsynth.errors import LedgerCorrupt, LedgerError
 
-FORMAT = "privsynth-ledger/1"
 #: The first bytes of every SQLite file: how a ledger is told apart from any other file.
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -54,29 +46,22 @@ _SCHEMA = (
 )
 
 
-class _Entry(dict):
-    """A stored entry (a plain mapping of FIELDS) that also carries its parsed events."""
+class Store(LedgerStore):
+    """One SQLite ledger file: connection, locking, transactions, its rows."""
 
-    __slots__ = ("parsed",)
-    parsed: tuple[PrivacyEvent, ...] | None
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class Store:
-    """One SQLite ledger file: connection, transactions, reading and appending entries."""
+    path: Path
 
     def __init__(
         self, path: str | os.PathLike, *, create: bool, readonly: bool, timeout: float
     ) -> None:
+        super().__init__()
         self.path = Path(path).expanduser().absolute()
+        self.location = str(self.path)
+        self.name = self.path.name
         self.readonly = readonly
         self.timeout = float(timeout)
         self.conn: sqlite3.Connection | None = None
         self.closed = False
-        self._cache: dict[tuple, tuple[dict, str]] = {}
         self._preflight(create)
         if not self.path.exists():
             return  # a new ledger: the file is made whole by the first write (:meth:`_create`)
@@ -209,12 +194,6 @@ class Store:
                 self.conn.close()
             self.conn = None
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- errors and transactions --------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -319,158 +298,46 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("COMMIT")
 
-    # -- entries ------------------------------------------------------------------------------
+    # -- rows -------------------------------------------------------------------------------
 
-    def entries(self) -> list[dict]:
-        """All entries in seq order (shared, cached dicts: do not modify)."""
-        return self._entries_and_hashes()[0]
+    def exists(self) -> bool:
+        return self.conn is not None or self.path.exists()
 
-    def _entries_and_hashes(self) -> tuple[list[dict], list[str]]:
-        """Entries and their recomputed hashes.  Parsing and hashing are memoised per stored
-        row (the exact column values), so re-reading a long chain costs one SELECT; any
-        change to a row is a different key and is parsed and hashed afresh."""
+    def _rows(self) -> list[tuple]:
         if self.conn is None:  # no file yet
-            return [], []
+            return []
         with self.errors("reading entries"):
-            rows = self.conn.execute(
+            return self.conn.execute(
                 f"SELECT {', '.join(FIELDS)} FROM entries ORDER BY seq"
             ).fetchall()
-        entries, hashes = [], []
-        for row in rows:
-            hit = self._cache.get(row)
-            if hit is None:
-                entry = self._entry(row)
-                try:
-                    h = entry_hash(entry)
-                except (TypeError, ValueError):
-                    h = ""
-                hit = self._cache[row] = (entry, h)
-            entries.append(hit[0])
-            hashes.append(hit[1])
-        return entries, hashes
 
-    def _entry(self, row: Sequence[Any]) -> dict:
-        entry = _Entry(zip(FIELDS, row, strict=True))
-        entry.parsed = None
-        for key in ("events", "metadata"):
-            try:
-                entry[key] = json.loads(entry[key])
-            except (TypeError, json.JSONDecodeError):
-                raise LedgerCorrupt(
-                    f"ledger {self.path}: entry seq {entry['seq']!r} has an unreadable {key} "
-                    "field: it was edited"
-                ) from None
-        with contextlib.suppress(ConfigError, TypeError, AttributeError):  # verify reports it
-            entry.parsed = tuple(event_from_dict(d) for d in entry["events"])
-        return entry
-
-    def head_meta(self) -> tuple[int, str]:
+    def _head_rows(self) -> dict[str, str]:
         if self.conn is None:  # no file yet
-            return 0, GENESIS_HASH
+            return {}
         with self.errors("reading"):
-            rows = dict(
+            return dict(
                 self.conn.execute(
                     "SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')"
                 )
             )
-        try:
-            return int(rows.get("head_seq", 0)), str(rows.get("head_hash", GENESIS_HASH))
-        except ValueError:
-            raise LedgerCorrupt(f"ledger {self.path}: the stored head is unreadable") from None
 
-    def verified_entries(self) -> list[dict]:
-        """All entries, after verifying the chain and that it ends at the stored head."""
-        entries, hashes = self._entries_and_hashes()
-        n, head = verify_entries(entries, source=f"ledger {self.path}", _hashes=hashes)
-        if (n, head) != self.head_meta():
-            seq, h = self.head_meta()
-            if n < seq:
-                why = f"entries after seq {n} were deleted"
-            elif n > seq:
-                why = f"entries after seq {seq} were added outside privsynth"
-            else:
-                why = f"entry seq {n} was replaced, or the stored head was edited"
-            raise LedgerCorrupt(
-                f"ledger {self.path}: the chain ends at entry seq {n} ({head[:16]}...) but the "
-                f"ledger recorded its last entry as seq {seq} ({h[:16]}...): {why}"
-            )
-        return entries
+    def _integrity(self) -> None:
+        if self.conn is None:  # no file yet: nothing to check
+            return
+        with self.errors("checking SQLite integrity"):
+            check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise LedgerCorrupt(f"ledger {self.path}: SQLite integrity check failed: {check}")
 
-    def verify_full(self) -> tuple[int, str]:
-        with self.read():
-            if self.conn is None:  # no file yet: nothing to verify
-                return 0, GENESIS_HASH
-            with self.errors("checking SQLite integrity"):
-                check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise LedgerCorrupt(f"ledger {self.path}: SQLite integrity check failed: {check}")
-            entries = self.verified_entries()
-        return len(entries), entries[-1]["hash"] if entries else GENESIS_HASH
-
-    def append(
-        self,
-        last: Mapping[str, Any] | None,
-        *,
-        dataset_id: str,
-        kind: str,
-        purpose: str,
-        events: Sequence[PrivacyEvent] = (),
-        reservation: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> dict:
-        """Append one entry after ``last`` (inside a write transaction) and move the head."""
+    def _insert(self, row: Sequence[Any], head: tuple[int, str]) -> None:
         assert self.conn is not None and self.conn.in_transaction
-        entry: dict[str, Any] = {
-            "seq": (last["seq"] + 1) if last else 1,
-            "time": _now(),
-            "dataset_id": dataset_id,
-            "kind": kind,
-            "purpose": purpose,
-            "events": [event_to_dict(e) for e in events],
-            "reservation": reservation,
-            "metadata": dict(metadata or {}),
-            "prev_hash": last["hash"] if last else GENESIS_HASH,
-        }
-        entry["hash"] = entry_hash(entry)
-        row = dict(entry)
-        row["events"] = canonical_json(entry["events"])
-        row["metadata"] = canonical_json(entry["metadata"])
-        with self.errors(f"recording a {kind} entry"):
+        with self.errors(f"recording a {row[FIELDS.index('kind')]} entry"):
             self.conn.execute(
                 f"INSERT INTO entries ({', '.join(FIELDS)}) "
                 f"VALUES ({', '.join('?' * len(FIELDS))})",
-                [row[f] for f in FIELDS],
+                list(row),
             )
             self.conn.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [("head_seq", str(entry["seq"])), ("head_hash", entry["hash"])],
+                [("head_seq", str(head[0])), ("head_hash", head[1])],
             )
-        return entry
-
-    def datasets(self) -> list[str]:
-        """Ids of the datasets with a cap in this file (read, not verified)."""
-        with self.read():
-            return sorted({e["dataset_id"] for e in self.entries() if e["kind"] == "cap"})
-
-
-def verify_ledger(path: str | os.PathLike, *, timeout: float = 30.0) -> tuple[int, str]:
-    """Verify a ledger file read-only (hash chain, stored head, SQLite integrity)."""
-    with Store(path, create=False, readonly=True, timeout=timeout) as store:
-        return store.verify_full()
-
-
-def list_datasets(path: str | os.PathLike, *, timeout: float = 30.0) -> list[str]:
-    """Dataset ids with a cap in the ledger at ``path`` (``[]`` if there is no file)."""
-    if not Path(path).expanduser().exists():
-        return []
-    with Store(path, create=False, readonly=True, timeout=timeout) as store:
-        return store.datasets()
-
-
-def read_chain(path: str | os.PathLike, *, timeout: float = 30.0) -> list[dict]:
-    """The whole chain of the ledger at ``path`` (every dataset), read-only and verified."""
-    with Store(path, create=False, readonly=True, timeout=timeout) as store:
-        with store.read():
-            entries = store.entries()
-        verify_entries(entries, source=str(store.path))
-    return plain_copy(entries)

@@ -13,29 +13,33 @@ from pathlib import Path
 import click
 
 from privsynth.budget.analysis import epsilon_spent
+from privsynth.budget.backend import is_url, ledger_exists, list_datasets, shown, verify_ledger
 from privsynth.budget.events import Budget, event_from_dict, event_summary, format_param
 from privsynth.budget.export import export_jsonl, jsonl_text, verify_jsonl
 from privsynth.budget.ledger import Ledger
-from privsynth.budget.store import SQLITE_MAGIC, list_datasets, verify_ledger
-from privsynth.cli.options import FILE, file_option
+from privsynth.budget.store import SQLITE_MAGIC
+from privsynth.cli.options import LEDGER, file_option
 from privsynth.errors import ConfigError, LedgerError
 
-_LEDGER = click.argument("ledger", type=FILE)
+_LEDGER = click.argument("ledger", type=LEDGER)
 
 
 @click.group(name="ledger")
 def ledger_group() -> None:
     """Create, inspect, verify and export privacy-budget ledgers.
 
-    A ledger is one SQLite file that records, per dataset, a budget cap and every privacy
-    spend, in a hash chain.  See docs/ledger.md.
+    A ledger is one SQLite file, or a PostgreSQL database a team shares
+    (postgresql://user@host:port/database, the password in PGPASSWORD or ~/.pgpass), that
+    records, per dataset, a budget cap and every privacy spend, in a hash chain.  See
+    docs/ledger.md.
     """
 
 
-def _resolve_dataset(path: Path, dataset_id: str | None) -> str:
-    if not Path(path).expanduser().exists():
+def _resolve_dataset(location: Path | str, dataset_id: str | None) -> str:
+    path = shown(location)  # a URL without its password
+    if not ledger_exists(location):
         raise LedgerError(f"no ledger at {path}; create one with `privsynth ledger init`")
-    datasets = list_datasets(path)
+    datasets = list_datasets(location)
     if dataset_id is not None:
         if dataset_id not in datasets:
             raise ConfigError(
@@ -67,7 +71,7 @@ def _resolve_dataset(path: Path, dataset_id: str | None) -> str:
 )
 @click.option("--reason", help="Why the cap is changed (stored in the ledger).")
 def init_cmd(
-    ledger: Path,
+    ledger: Path | str,
     dataset_id: str,
     cap_epsilon: float,
     cap_delta: float,
@@ -110,7 +114,7 @@ def init_cmd(
     help="How many of the dataset's latest entries to list.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def show_cmd(ledger: Path, dataset_id: str | None, last: int, as_json: bool) -> None:
+def show_cmd(ledger: Path | str, dataset_id: str | None, last: int, as_json: bool) -> None:
     """Show a dataset's cap, what is spent and what remains, and its latest entries."""
     ds = _resolve_dataset(ledger, dataset_id)
     with Ledger.open(ledger, dataset_id=ds, readonly=True) as led:
@@ -210,25 +214,25 @@ def _is_sqlite(path: Path) -> bool:
 
 @ledger_group.command("verify")
 @_LEDGER
-def verify_cmd(ledger: Path) -> None:
-    """Verify the hash chain of LEDGER (a ledger file or a JSONL export).
+def verify_cmd(ledger: Path | str) -> None:
+    """Verify the hash chain of LEDGER (a ledger file or database, or a JSONL export).
 
     Prints "ok: N entries, head HASH", or fails naming the first bad entry.  Keep the head
     hash somewhere else (the audit report carries it): the chain alone cannot show that its
     newest entries were removed together with the stored head.
     """
-    path = Path(ledger).expanduser()
-    if path.is_file() and path.stat().st_size > 0 and not _is_sqlite(path):
+    path = None if is_url(ledger) else Path(ledger).expanduser()
+    if path is not None and path.is_file() and path.stat().st_size > 0 and not _is_sqlite(path):
         n, head = verify_jsonl(path)
     else:
-        n, head = verify_ledger(path)
+        n, head = verify_ledger(path or ledger)
     click.echo(f"ok: {n} entries, head {head}")
 
 
 @ledger_group.command("export")
 @_LEDGER
 @file_option("-o", "--output", help="Write JSONL here (atomically); default: standard output.")
-def export_cmd(ledger: Path, output: Path | None) -> None:
+def export_cmd(ledger: Path | str, output: Path | None) -> None:
     """Export the whole (verified) chain of LEDGER as JSON Lines, one entry per line."""
     if output is None:
         click.echo(jsonl_text(ledger), nl=False)

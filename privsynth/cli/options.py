@@ -8,12 +8,30 @@ from typing import Any, TypeVar
 
 import click
 
+from privsynth.budget.backend import is_url
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 #: A path that must not be a folder (it need not exist yet).
 FILE = click.Path(dir_okay=False, path_type=Path)
 #: A path that must not be a file (it need not exist yet).
 FOLDER = click.Path(file_okay=False, path_type=Path)
+
+
+class _LedgerLocation(click.ParamType):
+    """A ledger: an SQLite file (``FILE``), or a database URL such as ``postgresql://...``
+    (kept as text: a :class:`~pathlib.Path` would fold its ``//``)."""
+
+    name = "ledger"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if is_url(value):
+            return value
+        return FILE.convert(value, param, ctx)
+
+
+#: A ledger file, or a ``postgresql://user@host:port/database`` URL.
+LEDGER = _LedgerLocation()
 
 UNSAFE_DATA_DOMAIN = click.option(
     "--unsafe-data-domain",

@@ -11,6 +11,7 @@ import click
 
 from privsynth.budget import Budget, Ledger
 from privsynth.cli.options import (
+    LEDGER,
     UNSAFE_DATA_DOMAIN,
     file_option,
     number_option,
@@ -49,7 +50,13 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
 )
 @click.option("--epsilon", type=float, required=True, help="This release's epsilon.")
 @number_option("--delta", 1e-9, "This release's delta (choose it without looking at the data).")
-@file_option("--ledger", "ledger_path", required=True, help="The budget ledger file.")
+@click.option(
+    "--ledger",
+    "ledger_path",
+    required=True,
+    type=LEDGER,
+    help="The budget ledger: a file, or postgresql://user@host:port/database.",
+)
 @click.option("--dataset-id", help="The dataset's id in the ledger (default: DATA's file stem).")
 @click.option(
     "--cap-epsilon",
@@ -125,7 +132,7 @@ def release_cmd(
     generator: str,
     epsilon: float,
     delta: float,
-    ledger_path: Path,
+    ledger_path: Path | str,
     dataset_id: str | None,
     cap_epsilon: float | None,
     cap_delta: float,

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth.attacks.policy import load_policy
 from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict, list_datasets
+from privsynth.budget.backend import shown
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.generators.base import Generator
 from privsynth.pipeline.config import MIN_SYNTHETIC_ROWS, ReleaseConfig
@@ -86,10 +87,10 @@ def release(
         :class:`~privsynth.schema.LinkedSchema`; the release writes one synthetic file per
         table (``synthetic.patients.csv``...), their keys consistent.
     ledger
-        The budget ledger of this dataset (an open :class:`~privsynth.budget.Ledger`, or its
-        file); the whole charge is reserved before data is read.
+        The budget ledger of this dataset (an open :class:`~privsynth.budget.Ledger`, its file,
+        or a ``postgresql://`` URL); the whole charge is reserved before data is read.
     dataset_id, cap
-        With a ledger file: the dataset to charge (implied when the file holds exactly one)
+        With a ledger file or URL: the dataset to charge (implied when the file holds exactly one)
         and, for a new dataset, its cap.
     key
         The Ed25519 signing key (object or key file, see ``privsynth keygen``).
@@ -112,14 +113,14 @@ def release(
 
 
 def _dataset_of(path: str | Path, dataset_id: str | None) -> str:
-    """The dataset a ledger file's release charges: ``dataset_id``, or the file's only one."""
+    """The dataset a ledger file's (or URL's) release charges: ``dataset_id``, or its only one."""
     if dataset_id is not None:
         return dataset_id
     held = list_datasets(path)
     if len(held) == 1:
         return held[0]
     raise ConfigError(
-        f"ledger {path} holds "
+        f"ledger {shown(path)} holds "
         + (f"datasets {held}" if held else "no dataset")
         + ": say which with dataset_id= (and cap=Budget(epsilon, delta) for a new one)"
     )
@@ -313,7 +314,7 @@ def _ledger_record(
     them."""
     entry = gen.ledger_entry_
     return {
-        "file": ledger.path.name,
+        "file": ledger.name,
         "dataset_id": ledger.dataset_id,
         "reservations": list(entry.get("reservations") or [entry["reservation"]]),
         "head": entry["head"],

@@ -3,6 +3,8 @@
 Each test is built so that it fails if the property it checks is broken: the race runs until
 the budget is exhausted and checks the composed total and the entry count; the SIGKILL test
 checks every reservation the child reported; the tamper tests check the exact entry named.
+All but the file-path tests run on both backends: an SQLite file and a PostgreSQL database
+(``ledger_at`` in tests/conftest.py); the tamper tests edit the rows with SQL on either.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import stat
 import sys
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 if mp.current_process().name != "MainProcess" and "privsynth" not in sys.modules:
@@ -45,6 +48,7 @@ from privsynth.budget import (  # noqa: E402
 )
 from privsynth.budget.analysis import as_rational  # noqa: E402
 from privsynth.errors import BudgetExceeded, LedgerCorrupt, LedgerError  # noqa: E402
+from tests.ledger_backends import execute, row  # noqa: E402
 
 SPAWN = mp.get_context("spawn")
 RACE_CAP = Budget(1.0, 1e-6)
@@ -78,8 +82,8 @@ def _race_worker(path: str, worker: int, barrier, results) -> None:
         results.put((worker, ok))
 
 
-def test_racing_processes_never_exceed_the_cap(tmp_path):
-    path = tmp_path / "race.db"
+def test_racing_processes_never_exceed_the_cap(ledger_at):
+    path = ledger_at
     with Ledger.open(path, dataset_id="race", cap=RACE_CAP) as new:
         new.register()
     barrier = SPAWN.Barrier(WORKERS + 1)
@@ -125,11 +129,12 @@ def _first_writer(path: str, worker: int, barrier, results) -> None:
         results.put((worker, f"{type(exc).__name__}: {exc}"))
 
 
-def test_processes_creating_one_new_ledger_at_once_all_get_the_same_whole_file(tmp_path):
-    # No file before: each worker's first write would make it. The file must appear whole
-    # (never half-made, never switched to WAL by two processes at once: SQLite may refuse
-    # such a lock upgrade at once, without waiting), with one cap and every reservation.
-    path = tmp_path / "new.db"
+def test_processes_creating_one_new_ledger_at_once_all_get_the_same_whole_file(ledger_at):
+    # No file (no tables) before: each worker's first write would make it. The ledger must
+    # appear whole (never half-made, never switched to WAL by two processes at once: SQLite
+    # may refuse such a lock upgrade at once, without waiting; never two sessions creating
+    # the tables at once in PostgreSQL), with one cap and every reservation.
+    path = ledger_at
     barrier = SPAWN.Barrier(WORKERS)
     results = SPAWN.Queue()
     procs = [
@@ -151,7 +156,8 @@ def test_processes_creating_one_new_ledger_at_once_all_get_the_same_whole_file(t
         ids = sorted(e["reservation"] for e in led.entries() if e["kind"] == "reserve")
     assert ids == sorted(reported.values()), reported  # an error message is never an id
     assert kinds == ["cap"] + ["reserve"] * WORKERS
-    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".new.db")] == []
+    if isinstance(path, Path):
+        assert [f.name for f in path.parent.iterdir() if f.name.startswith(".")] == []
 
 
 # ------------------------------------------------------------------------------ SIGKILL
@@ -182,8 +188,8 @@ def _reported_ids(report: Path) -> list[str]:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_sigkill_mid_reserve_leaves_a_whole_verified_ledger(tmp_path):
-    path = tmp_path / "kill.db"
+def test_sigkill_mid_reserve_leaves_a_whole_verified_ledger(ledger_at, tmp_path):
+    path = ledger_at
     with Ledger.open(path, dataset_id="kill", cap=Budget(1000.0, 1e-6)) as new:
         new.register()
     rng = random.Random(20240611)
@@ -216,18 +222,17 @@ def test_sigkill_mid_reserve_leaves_a_whole_verified_ledger(tmp_path):
             after = led.reserve(PureDP(1e-4), purpose=f"after kill {trial}")
             after.cancel("test")
             seen.add(after.id)  # the test's own reservation is not the child's
-        with sqlite3.connect(path) as con:
-            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if isinstance(path, Path):
+            with sqlite3.connect(path) as con:
+                assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert verify_ledger(path)[0] == len(entries) + 2
 
 
 # ------------------------------------------------------------------------------ tampering
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
+def _fill(path: Path | str) -> Path | str:
     """A closed ledger with 9 entries over two datasets: caps, reserves, a commit, a cancel."""
-    path = tmp_path_factory.mktemp("template") / "ledger.db"
     with (
         Ledger.open(path, dataset_id="adult", cap=Budget(3.0, 1e-9)) as adult,
         Ledger.open(path, dataset_id="census", cap=Budget(1.0, 0.0)) as census,
@@ -246,29 +251,40 @@ def template(tmp_path_factory) -> Path:
 N_ENTRIES = 9
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path | str:
+    return _fill(tmp_path_factory.mktemp("template") / "ledger.db")
+
+
+@pytest.fixture(scope="module")
+def pg_template(pg_server) -> str:
+    return _fill(pg_server.new_database())
+
+
 @pytest.fixture
-def copy(template, tmp_path) -> Path:
+def sqlite_copy(template, tmp_path) -> Path:
     dest = tmp_path / "ledger.db"
     shutil.copy(template, dest)
     return dest
 
 
-def _tamper(path: Path, *statements: tuple[str, tuple]) -> None:
-    con = sqlite3.connect(path, isolation_level=None)
-    try:
-        con.execute("BEGIN")
-        for sql, params in statements:
-            con.execute(sql, params)
-        con.execute("COMMIT")
-    finally:
-        con.close()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def copy(request) -> Iterator[Path | str]:
+    """A copy of the template ledger: an SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_copy")
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.new_database(template=request.getfixturevalue("pg_template"))
+    yield url
+    server.drop_database(url)
 
 
-def _expect_corrupt(path: Path, match: str, *statements: tuple[str, tuple]) -> None:
+def _expect_corrupt(path: Path | str, match: str, *statements: tuple[str, tuple]) -> None:
     """Tamper while a ledger is open; verify() (and a fresh open, and reserve) must fail."""
     with Ledger.open(path, dataset_id="adult") as led:
         led.verify()
-        _tamper(path, *statements)
+        execute(path, *statements)
         with pytest.raises(LedgerCorrupt, match=match):
             led.verify()
         with pytest.raises(LedgerCorrupt, match=match):
@@ -284,7 +300,7 @@ def test_editing_any_entry_is_caught_and_named(copy, seq):
     _expect_corrupt(
         copy,
         rf"entry seq {seq} was modified",
-        ("UPDATE entries SET purpose = purpose || ' (edited)' WHERE seq = ?", (seq,)),
+        ("UPDATE {entries} SET purpose = purpose || ' (edited)' WHERE seq = ?", (seq,)),
     )
 
 
@@ -305,7 +321,7 @@ def test_editing_any_field_is_caught(copy, column, value):
     _expect_corrupt(
         copy,
         r"entry seq 3 was modified",
-        (f"UPDATE entries SET {column} = ? WHERE seq = 3", (value,)),
+        (f"UPDATE {{entries}} SET {column} = ? WHERE seq = 3", (value,)),
     )
 
 
@@ -313,14 +329,14 @@ def test_unreadable_json_is_caught_and_named(copy):
     _expect_corrupt(
         copy,
         r"entry seq 3 has an unreadable events",
-        ("UPDATE entries SET events = '[{' WHERE seq = 3", ()),
+        ("UPDATE {entries} SET events = '[{{' WHERE seq = 3", ()),
     )
 
 
 @pytest.mark.parametrize("seq", range(1, N_ENTRIES))
 def test_deleting_any_entry_is_caught_and_named(copy, seq):
     _expect_corrupt(
-        copy, rf"entry seq {seq} is missing", ("DELETE FROM entries WHERE seq = ?", (seq,))
+        copy, rf"entry seq {seq} is missing", ("DELETE FROM {entries} WHERE seq = ?", (seq,))
     )
 
 
@@ -328,7 +344,7 @@ def test_deleting_the_last_entry_is_caught_by_the_stored_head(copy):
     _expect_corrupt(
         copy,
         rf"ends at entry seq {N_ENTRIES - 1}.*last entry as seq {N_ENTRIES}",
-        ("DELETE FROM entries WHERE seq = ?", (N_ENTRIES,)),
+        ("DELETE FROM {entries} WHERE seq = ?", (N_ENTRIES,)),
     )
 
 
@@ -337,26 +353,21 @@ def test_reordering_entries_is_caught_and_named(copy, seq):
     _expect_corrupt(
         copy,
         rf"entry seq {seq} was modified",
-        ("UPDATE entries SET seq = -1 WHERE seq = ?", (seq,)),
-        ("UPDATE entries SET seq = ? WHERE seq = ?", (seq, seq + 1)),
-        ("UPDATE entries SET seq = ? WHERE seq = -1", (seq + 1,)),
+        ("UPDATE {entries} SET seq = -1 WHERE seq = ?", (seq,)),
+        ("UPDATE {entries} SET seq = ? WHERE seq = ?", (seq, seq + 1)),
+        ("UPDATE {entries} SET seq = ? WHERE seq = -1", (seq + 1,)),
     )
 
 
-def _row(path: Path, seq: int) -> dict:
-    con = sqlite3.connect(path)
-    con.row_factory = sqlite3.Row
-    try:
-        return dict(con.execute("SELECT * FROM entries WHERE seq = ?", (seq,)).fetchone())
-    finally:
-        con.close()
-
-
-def _forged(row: dict, **changes) -> dict:
+def _forged(stored: dict, **changes) -> dict:
     """A row rewritten by someone who knows the hash rule (recomputes the hash)."""
     import json
 
-    entry = {**row, "events": json.loads(row["events"]), "metadata": json.loads(row["metadata"])}
+    entry = {
+        **stored,
+        "events": json.loads(stored["events"]),
+        "metadata": json.loads(stored["metadata"]),
+    }
     entry.update(changes)
     entry["hash"] = entry_hash(entry)
     return {
@@ -366,34 +377,39 @@ def _forged(row: dict, **changes) -> dict:
     }
 
 
-def _insert(row: dict) -> tuple[str, tuple]:
-    cols = ", ".join(row)
+def _insert(stored: dict) -> tuple[str, tuple]:
+    cols = ", ".join(stored)
     return (
-        f"INSERT INTO entries ({cols}) VALUES ({', '.join('?' * len(row))})",
-        tuple(row.values()),
+        f"INSERT INTO {{entries}} ({cols}) VALUES ({', '.join('?' * len(stored))})",
+        tuple(stored.values()),
     )
 
 
 def test_rewriting_an_entry_with_a_recomputed_hash_breaks_the_next_link(copy):
-    row = _forged(_row(copy, 3), events=[{"type": "ZCDP", "rho": 1e-9}])
+    forged = _forged(row(copy, 3), events=[{"type": "ZCDP", "rho": 1e-9}])
     _expect_corrupt(
         copy,
         r"entry seq 4 does not link to the entry before it",
-        ("UPDATE entries SET events = ?, hash = ? WHERE seq = 3", (row["events"], row["hash"])),
+        (
+            "UPDATE {entries} SET events = ?, hash = ? WHERE seq = 3",
+            (forged["events"], forged["hash"]),
+        ),
     )
 
 
 def test_inserting_an_entry_in_the_middle_is_caught(copy):
-    forged = _forged(_row(copy, 4), seq=5, purpose="inserted refund")
-    shift = [("UPDATE entries SET seq = ? WHERE seq = ?", (-s, s)) for s in range(N_ENTRIES, 4, -1)]
+    forged = _forged(row(copy, 4), seq=5, purpose="inserted refund")
+    shift = [
+        ("UPDATE {entries} SET seq = ? WHERE seq = ?", (-s, s)) for s in range(N_ENTRIES, 4, -1)
+    ]
     back = [
-        ("UPDATE entries SET seq = ? WHERE seq = ?", (s + 1, -s)) for s in range(N_ENTRIES, 4, -1)
+        ("UPDATE {entries} SET seq = ? WHERE seq = ?", (s + 1, -s)) for s in range(N_ENTRIES, 4, -1)
     ]
     _expect_corrupt(copy, r"entry seq 5 does not link", *shift, *back, _insert(forged))
 
 
 def test_appending_a_well_forged_entry_is_caught_by_the_stored_head(copy):
-    last = _row(copy, N_ENTRIES)
+    last = row(copy, N_ENTRIES)
     forged = _forged(last, seq=N_ENTRIES + 1, prev_hash=last["hash"], reservation="1" * 32)
     _expect_corrupt(copy, rf"ends at entry seq {N_ENTRIES + 1}.*outside privsynth", _insert(forged))
 
@@ -420,7 +436,8 @@ def test_missing_file_is_a_clear_error_when_not_creating(tmp_path):
     assert not target.exists()
 
 
-def test_read_only_file_is_a_clear_error_and_still_readable(copy):
+def test_read_only_file_is_a_clear_error_and_still_readable(sqlite_copy):
+    copy = sqlite_copy
     os.chmod(copy, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     try:
         with pytest.raises(LedgerError) as exc:

@@ -1,9 +1,9 @@
-"""`privsynth ledger ...` through click's CliRunner on the `ledger` group."""
+"""`privsynth ledger ...` through click's CliRunner on the `ledger` group, on a ledger file and
+on a PostgreSQL database's URL (``ledger_at`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from privsynth.budget import Budget, Ledger, PureDP
 from privsynth.cli.ledger import ledger_group
 from privsynth.errors import ConfigError, LedgerCorrupt, LedgerError
+from tests.ledger_backends import execute, snapshot
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def run():
 
 
 @pytest.fixture
-def path(tmp_path):
-    return tmp_path / "ledger.db"
+def path(ledger_at):
+    return ledger_at
 
 
 def init(run, path, ds="adult", eps=1.0, delta=1e-9, *extra):
@@ -68,7 +69,7 @@ def test_init_with_a_different_cap_needs_force_and_reason(run, path):
 def test_init_rejects_bad_caps(run, path, eps, delta):
     result = init(run, path, "adult", eps, delta)
     assert isinstance(result.exception, ConfigError)
-    assert not path.exists()
+    assert snapshot(path) is None
 
 
 def test_init_in_a_missing_directory(run, tmp_path):
@@ -122,8 +123,7 @@ def test_verify_ok_and_corrupt(run, path):
     result = run("verify", path)
     assert result.exit_code == 0
     assert result.output.strip() == f"ok: 2 entries, head {head}"
-    with sqlite3.connect(path) as con:
-        con.execute("UPDATE entries SET purpose = 'b' WHERE seq = 2")
+    execute(path, ("UPDATE {entries} SET purpose = 'b' WHERE seq = 2", ()))
     result = run("verify", path)
     assert isinstance(result.exception, LedgerCorrupt)
     assert "entry seq 2 was modified" in str(result.exception)

@@ -1,4 +1,8 @@
-"""The persistent ledger: caps, reserve/commit/cancel, exact budget, the hash chain, errors."""
+"""The persistent ledger: caps, reserve/commit/cancel, exact budget, the hash chain, errors.
+
+Most tests run on both backends (``path`` is an SQLite file or a PostgreSQL database's URL,
+see ``ledger_at`` in tests/conftest.py); the ones about files are SQLite's alone.
+"""
 
 from __future__ import annotations
 
@@ -27,13 +31,14 @@ from privsynth.budget import (
 )
 from privsynth.budget.analysis import as_rational
 from privsynth.errors import BudgetExceeded, ConfigError, LedgerCorrupt, LedgerError
+from tests.ledger_backends import execute, snapshot
 
 CAP = Budget(1.0, 1e-9)
 
 
 @pytest.fixture
-def path(tmp_path):
-    return tmp_path / "ledger.db"
+def path(ledger_at):
+    return ledger_at
 
 
 @pytest.fixture
@@ -89,9 +94,10 @@ def test_dataset_id_must_be_text(tmp_path, bad):
         Ledger.open(tmp_path / "x.db", dataset_id=bad, cap=CAP)
 
 
-def test_create_false_never_creates(tmp_path, path, ledger):
+def test_create_false_never_creates(other_ledger_at, path, ledger):
     with pytest.raises(LedgerError, match="no ledger at"):
-        Ledger.open(tmp_path / "missing.db", dataset_id="adult", create=False)
+        Ledger.open(other_ledger_at, dataset_id="adult", create=False)
+    assert snapshot(other_ledger_at) is None
     with pytest.raises(LedgerError, match="holds no dataset 'census'"):
         Ledger.open(path, dataset_id="census", cap=CAP, create=False)
     with Ledger.open(path, dataset_id="adult", create=False) as again:
@@ -113,8 +119,8 @@ def test_several_datasets_share_one_chain_with_separate_caps(path, ledger):
 # ------------------------------------------------------------------------------ spending
 
 
-def test_eleven_spends_of_one_eleventh_are_accepted_and_the_twelfth_refused(tmp_path):
-    with Ledger.open(tmp_path / "l.db", dataset_id="d", cap=Budget(1.0, 0.0)) as led:
+def test_eleven_spends_of_one_eleventh_are_accepted_and_the_twelfth_refused(path):
+    with Ledger.open(path, dataset_id="d", cap=Budget(1.0, 0.0)) as led:
         for i in range(11):
             led.reserve(PureDP(1 / 11), purpose=f"query {i}")
         with pytest.raises(BudgetExceeded):
@@ -137,18 +143,18 @@ def test_refusal_message_states_spent_requested_cap_and_remaining(ledger):
     assert len(ledger.entries()) == n  # nothing recorded
 
 
-def test_refusal_explains_when_no_delta_is_left(tmp_path):
+def test_refusal_explains_when_no_delta_is_left(path):
     with (
-        Ledger.open(tmp_path / "l.db", dataset_id="d", cap=Budget(5.0, 0.0)) as led,
+        Ledger.open(path, dataset_id="d", cap=Budget(5.0, 0.0)) as led,
         pytest.raises(BudgetExceeded, match="no finite epsilon"),
     ):
         led.reserve(ZCDP(0.001), purpose="gaussian needs delta")
 
 
-def test_spend_is_recomputed_from_the_stored_events(tmp_path):
+def test_spend_is_recomputed_from_the_stored_events(path):
     cap = Budget(5.0, 1e-9)
     events = [ZCDP(0.01), PureDP(0.1), ApproxDP(0.05, 1e-10), ZCDP(0.02)]
-    with Ledger.open(tmp_path / "l.db", dataset_id="d", cap=cap) as led:
+    with Ledger.open(path, dataset_id="d", cap=cap) as led:
         for e in events:
             led.reserve(e, purpose="x")
         assert led.spent().epsilon == epsilon_spent(events, cap.delta)
@@ -156,9 +162,9 @@ def test_spend_is_recomputed_from_the_stored_events(tmp_path):
         assert Fraction(led.remaining().epsilon) <= as_rational(5.0) - exact
 
 
-def test_zcdp_releases_compose_below_the_sum(tmp_path):
+def test_zcdp_releases_compose_below_the_sum(path):
     rho = rho_for_epsilon(1.0, 1e-9)
-    with Ledger.open(tmp_path / "l.db", dataset_id="d", cap=Budget(3.0, 1e-9)) as led:
+    with Ledger.open(path, dataset_id="d", cap=Budget(3.0, 1e-9)) as led:
         for i in range(3):
             led.reserve(ZCDP(rho), purpose=f"MST release {i + 1}").commit()
         spent = led.spent().epsilon
@@ -166,9 +172,9 @@ def test_zcdp_releases_compose_below_the_sum(tmp_path):
         assert led.remaining().epsilon == pytest.approx(3 - spent, abs=1e-12)
 
 
-def test_subsampled_gaussian_charge(tmp_path):
+def test_subsampled_gaussian_charge(path):
     sgd = SubsampledGaussian(0.01, 1.0, 100)
-    with Ledger.open(tmp_path / "l.db", dataset_id="d", cap=Budget(8.0, 1e-5)) as led:
+    with Ledger.open(path, dataset_id="d", cap=Budget(8.0, 1e-5)) as led:
         led.reserve(sgd, purpose="dp-sgd")
         assert led.spent().epsilon == epsilon_spent(sgd, 1e-5)
 
@@ -321,10 +327,10 @@ def test_verify_passes_and_export_round_trips(tmp_path, ledger):
 
 def test_reserve_refuses_to_spend_on_a_tampered_ledger(path, ledger):
     ledger.reserve(PureDP(0.9), purpose="big")
-    with sqlite3.connect(path) as con:
-        con.execute(
-            "UPDATE entries SET events = ? WHERE seq = 2", ('[{"epsilon":0.1,"type":"PureDP"}]',)
-        )
+    execute(
+        path,
+        ("UPDATE {entries} SET events = ? WHERE seq = 2", ('[{"epsilon":0.1,"type":"PureDP"}]',)),
+    )
     with pytest.raises(LedgerCorrupt, match="entry seq 2"):
         ledger.reserve(PureDP(0.5), purpose="would fit if the edit were believed")
 
@@ -392,9 +398,22 @@ def test_directory_instead_of_file(tmp_path):
         Ledger.open(tmp_path, dataset_id="d", cap=CAP)
 
 
-def test_locked_ledger(path, ledger):
+def _hold_the_write_lock(path):
+    """Another process's open write transaction on the ledger (closed by ``ROLLBACK``)."""
+    if isinstance(path, str):
+        import psycopg
+
+        blocker = psycopg.connect(path, autocommit=True)
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE privsynth_entries IN EXCLUSIVE MODE")
+        return blocker
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
+    return blocker
+
+
+def test_locked_ledger(path, ledger):
+    blocker = _hold_the_write_lock(path)
     try:
         # Reading does not wait for a writer (WAL); writing waits ``timeout``, then says why.
         with Ledger.open(path, dataset_id="adult", timeout=0.2) as waiting:
@@ -408,13 +427,13 @@ def test_locked_ledger(path, ledger):
 
 
 def test_a_new_dataset_is_written_with_its_first_reservation_and_not_before(path, ledger):
-    before = path.read_bytes()
+    before = snapshot(path)
     with Ledger.open(path, dataset_id="census", cap=Budget(1.0, 0.0)) as census:
-        assert path.read_bytes() == before  # opening writes nothing
+        assert snapshot(path) == before  # opening writes nothing
         assert census.cap == Budget(1.0, 0.0) and census.spent().epsilon == 0
         with pytest.raises(BudgetExceeded):
             census.reserve(PureDP(2.0), purpose="too much")
-        assert path.read_bytes() == before  # a refused spend leaves the file byte-identical
+        assert snapshot(path) == before  # a refused spend leaves the file byte-identical
         census.reserve(PureDP(0.5), purpose="census histogram")
         assert [e["kind"] for e in census.entries()] == ["cap", "reserve"]
 
@@ -425,9 +444,10 @@ def test_a_new_ledger_file_is_made_by_its_first_write_and_not_before(path):
         assert new.spent().epsilon == 0
         with pytest.raises(BudgetExceeded):
             new.reserve(PureDP(2.0), purpose="too much")
-        assert not path.exists()  # a refused spend against a new path leaves no file
+        assert snapshot(path) is None  # a refused spend on a new ledger leaves no file/tables
         new.reserve(PureDP(0.5), purpose="fits")
-    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+    if not isinstance(path, str):
+        assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
     with Ledger.open(path, dataset_id="d", readonly=True) as again:
         assert [e["kind"] for e in again.entries()] == ["cap", "reserve"]
 
