@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from privsynth.cli.options import FOLDER, file_option
+from privsynth.cli.options import FOLDER, LEDGER, file_option
 from privsynth.report.verdicts import decide
 from privsynth.report.verify import verify_release
 
@@ -18,12 +18,14 @@ from privsynth.report.verify import verify_release
     help="The signer's public key, from a channel you trust (default: the folder's own key, "
     "which proves integrity but not identity).",
 )
-@file_option(
+@click.option(
     "--ledger",
     "ledger_path",
-    help="Also check that the release's ledger entries are in this ledger's hash chain.",
+    type=LEDGER,
+    help="Also check that the release's ledger entries are in this ledger's hash chain (a "
+    "ledger file or a postgresql:// URL).",
 )
-def verify_cmd(folder: Path, public_key: Path | None, ledger_path: Path | None) -> None:
+def verify_cmd(folder: Path, public_key: Path | None, ledger_path: Path | str | None) -> None:
     """Verify a signed release FOLDER offline: signature, file digests, report, schema."""
     result = verify_release(folder, public_key=public_key, ledger=ledger_path)
     for line in result.checks:

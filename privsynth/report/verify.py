@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from privsynth.budget.store import read_chain
+from privsynth.budget.backend import is_url, read_chain, shown
 from privsynth.errors import LedgerError, SignatureError
 from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_JSON, SCHEMA_FILE
 from privsynth.report.keys import fingerprint, load_public_key
@@ -119,28 +119,30 @@ def verify_release(
             f"{fingerprint(key)}"
         )
     if ledger is not None:
-        checks.append(_check_ledger(report, Path(ledger)))
+        checks.append(_check_ledger(report, ledger if is_url(ledger) else Path(ledger)))
     return Verified(report["report_id"], fingerprint(key), key_source, subjects, checks, report)
 
 
-def _check_ledger(report: dict, path: Path) -> str:
+def _check_ledger(report: dict, path: str | Path) -> str:
     """The report's reservations and recorded head must be entries of the ledger's chain."""
 
     info = report["ledger"]
     try:
         entries = read_chain(path)
     except LedgerError as exc:
-        raise SignatureError(f"ledger {path}: {exc}") from exc
+        raise SignatureError(f"ledger {shown(path)}: {exc}") from exc
     hashes = {e["hash"] for e in entries}
     if info["head"] not in hashes:
         raise SignatureError(
-            f"ledger {path} has no entry with the report's head hash {info['head'][:16]}...: "
-            "the report does not belong to this ledger, or the ledger was rewritten"
+            f"ledger {shown(path)} has no entry with the report's head hash "
+            f"{info['head'][:16]}...: the report does not belong to this ledger, or the ledger "
+            "was rewritten"
         )
     for rid in info["reservations"]:
         kinds = {e["kind"] for e in entries if e.get("reservation") == rid}
         if not {"reserve", "commit"} <= kinds:
             raise SignatureError(
-                f"ledger {path}: reservation {rid[:8]} of this release is not committed there"
+                f"ledger {shown(path)}: reservation {rid[:8]} of this release is not "
+                "committed there"
             )
     return f"ledger: chain verified; head and {len(info['reservations'])} reservation(s) found"

@@ -80,6 +80,13 @@ def test_cli_release_then_verify_show_and_export_a_postgres_ledger(pg_url, tmp_p
     assert out.out == f"ok: 3 entries, head {head}\n"
     assert report["ledger"]["file"] == _database(pg_url)
 
+    # The release's entries are in that ledger's chain (the URL is not folded into a path).
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", str(tmp_path / "rel"), "--ledger", pg_url])
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    assert "ledger: chain verified; head and 1 reservation(s) found" in out.out
+
     with pytest.raises(SystemExit) as exc:
         main(["ledger", "show", pg_url, "--json"])
     shown = json.loads(capsys.readouterr().out)
