@@ -131,9 +131,10 @@ def child_fit(path: str, out: str, threads: int, rows: int) -> dict:
     }
 
 
-def child_release(path: str, workdir: str) -> dict:
-    """One release from the command line, in this process (DuckDB on all cores): wall
-    seconds and peak RSS."""
+def child_release(path: str, workdir: str, engine: str, threads: int) -> dict:
+    """One release from the command line, in this process (DuckDB on all cores, or Spark
+    ``local[threads]``): wall seconds, CPU seconds of this process (not Spark's JVM), peak
+    RSS, and the steps' wall seconds."""
     from privsynth.cli.root import main as cli
     from privsynth.report.keys import keygen
 
@@ -146,11 +147,11 @@ def child_release(path: str, workdir: str) -> dict:
         os.remove(ledger)  # a fresh budget each run
     stages = _time_release_stages()
     argv = [
-        "release", path, "--schema", schema, "--engine", "duckdb", "--generator", "mst",
+        "release", path, "--schema", schema, "--engine", engine, "--generator", "mst",
         "--epsilon", "1", "--ledger", ledger, "--cap-epsilon", "10", "--dataset-id", "adult",
         "--key", key, "--out", os.path.join(workdir, "release"), "--force",
         "--format", "parquet", "--seed", "0",
-    ]  # fmt: skip
+    ] + (["--spark-master", f"local[{threads}]"] if engine == "spark" else [])  # fmt: skip
     t = time.perf_counter()
     try:
         cli(argv)
@@ -247,6 +248,7 @@ def main() -> None:
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-release", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--release-engine", choices=["duckdb", "spark"], default="duckdb")
     ap.add_argument("--release-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     big = os.path.join(args.workdir, f"adult-{args.rows}.parquet")
@@ -254,7 +256,7 @@ def main() -> None:
         print(json.dumps(child_fit(big, args.child, args.threads, args.rows)))
         return
     if args.release_child:
-        print(json.dumps(child_release(big, args.workdir)))
+        print(json.dumps(child_release(big, args.workdir, args.release_engine, args.threads)))
         return
     os.makedirs(args.workdir, exist_ok=True)
     rec: dict = {
@@ -288,7 +290,8 @@ def main() -> None:
     if not args.skip_release:
         child = subprocess.run(
             [sys.executable, __file__, "--workdir", args.workdir, "--rows", str(args.rows)]
-            + ["--threads", str(args.threads), "--release-child"],
+            + ["--threads", str(args.threads), "--release-child"]
+            + ["--release-engine", args.release_engine],
             check=True,
             capture_output=True,
             text=True,
@@ -296,6 +299,7 @@ def main() -> None:
         rel = json.loads(child.stdout.strip().splitlines()[-1])
         floor = rec["one_way_scan_s"] + rec["mst"]["fit_s"] + rec["mst"]["sample_s"]
         rec["release"] = {
+            "engine": args.release_engine,
             **rel,
             "read_once_fit_write_s": floor,
             "release_over_read_fit_write": rel["wall_s"] / floor,
