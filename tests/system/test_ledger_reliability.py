@@ -82,27 +82,36 @@ def _race_worker(path: str, worker: int, barrier, results) -> None:
         results.put((worker, ok))
 
 
-def test_racing_processes_never_exceed_the_cap(ledger_at):
-    path = ledger_at
-    with Ledger.open(path, dataset_id="race", cap=RACE_CAP) as new:
-        new.register()
-    barrier = SPAWN.Barrier(WORKERS + 1)
+def _workers(target, path, *, join_barrier: bool) -> tuple[dict, list[int | None]]:
+    """Run ``target(path, worker, barrier, results)`` in WORKERS spawned processes; each
+    puts ``(worker, value)`` once. ``join_barrier``: this process also waits at the barrier
+    (the workers pass it only once all are ready). Returns the values and exit codes."""
+    barrier = SPAWN.Barrier(WORKERS + join_barrier)
     results = SPAWN.Queue()
     procs = [
-        SPAWN.Process(target=_race_worker, args=(str(path), w, barrier, results))
-        for w in range(WORKERS)
+        SPAWN.Process(target=target, args=(str(path), w, barrier, results)) for w in range(WORKERS)
     ]
     for p in procs:
         p.start()
     try:
-        barrier.wait(120)  # all workers have opened the ledger: start together
+        if join_barrier:
+            barrier.wait(120)
         reported = dict(results.get(timeout=120) for _ in procs)
     finally:
         for p in procs:
             p.join(60)
             if p.is_alive():
                 p.kill()
-    assert [p.exitcode for p in procs] == [0] * WORKERS
+    return reported, [p.exitcode for p in procs]
+
+
+def test_racing_processes_never_exceed_the_cap(ledger_at):
+    path = ledger_at
+    with Ledger.open(path, dataset_id="race", cap=RACE_CAP) as new:
+        new.register()
+    # all workers have opened the ledger before any spends: they start together
+    reported, exits = _workers(_race_worker, path, join_barrier=True)
+    assert exits == [0] * WORKERS
     ids = [rid for ok in reported.values() for rid in ok]
     assert sum(1 for ok in reported.values() if ok) >= 2, "no contention: one worker took it all"
 
@@ -135,21 +144,7 @@ def test_processes_creating_one_new_ledger_at_once_all_get_the_same_whole_file(l
     # may refuse such a lock upgrade at once, without waiting; never two sessions creating
     # the tables at once in PostgreSQL), with one cap and every reservation.
     path = ledger_at
-    barrier = SPAWN.Barrier(WORKERS)
-    results = SPAWN.Queue()
-    procs = [
-        SPAWN.Process(target=_first_writer, args=(str(path), w, barrier, results))
-        for w in range(WORKERS)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        reported = dict(results.get(timeout=120) for _ in procs)
-    finally:
-        for p in procs:
-            p.join(60)
-            if p.is_alive():
-                p.kill()
+    reported, _ = _workers(_first_writer, path, join_barrier=False)
     with Ledger.open(path, dataset_id="race") as led:
         led.verify()
         kinds = [e["kind"] for e in led.entries()]
