@@ -136,6 +136,17 @@ def summarise(
         ``columns``, ``min_cell_rows``, ``thresholds``, ``score`` and ``groups`` (per group:
         ``column``, ``group``, ``real_share``, ``synthetic_share``, ``share_ratio``, ``tstr``,
         ``trtr``, ``suppressed``, ``flags``).
+
+    Examples
+    --------
+    A large group the synthetic table shrinks, and a small one the small-cell rule hides:
+
+    >>> mask = np.ones(1, dtype=bool)
+    >>> big = Cell("race", "A", 600, 200, 0.6, 0.25, mask)
+    >>> rare = Cell("race", "R", 5, 2, 0.005, 0.001, mask)
+    >>> out = summarise([big, rare], None, min_cell=10, thresholds=DEFAULT_THRESHOLDS, score=None)
+    >>> [(g["group"], g["real_share"], g["synthetic_share"], g["flags"]) for g in out["groups"]]
+    [('A', 0.6, 0.25, ['shrunk']), ('R', None, 0.001, [])]
     """
     rows = [
         _row(g, None if scores is None else scores[i], min_cell, thresholds)
