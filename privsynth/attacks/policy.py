@@ -40,6 +40,10 @@ OPTIONAL = {
         "max_c2st_auc_good": 0.75,
         "max_c2st_auc_acceptable": 0.95,
     },
+    # Bias per protected group (privsynth.utility.groups, which holds the same defaults):
+    # flag a group whose synthetic share is below this ratio of its real share, or whose
+    # train-synthetic-test-real score is more than this below the real-data model's.
+    "bias": {"max_share_drop_ratio": 0.5, "max_score_drop": 0.1},
     "sample": {
         "synthetic_rows": 50_000.0,
         "reference_rows": 50_000.0,
@@ -79,6 +83,13 @@ class Policy:
     def min_cell_rows(self) -> int:
         """Small-cell suppression of the report: real shares of fewer rows are not shown."""
         return int(self.thresholds["report"]["min_cell_rows"])
+
+    @property
+    def bias(self) -> dict[str, float]:
+        """The thresholds that flag a protected group: ``max_share_drop_ratio`` (synthetic
+        share under this ratio of the real share) and ``max_score_drop`` (TSTR score this far
+        below the real-data model's on the group's rows)."""
+        return dict(self.thresholds["bias"])
 
     def judge(self, result: AttackResult) -> AttackResult:
         """The result with ``passed`` set (left ``None`` for diagnostics)."""

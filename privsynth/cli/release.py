@@ -86,6 +86,11 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
     "2-way marginal with every other column.",
 )
 @click.option(
+    "--groups",
+    help="Comma-separated protected categorical columns (e.g. sex,race): the report shows "
+    "each group's share and, with --target, its score, real against synthetic.",
+)
+@click.option(
     "--discovery-share",
     type=float,
     help="Share of the budget (zCDP rho, and delta) spent learning undeclared domains and "
@@ -143,6 +148,7 @@ def release_cmd(
     sensitive: str | None,
     quasi_identifiers: str | None,
     target: str | None,
+    groups: str | None,
     discovery_share: float | None,
     no_canary: bool,
     new_dataset: bool,
@@ -176,6 +182,7 @@ def release_cmd(
         sensitive=tuple(split_names(sensitive) or ()),
         quasi_identifiers=tuple(split_names(quasi_identifiers) or ()),
         target=target,
+        groups=tuple(split_names(groups) or ()),
         canary=not no_canary,
         new_dataset=new_dataset,
         rows=rows,

@@ -13,6 +13,7 @@ from privsynth.generators.base import Generator
 from privsynth.generators.registry import GENERATORS, make_generator
 from privsynth.schema import Schema
 from privsynth.sources.source import ON_RULE_VIOLATION, OnRuleViolation
+from privsynth.utility.groups import check_groups
 
 FORMATS = ("csv", "parquet")
 
@@ -46,6 +47,10 @@ class ReleaseConfig:
         Columns for attribute inference / linkability, and an optional prediction target
         for the train-synthetic-test-real score. MST also builds its model around the
         target (``MST(target=...)``) unless ``generator_params`` name another.
+    groups
+        Protected categorical columns (e.g. ``("sex", "race")``): the report shows how each
+        of their categories fares, its share and, with a target, its score, real against
+        synthetic (:mod:`privsynth.utility.groups`).
     canary
         Run the canary audit (a second fit, never released) for an empirical epsilon bound.
     rows, fmt, pdf, seed
@@ -77,6 +82,7 @@ class ReleaseConfig:
     sensitive: tuple[str, ...] = ()
     quasi_identifiers: tuple[str, ...] = ()
     target: str | None = None
+    groups: tuple[str, ...] = ()
     canary: bool = True
     rows: int | None = None
     fmt: str = "csv"
@@ -95,6 +101,9 @@ class ReleaseConfig:
         freeze(self, "generator", self.generator.lower())
         freeze(self, "sensitive", tuple(self.sensitive))
         freeze(self, "quasi_identifiers", tuple(self.quasi_identifiers))
+        # One name given as a string is that name, not its letters.
+        groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        freeze(self, "groups", groups)
         freeze(self, "generator_params", MappingProxyType(dict(self.generator_params or {})))
         if self.fmt not in FORMATS:
             raise ConfigError(f"format {self.fmt!r} is not supported; use one of {FORMATS}")
@@ -136,7 +145,8 @@ class ReleaseConfig:
         return cls(**options)
 
     def check_columns(self, schema: Schema) -> None:
-        """The columns named for attacks and the target exist and are synthesised."""
+        """The columns named for attacks and the target exist and are synthesised; the
+        protected groups' columns are categorical."""
         named: dict[str, Sequence[str]] = {
             "sensitive": self.sensitive,
             "quasi_identifiers": self.quasi_identifiers,
@@ -148,6 +158,7 @@ class ReleaseConfig:
                     raise ConfigError(f"{option}: column {c!r} is not in the schema")
                 if schema[c].kind == "identifier":
                     raise ConfigError(f"{option}: column {c!r} is an identifier, never synthesised")
+        check_groups(schema, self.groups)
 
     def make_generator(self) -> Generator:
         """A fresh, unfitted generator as configured (the canary audit makes a second one).

@@ -60,6 +60,8 @@ def evaluate(
         holdout=holdout,
         seed=seed,
         min_cell=policy.min_cell_rows,
+        groups=config.groups,
+        bias=policy.bias,
     )
     suite = run_attacks(
         train,

@@ -27,7 +27,7 @@ from html import escape
 from typing import Any
 
 from privsynth.errors import ConfigError
-from privsynth.report import plots, words
+from privsynth.report import bias, plots, words
 from privsynth.report.verdicts import decide
 
 #: Paper sizes the page is printed on (``--paper``), as CSS ``@page`` sizes; A4 by default.
@@ -236,12 +236,16 @@ USEFULNESS_WORDS = {
 }
 
 
-def _usefulness_card(u: Mapping[str, Any]) -> str:
+def _usefulness_card(u: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    # Flagged protected groups are named here, on the first screen, without changing the
+    # verdict (its thresholds do not judge groups).
+    flags = bias.flagged_note(report)
     if not u["checks"]:
         return _card(
             "usefulness",
             u["status"],
-            "<p>No usefulness check ran, or the policy states no usefulness thresholds.</p>",
+            "<p>No usefulness check ran, or the policy states no usefulness thresholds.</p>"
+            + flags,
         )
     items = []
     for c in u["checks"]:
@@ -253,7 +257,7 @@ def _usefulness_card(u: Mapping[str, Any]) -> str:
             f"<b>{escape(c['status'])}</b> (good {better} {show(c['good'])}, acceptable "
             f"{better} {show(c['acceptable'])})</li>"
         )
-    return _card("usefulness", u["status"], f"<ul>{''.join(items)}</ul>")
+    return _card("usefulness", u["status"], f"<ul>{''.join(items)}</ul>{flags}")
 
 
 def _implementation_card(i: Mapping[str, Any], report: Mapping[str, Any]) -> str:
@@ -300,7 +304,7 @@ def decision(report: Mapping[str, Any]) -> str:
     )
     cards = (
         _privacy_card(d["privacy"], report)
-        + _usefulness_card(d["usefulness"])
+        + _usefulness_card(d["usefulness"], report)
         + _implementation_card(d["implementation"], report)
     )
     return (
@@ -788,6 +792,7 @@ def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
         ("The differential-privacy guarantee", guarantee(report)),
         ("Privacy budget ledger", ledger(report)),
         ("Utility: how close the synthetic table is to the real one", utility(report)),
+        ("Bias: how each protected group fares", bias.bias_section(report)),
         ("Attacks: empirical privacy risk", attacks(report)),
         ("Schema", schema(report)),
         ("Limitations", f"<ul>{limits}</ul>"),

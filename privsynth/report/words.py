@@ -148,6 +148,17 @@ TERMS: dict[str, tuple[str, str]] = {
         "the claim, which is then nearly tight. VIOLATION: the lower bound is above the claim: "
         "the release leaks more than it says",
     ),
+    "protected group": (
+        "a category of a column the custodian names as protected (e.g. sex, race)",
+        "the bias section compares its share of the rows and, with a target, a model's score "
+        "on its rows, real against synthetic",
+    ),
+    "shrunk / served worse": (
+        "the bias section's flags",
+        "shrunk: the group's synthetic share is below the policy's ratio of its real share; "
+        "served worse: on the group's real held-out rows, a model trained on synthetic rows "
+        "scores more than the policy's margin below one trained on real rows",
+    ),
     "small-cell suppression": (
         "withholding small counts",
         "no share of the real table is shown for a category or bin of fewer real rows than "

@@ -10,6 +10,7 @@ spin-waiting made the same fits 10-20 times slower on two threads than on one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,16 +53,47 @@ def fit_score(
     over the classes in the test labels or the predictions. ``None`` where the score is
     undefined: fewer than two classes to train on, or (AUC) in the test labels.
     """
+    return fit_scores(
+        x_train, y_train, [(x_test, y_test)], categorical=categorical, binary=binary, seed=seed
+    )[0]
+
+
+def fit_scores(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    tests: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    categorical: np.ndarray,
+    binary: bool,
+    seed: int = 0,
+) -> list[float | None]:
+    """Fit once on the train rows and score on each ``(x_test, y_test)`` of ``tests``, as
+    :func:`fit_score` does (one model for all of them: a score per group of test rows
+    compares groups under the same model, and costs one fit, not one per group).
+
+    Returns
+    -------
+    list
+        One score per test set; ``None`` where it is undefined (see :func:`fit_score`, and
+        an empty test set).
+    """
     from sklearn.metrics import f1_score, roc_auc_score
 
-    if len(np.unique(y_train)) < 2 or (binary and len(np.unique(y_test)) < 2):
-        return None
+    if len(np.unique(y_train)) < 2:
+        return [None] * len(tests)
     with threadpool_limits(limits=1, user_api="openmp"):
         clf = classifier(categorical, seed).fit(x_train, y_train)
-        if binary:
-            # Two codes, both in y_train: classes_ is [0, 1].
-            return float(roc_auc_score(y_test, clf.predict_proba(x_test)[:, 1]))
-        return float(f1_score(y_test, clf.predict(x_test), average="macro", zero_division=0))
+        out: list[float | None] = []
+        for x_test, y_test in tests:
+            if len(y_test) == 0 or (binary and len(np.unique(y_test)) < 2):
+                out.append(None)
+            elif binary:
+                # Two codes, both in y_train: classes_ is [0, 1].
+                out.append(float(roc_auc_score(y_test, clf.predict_proba(x_test)[:, 1])))
+            else:
+                pred = clf.predict(x_test)
+                out.append(float(f1_score(y_test, pred, average="macro", zero_division=0)))
+    return out
 
 
 @dataclass(frozen=True)

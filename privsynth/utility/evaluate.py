@@ -15,6 +15,7 @@ rows without replacement (seeded).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from privsynth.encoding import Encoder
 from privsynth.errors import ConfigError, DataError
 from privsynth.schema import Schema
 from privsynth.utility import classifiers
+from privsynth.utility import groups as by_group
 from privsynth.utility.association import association
 from privsynth.utility.distributions import MAX_PLOT_BINS, PLOT_DECIMALS, distribution
 from privsynth.utility.marginals import (
@@ -81,10 +83,17 @@ class UtilityReport:
     plots: dict[str, list[dict]]
     sampling: dict[str, object]
     notes: list[str]
+    groups: dict[str, object] | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (plain lists, floats, ints, strings, booleans and nulls)."""
-        return {**asdict(self), "methods": dict(METHODS)}
+        """JSON-ready dict (plain lists, floats, ints, strings, booleans and nulls); ``groups``
+        only when protected groups were named (a report without them reads as before)."""
+        out = {**asdict(self), "methods": dict(METHODS)}
+        if out["groups"] is None:
+            del out["groups"]
+        else:
+            out["methods"]["groups"] = by_group.METHOD
+        return out
 
 
 #: A plotted bar shows the real table's share only when it holds at least this many real rows.
@@ -101,6 +110,8 @@ def evaluate(
     seed: int = 0,
     max_rows: int = 50_000,
     min_cell: int = MIN_CELL,
+    groups: Sequence[str] = (),
+    bias: Mapping[str, float] | None = None,
 ) -> UtilityReport:
     """Fidelity of ``synthetic`` to ``real`` (both on ``schema``); aggregates only, not DP.
 
@@ -124,7 +135,14 @@ def evaluate(
         each table at most.
     min_cell
         Small-cell suppression of the plot data: a bar holding fewer real rows shows no real
-        share (``None``).
+        share (``None``); the same rule for the protected groups.
+    groups
+        Protected columns (categorical): adds ``groups``, each category's real and synthetic
+        share and, with a target, its TSTR and train-real scores
+        (:mod:`privsynth.utility.groups`).
+    bias
+        The policy's ``[bias]`` thresholds that flag a group (default:
+        :data:`privsynth.utility.groups.DEFAULT_THRESHOLDS`).
 
     Returns
     -------
@@ -135,12 +153,13 @@ def evaluate(
         ``pmse_max``, ``model``), ``duplicate_rate``, ``tstr`` (``target``, ``task``, ``metric``,
         ``test_on``, ``synthetic``, ``real``), ``plots`` (``marginals``: per-column 1-way
         proportions with labels; ``worst_pairs``: the 10 2-way marginals of largest TVD),
-        ``sampling``, ``notes`` and ``methods``.
+        ``sampling``, ``notes``, ``methods`` and, with ``groups``, ``groups``
+        (:func:`privsynth.utility.groups.summarise`).
 
     Raises
     ------
     ConfigError
-        A bad ``target``, ``seed`` or ``max_rows``.
+        A bad ``target``, ``seed``, ``max_rows`` or protected column.
     SchemaError, DataError
         A table does not fit the schema, or is empty.
     """
@@ -148,6 +167,7 @@ def evaluate(
     _check_args(schema, target, seed, max_rows, tables)
     if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 0:
         raise ConfigError(f"min_cell ({min_cell!r}) must be a whole number >= 0")
+    by_group.check_groups(schema, list(groups))
     enc = Encoder(schema)
     sizes = list(enc.shape.values())
     valid = {name: schema.validate(df)[0] for name, df in tables.items() if df is not None}
@@ -158,6 +178,12 @@ def evaluate(
     p_real = [proportions(r, c, sizes) for c in pairs]
     p_syn = [proportions(s, c, sizes) for c in pairs]
     tvd2 = np.array([tvd(p, q) for p, q in zip(p_real, p_syn, strict=True)])
+    cells = by_group.cells(enc, codes, list(groups))
+    tstr, scores = (
+        _tstr(enc, codes, target, seed, notes, [c.test_mask for c in cells])
+        if target is not None
+        else (None, None)
+    )
     one = [(c,) for c in range(len(sizes))]
     triples = column_sets(range(len(sizes)), 3, max_sets=MAX_TRIPLES, seed=seed)
     return UtilityReport(
@@ -172,7 +198,7 @@ def evaluate(
         ),
         c2st=_c2st(enc, r, s, max_rows, seed, notes),
         duplicate_rate=float(valid["synthetic"].duplicated().mean()),
-        tstr=_tstr(enc, codes, target, seed, notes) if target is not None else None,
+        tstr=tstr,
         baselines={"independent_columns": _independent(enc, r, len(s), pairs, p_real, seed)},
         plots={
             "marginals": [
@@ -198,6 +224,15 @@ def evaluate(
             "min(n_real, n_synthetic, max_rows // 4) rows of each",
         },
         notes=notes,
+        groups=by_group.summarise(
+            cells,
+            scores,
+            min_cell=min_cell,
+            thresholds=bias or by_group.DEFAULT_THRESHOLDS,
+            score={k: tstr[k] for k in ("target", "metric", "test_on")} if tstr else None,
+        )
+        if groups
+        else None,
     )
 
 
@@ -327,37 +362,41 @@ def _c2st(
 
 
 def _tstr(
-    enc: Encoder, codes: dict[str, np.ndarray], target: str, seed: int, notes: list
-) -> dict[str, object]:
+    enc: Encoder,
+    codes: dict[str, np.ndarray],
+    target: str,
+    seed: int,
+    notes: list,
+    subsets: Sequence[np.ndarray] = (),
+) -> tuple[dict[str, object], list[tuple[float | None, float | None]]]:
+    """The TSTR result and, per boolean mask of ``subsets`` over the test rows, the two
+    models' scores on those rows alone (the same two fits: a group's scores come from the
+    models the overall score does)."""
     t = enc.names.index(target)
     feats = [j for j in range(len(enc.names)) if j != t]
     binary = enc.codecs[t].size == 2
     mask = _categorical_mask(enc, feats)
     test = codes.get("holdout", codes["real"])
+    tests = [(test[:, feats], test[:, t])] + [(test[m][:, feats], test[m][:, t]) for m in subsets]
 
-    def score(train: np.ndarray) -> float | None:
-        return classifiers.fit_score(
-            train[:, feats],
-            train[:, t],
-            test[:, feats],
-            test[:, t],
-            categorical=mask,
-            binary=binary,
-            seed=seed,
+    def scores(train: np.ndarray) -> list[float | None]:
+        return classifiers.fit_scores(
+            train[:, feats], train[:, t], tests, categorical=mask, binary=binary, seed=seed
         )
 
-    tstr = score(codes["synthetic"])
-    trtr = score(codes["real"]) if "holdout" in codes else None
-    if tstr is None or ("holdout" in codes and trtr is None):
+    tstr = scores(codes["synthetic"])
+    trtr = scores(codes["real"]) if "holdout" in codes else [None] * len(tests)
+    if tstr[0] is None or ("holdout" in codes and trtr[0] is None):
         notes.append(
             f"tstr: a score is undefined (a training table, or for AUC the test table, "
             f"holds a single class of {target!r})"
         )
-    return {
+    result: dict[str, object] = {
         "target": target,
         "task": "binary" if binary else "multiclass",
         "metric": "roc_auc" if binary else "macro_f1",
         "test_on": "holdout" if "holdout" in codes else "real",
-        "synthetic": tstr,
-        "real": trtr,
+        "synthetic": tstr[0],
+        "real": trtr[0],
     }
+    return result, list(zip(tstr[1:], trtr[1:], strict=True))

@@ -62,6 +62,7 @@ def rel(tmp_path_factory):
                 sensitive=["income"],
                 quasi_identifiers=["age", "sex", "race"],
                 target="income",
+                groups=("sex", "race"),  # the bias section is laid out in the browser too
                 seed=0,
             )
     finally:
