@@ -98,7 +98,8 @@ def release(
         The Ed25519 signing key (object or key file, see ``privsynth keygen``).
     **options
         The fields of :class:`ReleaseConfig`: ``out`` (required), ``generator``, ``epsilon``,
-        ``delta``, ``holdout_fraction``, ``policy``... Checked before anything is read.
+        ``delta``, ``holdout_fraction``, ``policy``... and, for the report's HIPAA block,
+        ``recipient``, ``signer_role``, ``valid_until``. Checked before anything is read.
 
     Raises
     ------

@@ -3,14 +3,18 @@ second's report carrying the dataset's privacy profile as the ledger composes it
 options a person states (or "not stated"); a bad option refused before anything is read."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from privsynth import Budget, Ledger, Schema, release
 from privsynth.budget import list_datasets
 from privsynth.cli import main
+from privsynth.datasets import VISITS_SCHEMA, make_visits
 from privsynth.report import REPORT_JSON
 from privsynth.report.keys import keygen
 from privsynth.report.render import render_release
@@ -126,3 +130,25 @@ def test_a_bad_option_fails_in_one_line_before_anything_is_read(setup, capsys, e
     assert err.startswith("error: ") and err.count("\n") == 1 and words in err
     assert not (root / "bad").exists()
     assert not ledger.exists() or "t" not in list_datasets(ledger)  # nothing charged
+
+
+def test_a_person_level_release_records_the_person_and_the_k_its_fit_chose(tmp_path):
+    df, _ = make_visits(300, seed=5)
+    schema = Schema.from_dict(
+        {**VISITS_SCHEMA, "unit_of_privacy": {"column": "patient", "max_rows": "dp"}}
+    )
+    with Ledger.open(tmp_path / "l.sqlite", dataset_id="v", cap=Budget(5, 1e-6)) as ledger:
+        res = release(
+            df, schema, out=tmp_path / "rel", ledger=ledger, key=Ed25519PrivateKey.generate(),
+            epsilon=2.0, seed=0, canary=False,
+        )  # fmt: skip
+    report = verify_release(res.out).report
+    loss = report["regulator"]["registry_record"]["privacy_loss"]
+    stated = re.search(r"at most (\d+) rows", report["dp_guarantee"]["unit_of_privacy"])
+    assert stated is not None
+    assert loss["privacy_unit"] == "User-level"
+    assert loss["unit_of_privacy"]["unit"] == "person"
+    assert loss["unit_of_privacy"]["column"] == "patient"
+    assert loss["unit_of_privacy"]["max_rows"] == int(stated.group(1))  # K as fitted, not "dp"
+    inference = report["regulator"]["wp29"]["criteria"][2]
+    assert "membership_person" in [a["attack"] for a in inference["attacks"]]
