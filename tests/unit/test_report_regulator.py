@@ -169,6 +169,18 @@ def test_a_failed_attack_fails_its_criterion_and_a_missing_one_is_not_tested(v1_
     assert status == {"singling out": "not tested", "linkability": "fail", "inference": "pass"}
 
 
+def test_without_an_attack_suite_no_criterion_reads_as_passed(v1_report):
+    report = dict(v1_report, attacks=None)
+    blocks = regulator_blocks(report, RegulatorInputs())
+    assert {c["status"] for c in blocks["wp29"]["criteria"]} == {"not tested"}
+    assert blocks["wp29"]["dp_bound"] is not None  # the DP bound holds all the same
+    method = blocks["hipaa_expert_determination"]["method"]
+    assert "no empirical attack" in method and "policy" not in method
+    assert blocks["threat_model"]["attacks_tested"] == []
+    with_suite = regulator_blocks(v1_report, RegulatorInputs())["hipaa_expert_determination"]
+    assert f"{len(v1_report['attacks']['attacks'])} empirical attacks" in with_suite["method"]
+
+
 def test_what_a_person_states_reaches_the_hipaa_block_and_else_reads_not_stated(v1_report):
     stated = RegulatorInputs(
         recipient="Acme Research", signer_role="privacy officer", valid_until="2031-01-31"
