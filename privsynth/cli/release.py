@@ -131,6 +131,9 @@ def read_source(path: Path, engine: str, spark_master: str) -> Any:
     show_default=True,
     help="Spark master URL for --engine spark.",
 )
+@click.option("--recipient", help="Who is anticipated to receive the release (HIPAA block).")
+@click.option("--signer-role", help="The role of whoever signs the determination, e.g. 'DPO'.")
+@click.option("--valid-until", help="Last day the determination holds, as YYYY-MM-DD.")
 def release_cmd(
     data: Path,
     schema_path: Path,
@@ -161,6 +164,9 @@ def release_cmd(
     drop_rule_violations: bool,
     engine: str,
     spark_master: str,
+    recipient: str | None,
+    signer_role: str | None,
+    valid_until: str | None,
 ) -> None:
     """Fit a DP generator on DATA, charge the ledger, attack and sign: a release in --out.
 
@@ -196,6 +202,9 @@ def release_cmd(
             {"discovery_share": discovery_share} if discovery_share is not None else {}
         ),
         source=None if linked else data,  # linked: the joined rows are fingerprinted
+        recipient=recipient,
+        signer_role=signer_role,
+        valid_until=valid_until,
     )
     signing_key = load_private_key(key)  # a bad key fails before the data is read
     if isinstance(schema, LinkedSchema):

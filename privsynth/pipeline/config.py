@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from privsynth.errors import ConfigError
 from privsynth.generators.base import Generator
 from privsynth.generators.registry import GENERATORS, make_generator
+from privsynth.report.regulator import check_date, check_text
 from privsynth.schema import Schema
 from privsynth.sources.source import ON_RULE_VIOLATION, OnRuleViolation
 from privsynth.utility.groups import check_groups
@@ -71,6 +73,11 @@ class ReleaseConfig:
         different dataset: release it anyway (recorded in the ledger).
     source
         The file the data was read from, if any: its bytes are fingerprinted.
+    recipient, signer_role, valid_until
+        What only a person can state for the report's HIPAA expert-determination block: who
+        is anticipated to receive the release, the role of whoever signs the determination,
+        and the last day it holds (an ISO date, ``YYYY-MM-DD``, not before today). ``None``:
+        the report says "not stated".
     """
 
     out: Path
@@ -94,9 +101,19 @@ class ReleaseConfig:
     new_dataset: bool = False
     generator_params: Mapping[str, Any] | None = None
     source: Path | None = None
+    recipient: str | None = None
+    signer_role: str | None = None
+    valid_until: str | date | None = None
 
     def __post_init__(self) -> None:
         freeze = object.__setattr__  # the dataclass is frozen; normalise once, here
+        freeze(self, "recipient", check_text("recipient", self.recipient))
+        freeze(self, "signer_role", check_text("signer_role", self.signer_role))
+        freeze(
+            self,
+            "valid_until",
+            check_date("valid_until", self.valid_until, after=datetime.now(UTC).date()),
+        )
         freeze(self, "out", Path(self.out))
         freeze(self, "generator", self.generator.lower())
         freeze(self, "sensitive", tuple(self.sensitive))

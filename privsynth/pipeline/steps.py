@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from privsynth.attacks.policy import load_policy
 from privsynth.budget import Budget, Ledger, epsilon_spent, event_from_dict, list_datasets
 from privsynth.budget.backend import shown
+from privsynth.budget.chain import active_events
 from privsynth.errors import ConfigError, PrivsynthError
 from privsynth.generators.base import Generator
 from privsynth.pipeline.config import MIN_SYNTHETIC_ROWS, ReleaseConfig
@@ -34,6 +35,7 @@ from privsynth.pipeline.tables import stream_table, write_table
 from privsynth.report.build import build_report, source_fingerprint
 from privsynth.report.keys import fingerprint, load_private_key
 from privsynth.report.pdf import NO_BROWSER, find_browser
+from privsynth.report.regulator import RegulatorInputs
 from privsynth.report.sign import sha256_file
 from privsynth.report.verdicts import usefulness_thresholds
 from privsynth.report.verify import validate_report
@@ -96,7 +98,8 @@ def release(
         The Ed25519 signing key (object or key file, see ``privsynth keygen``).
     **options
         The fields of :class:`ReleaseConfig`: ``out`` (required), ``generator``, ``epsilon``,
-        ``delta``, ``holdout_fraction``, ``policy``... Checked before anything is read.
+        ``delta``, ``holdout_fraction``, ``policy``... and, for the report's HIPAA block,
+        ``recipient``, ``signer_role``, ``valid_until``. Checked before anything is read.
 
     Raises
     ------
@@ -203,6 +206,7 @@ def run(
             verdict=evaluation["verdict"],
             signer=fingerprint(signing_key.public_key()),
             started=started,
+            regulator=_regulator_inputs(config, gen, ledger),
         )
         validate_report(report, name="the new report")
         write_signed(folder, report, signing_key, pdf=config.pdf)
@@ -327,6 +331,22 @@ def _ledger_record(
         "spent_after": ledger.spent().to_dict(),
         "remaining": ledger.remaining().to_dict(),
     }
+
+
+def _regulator_inputs(config: ReleaseConfig, gen: Generator, ledger: Ledger) -> RegulatorInputs:
+    """What the report's regulator blocks need beyond the report: the options a person
+    stated, the unit of privacy with K as fitted, and the dataset's privacy events (the
+    ledger's, for the dataset's privacy profile)."""
+    unit = gen.schema_.unit_of_privacy
+    if unit.is_person:
+        unit = replace(unit, max_rows=gen.persons_["max_rows"])
+    return RegulatorInputs(
+        recipient=config.recipient,
+        signer_role=config.signer_role,
+        valid_until=config.valid_until if isinstance(config.valid_until, str) else None,
+        unit=unit,
+        dataset_events=tuple(active_events(ledger.entries(), ledger.dataset_id)),
+    )
 
 
 def _engine_name(data: object) -> str:

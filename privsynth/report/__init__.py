@@ -13,4 +13,9 @@ REPORT_HTML = "audit.html"
 REPORT_PDF = "audit.pdf"
 PUBLIC_KEY = "signer.pub.pem"
 VERIFY_MD = "VERIFY.md"
-SCHEMA_FILE = "audit-report-v1.schema.json"
+SCHEMA_FILE = "audit-report-v2.schema.json"
+#: The JSON Schema of each report format ``privsynth verify`` reads (``report_format``).
+SCHEMA_FILES = {
+    "privsynth-audit/1": "audit-report-v1.schema.json",
+    "privsynth-audit/2": SCHEMA_FILE,
+}

@@ -39,11 +39,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from privsynth import __version__
+from privsynth.report.regulator import RegulatorInputs, regulator_blocks
 from privsynth.report.sign import report_id
 from privsynth.report.verdicts import decide
 from privsynth.schema import Column, Schema
 
-REPORT_FORMAT = "privsynth-audit/1"
+#: Format 2 adds the ``regulator`` section (:mod:`privsynth.report.regulator`); a format-1
+#: report (made before it) still verifies and renders as it did.
+REPORT_FORMAT = "privsynth-audit/2"
 DEPENDENCIES = (
     "opendp",
     "diffprivlib",
@@ -273,12 +276,15 @@ def build_report(
     verdict: Mapping[str, Any],
     signer: str,
     started: datetime,
+    regulator: RegulatorInputs | None = None,
 ) -> dict:
     """Assemble the report (the in-toto predicate) and set its ``report_id``.
 
     ``rules`` holds, per rule of the schema, its description, the rows of the synthetic table
     that break it (0: the release checks) and its rejection rate at sampling
-    (:func:`privsynth.generators.rules.keep_rules`)."""
+    (:func:`privsynth.generators.rules.keep_rules`). ``regulator`` holds what the regulator
+    blocks need beyond the report (release options a person stated, the dataset's events);
+    default: nothing stated, this release's profile only."""
     schema = schema_section(given_schema, learned_schema, caveats)
     if rules:
         schema["rules"] = [dict(r) for r in rules]
@@ -301,6 +307,7 @@ def build_report(
         }
     )
     report["decision"] = plain(decide(report))
+    report["regulator"] = plain(regulator_blocks(report, regulator or RegulatorInputs()))
     report["report_id"] = report_id(report)
     return report
 

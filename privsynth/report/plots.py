@@ -195,3 +195,30 @@ def dcr(edges: Sequence[float], train: Sequence[float], holdout: Sequence[float]
     _legend_outside(ax)
     _style(ax)
     return _png(fig)
+
+
+@_styled
+def privacy_profile(curves: Sequence[tuple[str, Sequence[float], Sequence[float | None]]]) -> str:
+    """Epsilon against delta (name, deltas, epsilons) on a log delta axis, smaller deltas to
+    the right: how the same release's guarantee reads at each delta. A delta with no finite
+    epsilon (``None``) has no point."""
+    fig, (ax,) = _figure()
+    for (name, deltas, eps), color in zip(curves, (REAL, SYNTH), strict=False):
+        shown = [(d, e) for d, e in zip(deltas, eps, strict=True) if e is not None]
+        ax.plot(
+            [d for d, _ in shown],
+            [e for _, e in shown],
+            marker="o",
+            ms=3,
+            lw=1.6,
+            color=color,
+            label=name,
+        )
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("delta")
+    ax.set_ylabel("epsilon (upper bound)")
+    _legend_outside(ax)
+    _style(ax)
+    return _png(fig)

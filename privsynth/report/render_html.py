@@ -27,7 +27,7 @@ from html import escape
 from typing import Any
 
 from privsynth.errors import ConfigError
-from privsynth.report import bias, plots, words
+from privsynth.report import bias, plots, regulator, words
 from privsynth.report.verdicts import decide
 
 #: Paper sizes the page is printed on (``--paper``), as CSS ``@page`` sizes; A4 by default.
@@ -794,6 +794,7 @@ def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
         ("Utility: how close the synthetic table is to the real one", utility(report)),
         ("Bias: how each protected group fares", bias.bias_section(report)),
         ("Attacks: empirical privacy risk", attacks(report)),
+        *regulator.section(report),  # format 2 on; a format-1 page stays as it was
         ("Schema", schema(report)),
         ("Limitations", f"<ul>{limits}</ul>"),
         ("Glossary", glossary(report)),

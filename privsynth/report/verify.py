@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from privsynth.budget.backend import is_url, read_chain, shown
 from privsynth.errors import LedgerError, SignatureError
-from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_JSON, SCHEMA_FILE
+from privsynth.report import ENVELOPE, PUBLIC_KEY, REPORT_JSON, SCHEMA_FILE, SCHEMA_FILES
 from privsynth.report.keys import fingerprint, load_public_key
 from privsynth.report.sign import canonical, open_envelope, report_id, sha256_file
 
@@ -38,16 +38,25 @@ class Verified:
     report: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def report_schema() -> dict[str, Any]:
-    """The audit report's JSON Schema, shipped as package data in ``privsynth/report/schema/``."""
-    text = (resources.files("privsynth.report") / "schema" / SCHEMA_FILE).read_text("utf-8")
+def report_schema(file: str = SCHEMA_FILE) -> dict[str, Any]:
+    """An audit report JSON Schema shipped as package data in ``privsynth/report/schema/``
+    (by default the current format's)."""
+    text = (resources.files("privsynth.report") / "schema" / file).read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
 def validate_report(report: dict, *, name: str = "the report") -> None:
-    """Raise :class:`SignatureError` if ``report`` does not match the audit JSON Schema."""
-    validator = jsonschema.Draft202012Validator(report_schema())
+    """Raise :class:`SignatureError` if ``report`` does not match the JSON Schema of its
+    ``report_format`` (every format this privsynth reads: :data:`SCHEMA_FILES`), or names
+    a format it does not know."""
+    fmt = report.get("report_format")
+    if fmt not in SCHEMA_FILES:
+        raise SignatureError(
+            f"{name} has report format {fmt!r}, which this privsynth does not read (it reads "
+            f"{', '.join(SCHEMA_FILES)}); a newer privsynth may"
+        )
+    validator = jsonschema.Draft202012Validator(report_schema(SCHEMA_FILES[fmt]))
     errors = sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
