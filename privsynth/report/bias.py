@@ -77,6 +77,14 @@ def flagged_note(report: Mapping[str, Any]) -> str:
     return f"<p>Protected groups flagged (see Bias): {escape(named)}.</p>"
 
 
+def section(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The bias section as ``[(heading, html)]``; ``[]`` for a format-1 report without groups
+    (made before they could be named), whose page must re-render as it was signed."""
+    if report.get("regulator") is None and not _groups(report):
+        return []
+    return [("Bias: how each protected group fares", bias_section(report))]
+
+
 def bias_section(report: Mapping[str, Any]) -> str:
     """The section "Bias: how each protected group fares": why small groups are at risk, the
     flagged groups in words, then one table row per group."""

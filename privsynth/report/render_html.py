@@ -690,7 +690,13 @@ def glossary(report: Mapping[str, Any]) -> str:
     named = len(dict.fromkeys(names))  # the first rows: names as audit.json spells them
     rows = (
         (plain, Raw(f"<code>{escape(tech)}</code>") if i < named else tech, meaning)
-        for i, (plain, tech, meaning) in enumerate(words.glossary(names))
+        for i, (plain, tech, meaning) in enumerate(
+            words.glossary(
+                names,
+                groups=bool(bias.section(report)),
+                regulator=report.get("regulator") is not None,
+            )
+        )
     )
     return table(("plain name", "technical name", "meaning"), rows, align=False)
 
@@ -792,7 +798,7 @@ def render_html(report: Mapping[str, Any], *, paper: str = "a4") -> str:
         ("The differential-privacy guarantee", guarantee(report)),
         ("Privacy budget ledger", ledger(report)),
         ("Utility: how close the synthetic table is to the real one", utility(report)),
-        ("Bias: how each protected group fares", bias.bias_section(report)),
+        *bias.section(report),  # format 2 on; a format-1 page stays as it was
         ("Attacks: empirical privacy risk", attacks(report)),
         *regulator.section(report),  # format 2 on; a format-1 page stays as it was
         ("Schema", schema(report)),

@@ -148,6 +148,15 @@ TERMS: dict[str, tuple[str, str]] = {
         "the claim, which is then nearly tight. VIOLATION: the lower bound is above the claim: "
         "the release leaks more than it says",
     ),
+    "small-cell suppression": (
+        "withholding small counts",
+        "no share of the real table is shown for a category or bin of fewer real rows than "
+        "the policy's minimum",
+    ),
+}
+
+#: Terms of the bias section, listed when a report has one (protected groups were named).
+GROUP_TERMS: dict[str, tuple[str, str]] = {
     "protected group": (
         "a category of a column the custodian names as protected (e.g. sex, race)",
         "the bias section compares its share of the rows and, with a target, a model's score "
@@ -159,10 +168,24 @@ TERMS: dict[str, tuple[str, str]] = {
         "served worse: on the group's real held-out rows, a model trained on synthetic rows "
         "scores more than the policy's margin below one trained on real rows",
     ),
-    "small-cell suppression": (
-        "withholding small counts",
-        "no share of the real table is shown for a category or bin of fewer real rows than "
-        "the policy's minimum",
+}
+
+#: Terms of the regulator section, listed when a report has one (format 2 on).
+REGULATOR_TERMS: dict[str, tuple[str, str]] = {
+    "privacy profile": (
+        "epsilon at each delta",
+        "one (epsilon, delta) guarantee holds for every delta: a smaller delta (a smaller "
+        "chance the bound fails) costs a larger epsilon; the table lists the pairs",
+    ),
+    "zCDP": (
+        "zero-concentrated differential privacy",
+        "how the Gaussian noise of marginal-based generators is accounted (a parameter rho); "
+        "it converts to an (epsilon, delta) guarantee at any delta",
+    ),
+    "WP29 criteria": (
+        "singling out, linkability, inference",
+        "the three risks the EU's Article 29 Working Party (Opinion 05/2014) asks an "
+        "anonymisation to address; the report maps each to the attacks that test it",
     ),
 }
 
@@ -197,8 +220,16 @@ def plain(name: str) -> str:
     return entry[0] if entry else name.replace("_", " ")
 
 
-def glossary(names: list[str]) -> list[tuple[str, str, str]]:
+def glossary(
+    names: list[str], *, groups: bool = False, regulator: bool = False
+) -> list[tuple[str, str, str]]:
     """(plain name, technical name, meaning) for each of ``names`` (attacks and metrics, in
-    order, once each), then every statistical term of :data:`TERMS`."""
+    order, once each), then every statistical term of :data:`TERMS`, and those of
+    :data:`GROUP_TERMS` and :data:`REGULATOR_TERMS` when the page has those sections."""
     rows = [(plain(n), n, (_entry(n) or ("", ""))[1]) for n in dict.fromkeys(names)]
-    return rows + [(term, technical, meaning) for term, (technical, meaning) in TERMS.items()]
+    terms = {
+        **TERMS,
+        **(GROUP_TERMS if groups else {}),
+        **(REGULATOR_TERMS if regulator else {}),
+    }
+    return rows + [(term, technical, meaning) for term, (technical, meaning) in terms.items()]

@@ -66,7 +66,9 @@ def _best_test(epsilon, delta, fprs, steps=100_000):
 @given(st.floats(0, 5), st.sampled_from([0.0, 1e-6, 1e-3, 0.05]), st.floats(0, 1))
 def test_the_tpr_bound_is_the_largest_tpr_both_dp_inequalities_allow(epsilon, delta, fpr):
     brute = _best_test(epsilon, delta, [fpr])[0]
-    assert membership_tpr_bound(epsilon, delta, fpr) == pytest.approx(brute, abs=1e-5)
+    # The grid's step is 1e-5, and a grid point on the boundary may fail the inequality by a
+    # rounding error (0.85 at epsilon 0, delta 0.05, fpr 0.8): two steps of tolerance.
+    assert membership_tpr_bound(epsilon, delta, fpr) == pytest.approx(brute, abs=2e-5)
 
 
 @pytest.mark.parametrize(
