@@ -8,11 +8,12 @@
 3. MST (epsilon 1) fitted through :class:`privsynth.sources.duckdb.DuckDBSource` and
    ``sample_to_parquet`` of as many rows, in a child process: wall time of each step and the
    child's peak RSS.
-4. The whole release of that file from the command line (``privsynth release --engine duckdb
-   --format parquet``: validation, split, fit, streamed sampling and writing, the attack suite
-   on its samples, the canary refit, the signed report) in a child process: wall time and peak
-   RSS, against the floor of reading the data once (the all-1-way scan) + the MST fit + writing
-   as many rows (step 3).
+4. The whole release of that file from the command line (``privsynth release --format parquet``
+   with ``--engine duckdb``, ``--engine spark`` on ``local[N]``, and on a standalone master and
+   worker started on localhost: validation, split, fit, streamed sampling and writing, the
+   attack suite on its samples, the canary refit, the signed report) in a child process each:
+   wall time, steps and peak RSS, against the floor of reading the data once (the all-1-way
+   scan) + the MST fit + writing as many rows (step 3).
 5. pandas vs DuckDB vs Spark (``local[N]``) on ``--compare-rows`` rows (default 1,000,000):
    validation + encoding + every 1-way and 2-way marginal; the counts must be identical.
 
@@ -132,9 +133,20 @@ def child_fit(path: str, out: str, threads: int, rows: int) -> dict:
 
 
 def child_release(path: str, workdir: str, engine: str, threads: int) -> dict:
-    """One release from the command line, in this process (DuckDB on all cores, or Spark
-    ``local[threads]``): wall seconds, CPU seconds of this process (not Spark's JVM), peak
-    RSS, and the steps' wall seconds."""
+    """One release from the command line, in this process: DuckDB on all cores, Spark
+    ``local[threads]``, or ``spark-standalone``: a standalone master and one worker of
+    ``threads`` cores and 2 GB started on localhost first (not timed). Wall seconds, CPU
+    seconds of this process (not Spark's JVMs), peak RSS, and the steps' wall seconds."""
+    if engine == "spark-standalone":
+        from privsynth.sources.standalone import standalone_cluster
+
+        logs = os.path.join(workdir, "spark-logs")
+        with standalone_cluster(cores=threads, memory="2g", logs=logs) as master:
+            return {"master": master, **_release(path, workdir, "spark", master)}
+    return _release(path, workdir, engine, f"local[{threads}]")
+
+
+def _release(path: str, workdir: str, engine: str, master: str) -> dict:
     from privsynth.cli.root import main as cli
     from privsynth.report.keys import keygen
 
@@ -151,7 +163,7 @@ def child_release(path: str, workdir: str, engine: str, threads: int) -> dict:
         "--epsilon", "1", "--ledger", ledger, "--cap-epsilon", "10", "--dataset-id", "adult",
         "--key", key, "--out", os.path.join(workdir, "release"), "--force",
         "--format", "parquet", "--seed", "0",
-    ] + (["--spark-master", f"local[{threads}]"] if engine == "spark" else [])  # fmt: skip
+    ] + (["--spark-master", master] if engine == "spark" else [])  # fmt: skip
     t = time.perf_counter()
     try:
         cli(argv)
@@ -249,7 +261,10 @@ def main() -> None:
     ap.add_argument("--skip-release", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument(
-        "--release-engine", choices=["duckdb", "spark"], nargs="+", default=["duckdb", "spark"]
+        "--release-engine",
+        choices=["duckdb", "spark", "spark-standalone"],
+        nargs="+",
+        default=["duckdb", "spark", "spark-standalone"],
     )
     ap.add_argument("--release-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

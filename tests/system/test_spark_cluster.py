@@ -6,12 +6,9 @@ path's, and no query brings more rows to the driver than the audit's sample."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +23,8 @@ from privsynth.attacks.policy import POLICY_DIR  # noqa: E402
 from privsynth.report.keys import keygen  # noqa: E402
 from privsynth.report.verify import verify_release  # noqa: E402
 from privsynth.schema import Schema  # noqa: E402
+from privsynth.sources.standalone import standalone_cluster  # noqa: E402
 
-SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
 ROWS = 3000
 #: A rare code among the jobs, as real tables have.
 JOBS = [0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.04, 0.01]
@@ -92,68 +89,11 @@ print(json.dumps(seen))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Spark {what} exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"the Spark {what} did not listen on port {port} in {timeout:g} s")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """``spark://127.0.0.1:PORT``: a standalone master and one worker (1 core, 1 GB)."""
-    logs = tmp_path_factory.mktemp("spark")
-    env = {
-        **os.environ,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-        "SPARK_WORKER_DIR": str(logs / "work"),
-    }
-    port, worker_port = _free_port(), _free_port()
-    procs = []
-
-    def start(args: list[str], name: str) -> subprocess.Popen:
-        out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [str(SPARK_CLASS), *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        procs.append((proc, out))
-        return proc
-
-    try:
-        master = start(
-            ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
-             str(port), "--webui-port", str(_free_port())],
-            "master",
-        )  # fmt: skip
-        _wait_for(port, master, "master")
-        worker = start(
-            ["org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host",
-             "127.0.0.1", "--port", str(worker_port), "--webui-port", str(_free_port()),
-             "--cores", "1", "--memory", "1g"],
-            "worker",
-        )  # fmt: skip
-        _wait_for(worker_port, worker, "worker")
-        yield f"spark://127.0.0.1:{port}"
-    finally:
-        for proc, out in procs:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            out.close()
+    with standalone_cluster(logs=tmp_path_factory.mktemp("spark")) as master:
+        yield master
 
 
 def _table(path: Path) -> None:
