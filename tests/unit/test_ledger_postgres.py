@@ -240,3 +240,15 @@ def test_a_conflict_that_outlasts_the_timeout_is_reported(pg_url):
         with pytest.raises(LedgerError, match="kept conflicting.*nothing of it was recorded"):
             led.reserve(PureDP(0.25), purpose="never")
     assert snapshot(pg_url)[0] == []  # the tables were made; no entry was recorded
+
+
+def test_connections_use_tcp_keepalives_unless_the_url_sets_them(pg_url):
+    # A network that drops without a reset must be noticed in about a minute, not hours.
+    with Ledger.open(pg_url, dataset_id="d", cap=Budget(1.0, 0.0)) as led:
+        used = led._store.conn.info.get_parameters()
+    assert (used["keepalives"], used["keepalives_idle"]) == ("1", "30")
+    sep = "&" if "?" in pg_url else "?"
+    with Ledger.open(
+        f"{pg_url}{sep}keepalives_idle=7", dataset_id="d", cap=Budget(1.0, 0.0)
+    ) as led:
+        assert led._store.conn.info.get_parameters()["keepalives_idle"] == "7"
