@@ -67,7 +67,8 @@ def stream_table(
 @contextlib.contextmanager
 def _writer(path: Path, fmt: str) -> Iterator[Callable[[pd.DataFrame], None]]:
     """A function that appends frames to ``path`` (CSV with one header, or Parquet with one
-    row group per frame and the first frame's column types)."""
+    row group per frame and the first frame's column types, a column that frame holds only
+    missing values in being text: the decoder's only columns of Python objects)."""
     if fmt == "csv":
         with open(path, "w", encoding="utf-8", newline="") as fh:
             first = [True]
@@ -87,7 +88,15 @@ def _writer(path: Path, fmt: str) -> Iterator[Callable[[pd.DataFrame], None]]:
         def write_parquet(frame: pd.DataFrame) -> None:
             if not writer:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer.append(pq.ParquetWriter(path, table.schema))
+                schema = pa.schema(
+                    [
+                        f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                        for f in table.schema
+                    ],
+                    metadata=table.schema.metadata,
+                )
+                table = table.cast(schema)
+                writer.append(pq.ParquetWriter(path, schema))
             else:
                 table = pa.Table.from_pandas(frame, schema=writer[0].schema, preserve_index=False)
             writer[0].write_table(table)

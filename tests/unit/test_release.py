@@ -156,3 +156,16 @@ def test_a_table_no_larger_than_the_audit_sample_is_drawn_as_one_sample(tmp_path
     whole = _Rows().sample(500, seed=np.random.default_rng(3))
     pd.testing.assert_frame_equal(kept, whole)  # nothing else drawn from the stream
     assert len(pd.read_csv(tmp_path / file)) == 500
+
+
+def test_a_text_column_missing_in_the_first_chunk_still_streams_to_parquet(tmp_path):
+    # Before the fix the first chunk fixed the column's type as "null" and the second chunk,
+    # which holds a value, failed to write: after the budget was spent.
+    from privsynth.pipeline.tables import _writer
+
+    with _writer(tmp_path / "t.parquet", "parquet") as write:
+        write(pd.DataFrame({"code": pd.Series([None, None], dtype=object), "x": [1.0, 2.0]}))
+        write(pd.DataFrame({"code": pd.Series(["a", None], dtype=object), "x": [3.0, 4.0]}))
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert back["code"].tolist()[2] == "a" and back["code"].isna().sum() == 3
+    assert back["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
