@@ -101,8 +101,7 @@ class PostgresStore(LedgerStore):
         self.conn: Any = None
         self._connect()
         try:
-            with self.read():
-                self._present = self._tables_present()
+            self._present = self._tables_present()
         except BaseException:
             self.close()
             raise
@@ -293,8 +292,15 @@ class PostgresStore(LedgerStore):
     # -- rows ---------------------------------------------------------------------------------
 
     def _tables_present(self) -> bool:
-        """Whether the ledger's tables are there (checking they hold a ledger of this format)."""
+        """Whether the ledger's tables are there (checking they hold a ledger of this format).
+
+        Each query is its own transaction (the connection autocommits), after waiting for a
+        creator that holds the creation lock: inside one snapshot, the catalog could show
+        tables a creator committed after the snapshot was taken while their rows (the
+        format) stayed invisible.
+        """
         with self.errors("opening"):
+            self.conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_CREATE_LOCK,))
             found = self.conn.execute(
                 "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL", (ENTRIES, META)
             ).fetchone()

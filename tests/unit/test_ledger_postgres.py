@@ -252,3 +252,33 @@ def test_connections_use_tcp_keepalives_unless_the_url_sets_them(pg_url):
         f"{pg_url}{sep}keepalives_idle=7", dataset_id="d", cap=Budget(1.0, 0.0)
     ) as led:
         assert led._store.conn.info.get_parameters()["keepalives_idle"] == "7"
+
+
+def test_opening_waits_for_a_ledger_being_created_and_then_reads_it_whole(pg_url):
+    # Another process is creating the ledger (its tables and format row, not yet committed).
+    # Opening must wait for it and then see the tables and the format together: reading the
+    # catalog and the rows in one snapshot once saw the tables without their format row.
+    import threading
+
+    from privsynth.budget.pgstore import _CREATE_LOCK, _SCHEMA, FORMAT, META
+
+    with Ledger.open(pg_url, dataset_id="d", cap=Budget(1.0, 0.0)):
+        pass  # makes nothing: the database is still empty
+    creator = psycopg.connect(pg_url, autocommit=True)
+    try:
+        creator.execute("BEGIN")
+        creator.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+        for statement in _SCHEMA:
+            creator.execute(statement)
+        creator.execute(f"INSERT INTO {META} (key, value) VALUES ('format', %s)", (FORMAT,))
+        opened: list = []
+        # list_datasets opens read-only: it needs the ledger's tables
+        reader = threading.Thread(target=lambda: opened.append(list_datasets(pg_url)))
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive()  # waiting for the creator, not "no ledger" at once
+        creator.execute("COMMIT")
+    finally:
+        creator.close()  # an uncommitted creation is rolled back, its lock released
+    reader.join(30)
+    assert opened == [[]]  # a whole, empty ledger
